@@ -1,0 +1,332 @@
+//! `BucketSet`: a compressed set of `i64` bucket ids backed by a 64-bit Roaring bitmap,
+//! with the range queries coverage needs (counts, runs, gaps).
+//!
+//! Pure; no I/O. Ids map to `u64` keys by flipping the sign bit, which preserves order, so
+//! negative ids (buckets before 1970) sort first and every id range is a key range.
+
+use std::ops::Range;
+
+use roaring::RoaringTreemap;
+
+/// A run of at least this many ids found one by one switches to a galloping search for
+/// the run's end, so dense coverage costs O(runs * log) instead of O(ids).
+const GALLOP_AFTER: i64 = 64;
+
+/// A set of bucket ids.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BucketSet {
+    map: RoaringTreemap,
+}
+
+fn key(id: i64) -> u64 {
+    (id as u64) ^ (1 << 63)
+}
+
+fn id_of(key: u64) -> i64 {
+    (key ^ (1 << 63)) as i64
+}
+
+/// A non-empty id range as inclusive key bounds split into (high, low) halves.
+struct KeySpan {
+    first: (u32, u32),
+    last: (u32, u32),
+}
+
+impl KeySpan {
+    fn new(range: &Range<i64>) -> Option<Self> {
+        (range.start < range.end).then(|| {
+            let split = |k: u64| ((k >> 32) as u32, k as u32);
+            KeySpan { first: split(key(range.start)), last: split(key(range.end - 1)) }
+        })
+    }
+
+    fn has_high(&self, high: u32) -> bool {
+        self.first.0 <= high && high <= self.last.0
+    }
+
+    /// Inclusive low bounds of the span inside the bitmap with this `high`.
+    fn lows(&self, high: u32) -> (u32, u32) {
+        let lo = if high == self.first.0 { self.first.1 } else { 0 };
+        let hi = if high == self.last.0 { self.last.1 } else { u32::MAX };
+        (lo, hi)
+    }
+}
+
+impl BucketSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `id`; returns whether it was new.
+    pub fn insert(&mut self, id: i64) -> bool {
+        self.map.insert(key(id))
+    }
+
+    /// Adds every id in `range`; returns how many were new. Empty ranges are a no-op.
+    pub fn insert_range(&mut self, range: Range<i64>) -> u64 {
+        if range.start >= range.end {
+            return 0;
+        }
+        self.map.insert_range(key(range.start)..=key(range.end - 1))
+    }
+
+    /// Whether `id` is in the set.
+    pub fn contains(&self, id: i64) -> bool {
+        self.map.contains(key(id))
+    }
+
+    /// Number of ids in the set.
+    pub fn len(&self) -> u64 {
+        self.map.len()
+    }
+
+    /// Whether the set has no ids.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Smallest id.
+    pub fn min(&self) -> Option<i64> {
+        self.map.min().map(id_of)
+    }
+
+    /// Largest id.
+    pub fn max(&self) -> Option<i64> {
+        self.map.max().map(id_of)
+    }
+
+    /// All ids, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = i64> + '_ {
+        self.map.iter().map(id_of)
+    }
+
+    /// Adds every id of `other`.
+    pub fn union_with(&mut self, other: &BucketSet) {
+        self.map |= &other.map;
+    }
+
+    /// Ids in both sets.
+    pub fn intersection(&self, other: &BucketSet) -> BucketSet {
+        BucketSet { map: &self.map & &other.map }
+    }
+
+    /// Number of ids in both sets, without building the intersection.
+    pub fn intersection_len(&self, other: &BucketSet) -> u64 {
+        self.map.intersection_len(&other.map)
+    }
+
+    /// Number of ids of the set inside `range`.
+    pub fn count_in(&self, range: Range<i64>) -> u64 {
+        let Some(span) = KeySpan::new(&range) else { return 0 };
+        self.bitmaps_in(&span)
+            .map(|(high, bm)| {
+                let (lo, hi) = span.lows(high);
+                bm.range_cardinality(lo..=hi)
+            })
+            .sum()
+    }
+
+    /// Whether any id of the set lies inside `range`.
+    pub fn any_in(&self, range: Range<i64>) -> bool {
+        self.iter_in(range).next().is_some()
+    }
+
+    /// Whether every id of `range` is in the set (true for an empty range).
+    pub fn contains_all(&self, range: Range<i64>) -> bool {
+        let Some(span) = KeySpan::new(&range) else { return true };
+        let mut next_high = u64::from(span.first.0);
+        for (high, bm) in self.bitmaps_in(&span) {
+            let (lo, hi) = span.lows(high);
+            if u64::from(high) != next_high || !bm.contains_range(lo..=hi) {
+                return false;
+            }
+            next_high += 1;
+        }
+        next_high == u64::from(span.last.0) + 1
+    }
+
+    /// Ids of the set inside `range`, ascending (double-ended).
+    pub fn iter_in(&self, range: Range<i64>) -> impl DoubleEndedIterator<Item = i64> + '_ {
+        let span = KeySpan::new(&range);
+        let bitmaps = span.as_ref().map(|s| (s.first.0, s.last.0));
+        self.map
+            .bitmaps()
+            .filter(move |(high, _)| bitmaps.is_some_and(|(a, b)| a <= *high && *high <= b))
+            .flat_map(move |(high, bm)| {
+                // Only reached when `span` is Some; the bounds are ordered because the
+                // span's first key is not above its last.
+                let (lo, hi) = span.as_ref().map_or((1, 0), |s| s.lows(high));
+                let base = u64::from(high) << 32;
+                let values = if lo <= hi { Some(bm.range(lo..=hi)) } else { None };
+                values.into_iter().flatten().map(move |low| id_of(base | u64::from(low)))
+            })
+    }
+
+    /// Maximal runs of consecutive ids of the set inside `range`, ascending.
+    pub fn runs_in(&self, range: Range<i64>) -> Vec<Range<i64>> {
+        let mut runs = Vec::new();
+        self.for_each_run(range, |run| runs.push(run));
+        runs
+    }
+
+    /// Maximal runs of consecutive ids inside `range` that are NOT in the set, ascending.
+    pub fn missing_runs_in(&self, range: Range<i64>) -> Vec<Range<i64>> {
+        let mut gaps = Vec::new();
+        self.for_each_gap(range, |gap| gaps.push(gap));
+        gaps
+    }
+
+    /// Calls `f` with each maximal run of covered ids inside `range`, ascending.
+    pub(crate) fn for_each_run(&self, range: Range<i64>, mut f: impl FnMut(Range<i64>)) {
+        let end = range.end;
+        let mut pos = range.start;
+        'restart: while pos < end {
+            let mut ids = self.iter_in(pos..end);
+            let mut run: Option<(i64, i64)> = None;
+            for id in ids.by_ref() {
+                match run {
+                    Some((start, last)) if id == last + 1 => {
+                        if id - start < GALLOP_AFTER {
+                            run = Some((start, id));
+                            continue;
+                        }
+                        let stop = self.run_end(id, end);
+                        f(start..stop);
+                        if stop >= end {
+                            return;
+                        }
+                        // `stop` itself is missing; resume after it.
+                        pos = stop + 1;
+                        continue 'restart;
+                    }
+                    Some((start, last)) => {
+                        f(start..last + 1);
+                        run = Some((id, id));
+                    }
+                    None => run = Some((id, id)),
+                }
+            }
+            if let Some((start, last)) = run {
+                f(start..last + 1);
+            }
+            return;
+        }
+    }
+
+    /// Calls `f` with each maximal run of missing ids inside `range`, ascending.
+    pub(crate) fn for_each_gap(&self, range: Range<i64>, mut f: impl FnMut(Range<i64>)) {
+        let mut cursor = range.start;
+        self.for_each_run(range.clone(), |run| {
+            if run.start > cursor {
+                f(cursor..run.start);
+            }
+            cursor = run.end;
+        });
+        if cursor < range.end {
+            f(cursor..range.end);
+        }
+    }
+
+    /// The maximal run holding the largest id below `end`, clipped to end at `end`.
+    pub(crate) fn last_run_before(&self, end: i64) -> Option<Range<i64>> {
+        let last = self.iter_in(i64::MIN..end).next_back()?;
+        Some(self.run_start(last)..last + 1)
+    }
+
+    /// Exclusive end (at most `limit`) of the run of covered ids starting at covered `id`.
+    fn run_end(&self, id: i64, limit: i64) -> i64 {
+        // Invariant: `id..ok` is covered; once found, `ok..bad` holds a missing id.
+        let mut ok = id + 1;
+        let mut step: i64 = 1;
+        let mut bad = loop {
+            if ok >= limit {
+                return limit;
+            }
+            let probe = ok.saturating_add(step).min(limit);
+            if self.contains_all(ok..probe) {
+                ok = probe;
+                step = step.saturating_mul(2);
+            } else {
+                break probe;
+            }
+        };
+        while bad - ok > 1 {
+            let mid = ok + (bad - ok) / 2;
+            if self.contains_all(ok..mid) {
+                ok = mid;
+            } else {
+                bad = mid;
+            }
+        }
+        // `ok..bad` is one id and holds a missing id, so it is `ok`.
+        ok
+    }
+
+    /// First id of the run of covered ids that ends with covered `id`.
+    fn run_start(&self, id: i64) -> i64 {
+        // Mirror of `run_end`: `ok..=id` is covered; once found, `bad..ok` holds a gap.
+        let mut ok = id;
+        let mut step: i64 = 1;
+        let mut bad = loop {
+            if ok == i64::MIN {
+                return ok;
+            }
+            let probe = ok.saturating_sub(step);
+            if self.contains_all(probe..ok) {
+                ok = probe;
+                step = step.saturating_mul(2);
+            } else {
+                break probe;
+            }
+        };
+        while ok - bad > 1 {
+            let mid = bad + (ok - bad) / 2;
+            if self.contains_all(mid..ok) {
+                ok = mid;
+            } else {
+                bad = mid;
+            }
+        }
+        ok
+    }
+
+    fn bitmaps_in<'a>(&'a self, span: &KeySpan) -> impl Iterator<Item = (u32, &'a roaring::RoaringBitmap)> + 'a {
+        let (first, last) = (span.first.0, span.last.0);
+        self.map.bitmaps().skip_while(move |(h, _)| *h < first).take_while(move |(h, _)| *h <= last)
+    }
+
+    /// Size in bytes of [`BucketSet::serialize_into`]'s output.
+    pub(crate) fn serialized_size(&self) -> usize {
+        self.map.serialized_size()
+    }
+
+    /// Appends the 64-bit portable Roaring serialization of the set's keys.
+    pub(crate) fn serialize_into(&self, out: &mut Vec<u8>) {
+        // Writing into a Vec cannot fail, so the io::Result carries nothing.
+        let _ = self.map.serialize_into(out);
+    }
+
+    /// Reads a set written by [`BucketSet::serialize_into`]; the whole slice must be used.
+    pub(crate) fn deserialize(bytes: &[u8]) -> Result<Self, String> {
+        super::portable::validate_treemap(bytes)?;
+        let map = RoaringTreemap::deserialize_from(bytes).map_err(|e| format!("invalid bitmap: {e}"))?;
+        Ok(BucketSet { map })
+    }
+}
+
+impl FromIterator<i64> for BucketSet {
+    fn from_iter<I: IntoIterator<Item = i64>>(iter: I) -> Self {
+        let mut set = BucketSet::new();
+        set.extend(iter);
+        set
+    }
+}
+
+impl Extend<i64> for BucketSet {
+    fn extend<I: IntoIterator<Item = i64>>(&mut self, iter: I) {
+        for id in iter {
+            self.insert(id);
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! `Coverage`: the covered buckets of every entity of a segment or a table.
+//!
+//! Pure; no I/O. Entities are kept in key order so that iteration, overlap reports and the
+//! sidecar encoding are deterministic. An entity with no covered bucket is never stored.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use super::bucket_set::BucketSet;
+use crate::metadata::EntityKey;
+
+/// Per-entity bucket coverage.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Coverage {
+    entities: BTreeMap<EntityKey, BucketSet>,
+}
+
+/// Where two coverages meet: the first entity (in key order) with buckets in both.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Overlap {
+    /// The entity covered by both sides.
+    pub entity: EntityKey,
+    /// Smallest bucket id covered by both sides for this entity.
+    pub first_bucket: i64,
+    /// Number of bucket ids covered by both sides for this entity.
+    pub buckets: u64,
+}
+
+impl Coverage {
+    /// An empty coverage.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Marks bucket `id` covered for `entity`.
+    pub fn insert(&mut self, entity: &EntityKey, id: i64) {
+        // Look up before inserting so the common case (entity present) does not clone the key.
+        match self.entities.get_mut(entity) {
+            Some(set) => {
+                set.insert(id);
+            }
+            None => {
+                let mut set = BucketSet::new();
+                set.insert(id);
+                self.entities.insert(entity.clone(), set);
+            }
+        }
+    }
+
+    /// Unions `set` into the coverage of `entity`.
+    pub fn insert_set(&mut self, entity: EntityKey, set: BucketSet) {
+        if set.is_empty() {
+            return;
+        }
+        match self.entities.get_mut(&entity) {
+            Some(existing) => existing.union_with(&set),
+            None => {
+                self.entities.insert(entity, set);
+            }
+        }
+    }
+
+    /// The covered buckets of `entity`, if it has any.
+    pub fn entity(&self, entity: &EntityKey) -> Option<&BucketSet> {
+        self.entities.get(entity)
+    }
+
+    /// Every entity with its covered buckets, in key order.
+    pub fn entities(&self) -> impl Iterator<Item = (&EntityKey, &BucketSet)> {
+        self.entities.iter()
+    }
+
+    /// Number of entities with at least one covered bucket.
+    pub fn entity_count(&self) -> usize {
+        self.entities.len()
+    }
+
+    /// Number of covered (entity, bucket) pairs.
+    pub fn bucket_count(&self) -> u64 {
+        self.entities.values().map(BucketSet::len).sum()
+    }
+
+    /// Whether no bucket is covered.
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_empty()
+    }
+
+    /// Adds everything `other` covers.
+    pub fn union_with(&mut self, other: &Coverage) {
+        for (entity, set) in &other.entities {
+            match self.entities.get_mut(entity) {
+                Some(existing) => existing.union_with(set),
+                None => {
+                    self.entities.insert(entity.clone(), set.clone());
+                }
+            }
+        }
+    }
+
+    /// The first entity (in key order) covered by both `self` and `other` in some bucket.
+    pub fn first_overlap(&self, other: &Coverage) -> Option<Overlap> {
+        // Walking the smaller side in key order still yields the first common key first.
+        let (small, large) =
+            if self.entities.len() <= other.entities.len() { (self, other) } else { (other, self) };
+        small.entities.iter().find_map(|(entity, set)| {
+            let theirs = large.entities.get(entity)?;
+            // Counting is allocation-free; the intersection is only built for the hit.
+            let buckets = set.intersection_len(theirs);
+            if buckets == 0 {
+                return None;
+            }
+            let first_bucket = set.intersection(theirs).min()?;
+            Some(Overlap { entity: entity.clone(), first_bucket, buckets })
+        })
+    }
+
+    /// `min..max + 1` over the covered buckets of all entities. The end saturates at
+    /// `i64::MAX`, which real bucket ids (|id| < 2^34 for 1-second buckets) never reach.
+    pub fn extent(&self) -> Option<Range<i64>> {
+        let min = self.entities.values().filter_map(BucketSet::min).min()?;
+        let max = self.entities.values().filter_map(BucketSet::max).max()?;
+        Some(min..max.saturating_add(1))
+    }
+
+    /// Whether any of `entities` (every entity when `None`) has a covered bucket in `range`.
+    pub fn any_in(&self, entities: Option<&[EntityKey]>, range: Range<i64>) -> bool {
+        match entities {
+            None => self.entities.values().any(|set| set.any_in(range.clone())),
+            Some(keys) => keys
+                .iter()
+                .filter_map(|key| self.entities.get(key))
+                .any(|set| set.any_in(range.clone())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::EntityValue;
+
+    fn key(s: &str) -> EntityKey {
+        EntityKey(vec![EntityValue::Str(s.into())])
+    }
+
+    #[test]
+    fn insert_union_and_counts() {
+        let mut c = Coverage::new();
+        assert!(c.is_empty());
+        assert_eq!(c.extent(), None);
+        c.insert(&key("B"), 5);
+        c.insert(&key("A"), -3);
+        c.insert(&key("A"), -3);
+        c.insert_set(key("C"), BucketSet::new());
+        assert_eq!(c.entity_count(), 2, "empty sets are not stored");
+        assert_eq!(c.bucket_count(), 2);
+        assert_eq!(c.extent(), Some(-3..6));
+        let order: Vec<_> = c.entities().map(|(k, _)| k.clone()).collect();
+        assert_eq!(order, vec![key("A"), key("B")]);
+
+        let mut other = Coverage::new();
+        other.insert_set(key("A"), (0..4).collect());
+        other.insert(&EntityKey::implicit(), 9);
+        c.union_with(&other);
+        assert_eq!(c.entity_count(), 3);
+        assert_eq!(c.entity(&key("A")).map(BucketSet::len), Some(5));
+        assert_eq!(c.extent(), Some(-3..10));
+    }
+
+    #[test]
+    fn first_overlap_reports_the_first_key_and_counts() {
+        let mut a = Coverage::new();
+        a.insert_set(key("A"), (0..10).collect());
+        a.insert_set(key("B"), (0..10).collect());
+        a.insert_set(key("C"), (0..10).collect());
+        let mut b = Coverage::new();
+        b.insert_set(key("A"), (10..20).collect());
+        b.insert_set(key("C"), (7..30).collect());
+        b.insert_set(key("B"), [-5, 3, 9].into_iter().collect());
+        let hit = Overlap { entity: key("B"), first_bucket: 3, buckets: 2 };
+        assert_eq!(a.first_overlap(&b), Some(hit.clone()));
+        assert_eq!(b.first_overlap(&a), Some(hit));
+        b.insert_set(key("Z"), (0..1).collect());
+        assert_eq!(a.first_overlap(&b).map(|o| o.entity), Some(key("B")));
+        assert_eq!(a.first_overlap(&Coverage::new()), None);
+    }
+
+    #[test]
+    fn any_in_prunes_by_entity_and_range() {
+        let mut c = Coverage::new();
+        c.insert_set(key("A"), (0..10).collect());
+        c.insert_set(key("B"), (100..110).collect());
+        assert!(c.any_in(None, 9..11));
+        assert!(!c.any_in(None, 10..100));
+        assert!(c.any_in(Some(&[key("B")]), 50..101));
+        assert!(!c.any_in(Some(&[key("A"), key("X")]), 50..101));
+        assert!(!c.any_in(Some(&[]), 0..1000));
+        assert!(!c.any_in(None, 5..5));
+    }
+}

@@ -1,0 +1,162 @@
+//! Read-side coverage metrics for one entity over a window of bucket ids: how much is
+//! covered, where the gaps are, and the latest fully covered stretch.
+//!
+//! Pure; no I/O. Windows are half-open ranges of bucket ids; an empty or reversed window
+//! expects nothing and reports nothing.
+
+use std::ops::Range;
+
+use super::bucket_set::BucketSet;
+
+/// Coverage of one entity over a window of bucket ids.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntityMetrics {
+    /// Number of bucket ids in the window.
+    pub expected: u64,
+    /// Covered bucket ids in the window.
+    pub covered: u64,
+    /// `expected - covered`.
+    pub missing: u64,
+    /// `covered / expected`, or 0.0 for an empty window.
+    pub ratio: f64,
+    /// Maximal runs of missing bucket ids in the window, ascending.
+    pub gaps: Vec<Range<i64>>,
+    /// Length in buckets of the longest gap, 0 if none.
+    pub max_gap: u64,
+    /// First covered bucket id in the window.
+    pub covered_from: Option<i64>,
+    /// One past the last covered bucket id in the window.
+    pub covered_until: Option<i64>,
+}
+
+/// Length of a non-reversed id range; the difference of two `i64` always fits in `u64`.
+fn span_len(range: &Range<i64>) -> u64 {
+    if range.start < range.end {
+        range.end.wrapping_sub(range.start) as u64
+    } else {
+        0
+    }
+}
+
+/// Metrics of `set` over `window`, from a single pass over its runs.
+pub fn entity_metrics(set: &BucketSet, window: Range<i64>) -> EntityMetrics {
+    let expected = span_len(&window);
+    let mut covered = 0u64;
+    let mut gaps = Vec::new();
+    let mut covered_from = None;
+    let mut covered_until = None;
+    let mut cursor = window.start;
+    set.for_each_run(window.clone(), |run| {
+        covered += span_len(&run);
+        covered_from.get_or_insert(run.start);
+        covered_until = Some(run.end);
+        if run.start > cursor {
+            gaps.push(cursor..run.start);
+        }
+        cursor = run.end;
+    });
+    if cursor < window.end {
+        gaps.push(cursor..window.end);
+    }
+    let max_gap = gaps.iter().map(span_len).max().unwrap_or(0);
+    let ratio = if expected == 0 { 0.0 } else { covered as f64 / expected as f64 };
+    EntityMetrics {
+        expected,
+        covered,
+        missing: expected - covered,
+        ratio,
+        gaps,
+        max_gap,
+        covered_from,
+        covered_until,
+    }
+}
+
+/// The latest window of `length` consecutive covered bucket ids ending at or before `end`
+/// (exclusive): `(e - length)..e` for the largest such `e <= end`. `None` when there is no
+/// such run or `length` is 0.
+pub fn last_covered_window(set: &BucketSet, length: u64, end: i64) -> Option<Range<i64>> {
+    if length == 0 {
+        return None;
+    }
+    let mut before = end;
+    // Each step moves to the run before the current one, so a long tail of short runs is
+    // walked once; each step costs a logarithmic number of range checks.
+    loop {
+        let run = set.last_run_before(before)?;
+        if span_len(&run) >= length {
+            let start = run.end.checked_sub_unsigned(length)?;
+            return Some(start..run.end);
+        }
+        before = run.start;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(ids: impl IntoIterator<Item = i64>) -> BucketSet {
+        ids.into_iter().collect()
+    }
+
+    #[test]
+    fn metrics_on_a_hand_example() {
+        // Covered: 0..3, 5, 8..10 ; window -2..12.
+        let s = set((0..3).chain([5]).chain(8..10));
+        let m = entity_metrics(&s, -2..12);
+        assert_eq!(m.expected, 14);
+        assert_eq!(m.covered, 6);
+        assert_eq!(m.missing, 8);
+        assert!((m.ratio - 6.0 / 14.0).abs() < 1e-12);
+        assert_eq!(m.gaps, vec![-2..0, 3..5, 6..8, 10..12]);
+        assert_eq!(m.max_gap, 2);
+        assert_eq!(m.covered_from, Some(0));
+        assert_eq!(m.covered_until, Some(10));
+
+        let inner = entity_metrics(&s, 1..9);
+        assert_eq!(inner.gaps, vec![3..5, 6..8]);
+        assert_eq!((inner.covered_from, inner.covered_until), (Some(1), Some(9)));
+    }
+
+    #[test]
+    fn empty_window_and_empty_set() {
+        let m = entity_metrics(&set([1, 2]), 5..5);
+        assert_eq!((m.expected, m.covered, m.missing, m.max_gap), (0, 0, 0, 0));
+        assert_eq!(m.ratio, 0.0);
+        assert!(m.gaps.is_empty());
+        assert_eq!(m.covered_from, None);
+        let m = entity_metrics(&BucketSet::new(), -3..3);
+        assert_eq!((m.expected, m.covered, m.missing, m.max_gap), (6, 0, 6, 6));
+        assert_eq!(m.gaps, vec![-3..3]);
+        assert_eq!(m.covered_until, None);
+        let full = entity_metrics(&set(-3..3), -3..3);
+        assert_eq!(full.ratio, 1.0);
+        assert!(full.gaps.is_empty());
+    }
+
+    #[test]
+    fn whole_id_space_window_does_not_overflow() {
+        let s = set([i64::MIN, -1, 0, i64::MAX - 1]);
+        let m = entity_metrics(&s, i64::MIN..i64::MAX);
+        assert_eq!(m.expected, u64::MAX);
+        assert_eq!(m.covered, 4);
+        assert_eq!(m.gaps.len(), 2);
+        assert_eq!(m.max_gap, (1u64 << 63) - 2);
+        assert_eq!(m.covered_until, Some(i64::MAX));
+    }
+
+    #[test]
+    fn last_covered_window_examples() {
+        let s = set((0..3).chain(5..9).chain(20..22));
+        assert_eq!(last_covered_window(&s, 2, 100), Some(20..22));
+        assert_eq!(last_covered_window(&s, 3, 100), Some(6..9));
+        assert_eq!(last_covered_window(&s, 3, 8), Some(5..8));
+        assert_eq!(last_covered_window(&s, 4, 100), Some(5..9));
+        assert_eq!(last_covered_window(&s, 5, 100), None);
+        assert_eq!(last_covered_window(&s, 1, 0), None);
+        assert_eq!(last_covered_window(&s, 1, 1), Some(0..1));
+        assert_eq!(last_covered_window(&s, 0, 100), None);
+        assert_eq!(last_covered_window(&set([i64::MIN, i64::MIN + 1]), 2, i64::MIN + 5), Some(i64::MIN..i64::MIN + 2));
+    }
+}

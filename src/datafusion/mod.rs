@@ -1,0 +1,50 @@
+//! The DataFusion surface: a `TableProvider` with time/entity/coverage pruning, `INSERT`,
+//! the `CREATE EXTERNAL TABLE ... STORED AS TIMESERIES` factory and the coverage table
+//! functions. Thin: every rule is the table layer's; this module translates.
+
+mod factory;
+mod functions;
+mod insert;
+pub mod predicate;
+mod provider;
+
+use std::sync::Arc;
+
+use datafusion::prelude::SessionContext;
+
+pub use factory::{TimeSeriesTableFactory, FORMAT_NAME};
+pub use functions::{MetadataFunction, MetadataKind};
+pub use provider::{time_scalar, time_scalar_ceil, TimeSeriesProvider};
+
+use crate::error::Result;
+use crate::storage::TableLocation;
+use crate::table::TimeSeriesTable;
+
+/// Registers the table functions (`coverage`, `gaps`, `last_covered_window`, `segments`,
+/// `history`) and the `STORED AS TIMESERIES` factory on `ctx`.
+pub fn register(ctx: &SessionContext) {
+    for kind in MetadataKind::ALL {
+        ctx.register_udtf(kind.name(), Arc::new(MetadataFunction::new(kind)));
+    }
+    ctx.state_ref().write().table_factories_mut().insert(FORMAT_NAME.to_string(), Arc::new(TimeSeriesTableFactory));
+}
+
+/// A new `SessionContext` with everything of [`register`] in it.
+pub fn session_context() -> SessionContext {
+    let ctx = SessionContext::new();
+    register(&ctx);
+    ctx
+}
+
+/// Opens the table at `location` (a path or URL) and registers it as `name`.
+pub async fn register_table(ctx: &SessionContext, name: &str, location: &str) -> Result<Arc<TimeSeriesProvider>> {
+    let table = TimeSeriesTable::open(TableLocation::parse(location)?).await?;
+    register_opened(ctx, name, table)
+}
+
+/// Registers an already opened table as `name`.
+pub fn register_opened(ctx: &SessionContext, name: &str, table: TimeSeriesTable) -> Result<Arc<TimeSeriesProvider>> {
+    let provider = Arc::new(TimeSeriesProvider::try_new(table)?);
+    ctx.register_table(name, provider.clone())?;
+    Ok(provider)
+}

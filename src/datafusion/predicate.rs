@@ -1,0 +1,276 @@
+//! Turning SQL filters into pruning facts: the set of time intervals a matching row's
+//! timestamp must fall in, and per entity column the values it must take.
+//!
+//! Pure; no I/O. The analysis is conservative: anything it does not understand matches
+//! everything, so pruning can never drop a matching row. `NOT` is applied only to
+//! sub-expressions whose interval set is exact.
+
+use std::collections::{BTreeSet, HashMap};
+
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
+
+use crate::metadata::time::to_nanos;
+use crate::metadata::{EntityValue, TimeSet};
+
+/// A superset of the timestamps a filter admits; `exact` when it is exactly that set.
+#[derive(Debug, Clone)]
+struct Analysis {
+    set: TimeSet,
+    exact: bool,
+}
+
+impl Analysis {
+    fn unknown() -> Self {
+        Analysis { set: TimeSet::all(), exact: false }
+    }
+
+    fn exact(set: TimeSet) -> Self {
+        Analysis { set, exact: true }
+    }
+}
+
+/// The time intervals admitted by all `filters` together (their conjunction).
+pub fn time_set(filters: &[Expr], time_column: &str) -> TimeSet {
+    filters.iter().fold(TimeSet::all(), |acc, f| acc.intersect(&analyze(f, time_column).set))
+}
+
+fn analyze(expr: &Expr, time_column: &str) -> Analysis {
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
+            let (l, r) = (analyze(left, time_column), analyze(right, time_column));
+            Analysis { set: l.set.intersect(&r.set), exact: l.exact && r.exact }
+        }
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => {
+            let (l, r) = (analyze(left, time_column), analyze(right, time_column));
+            Analysis { set: l.set.union(&r.set), exact: l.exact && r.exact }
+        }
+        Expr::Not(inner) => {
+            let inner = analyze(inner, time_column);
+            if inner.exact {
+                Analysis::exact(inner.set.complement())
+            } else {
+                Analysis::unknown()
+            }
+        }
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            if is_time_column(left, time_column) {
+                literal_nanos(right).map_or_else(Analysis::unknown, |v| compare(*op, v))
+            } else if is_time_column(right, time_column) {
+                match (literal_nanos(left), op.swap()) {
+                    (Some(v), Some(op)) => compare(op, v),
+                    _ => Analysis::unknown(),
+                }
+            } else {
+                Analysis::unknown()
+            }
+        }
+        Expr::Between(Between { expr, negated, low, high }) if is_time_column(expr, time_column) => {
+            match (literal_nanos(low), literal_nanos(high)) {
+                (Some(lo), Some(hi)) => {
+                    let set = TimeSet::range(lo, hi.saturating_add(1));
+                    Analysis::exact(if *negated { set.complement() } else { set })
+                }
+                _ => Analysis::unknown(),
+            }
+        }
+        Expr::InList(list) if is_time_column(&list.expr, time_column) => {
+            let points: Option<Vec<i64>> = list.list.iter().map(literal_nanos).collect();
+            match points {
+                Some(points) => {
+                    let set = points.iter().fold(TimeSet::empty(), |acc, &p| acc.union(&point(p)));
+                    Analysis::exact(if list.negated { set.complement() } else { set })
+                }
+                None => Analysis::unknown(),
+            }
+        }
+        _ => Analysis::unknown(),
+    }
+}
+
+fn point(v: i64) -> TimeSet {
+    TimeSet::range(v, v.saturating_add(1))
+}
+
+fn compare(op: Operator, v: i64) -> Analysis {
+    let set = match op {
+        Operator::Eq => point(v),
+        Operator::NotEq => point(v).complement(),
+        Operator::Lt => TimeSet::range(i64::MIN, v),
+        Operator::LtEq => TimeSet::range(i64::MIN, v.saturating_add(1)),
+        Operator::Gt => TimeSet::range(v.saturating_add(1), i64::MAX),
+        Operator::GtEq => TimeSet::range(v, i64::MAX),
+        _ => return Analysis::unknown(),
+    };
+    Analysis::exact(set)
+}
+
+/// The time column itself, or a cast of it to a timestamp at least as fine (which keeps
+/// every value unchanged).
+fn is_time_column(expr: &Expr, time_column: &str) -> bool {
+    match expr {
+        Expr::Column(c) => c.name == time_column,
+        Expr::Cast(cast) => preserves_time(cast.field.data_type()) && is_time_column(&cast.expr, time_column),
+        Expr::TryCast(cast) => preserves_time(cast.field.data_type()) && is_time_column(&cast.expr, time_column),
+        _ => false,
+    }
+}
+
+fn preserves_time(target: &datafusion::arrow::datatypes::DataType) -> bool {
+    // Only nanoseconds can hold every value of every unit without truncation.
+    matches!(target, datafusion::arrow::datatypes::DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Nanosecond, _))
+}
+
+/// A literal (possibly under casts) as nanoseconds since the epoch.
+fn literal_nanos(expr: &Expr) -> Option<i64> {
+    let value = literal(expr)?;
+    scalar_nanos(&value)
+}
+
+fn literal(expr: &Expr) -> Option<ScalarValue> {
+    match expr {
+        Expr::Literal(value, _) => Some(value.clone()),
+        Expr::Cast(cast) => literal(&cast.expr)?.cast_to(cast.field.data_type()).ok(),
+        Expr::TryCast(cast) => literal(&cast.expr)?.cast_to(cast.field.data_type()).ok(),
+        _ => None,
+    }
+}
+
+/// A timestamp-like scalar as nanoseconds; strings are parsed as RFC 3339.
+pub fn scalar_nanos(value: &ScalarValue) -> Option<i64> {
+    use datafusion::arrow::datatypes::TimeUnit::*;
+    match value {
+        ScalarValue::TimestampSecond(Some(v), _) => to_nanos(*v, Second).ok(),
+        ScalarValue::TimestampMillisecond(Some(v), _) => to_nanos(*v, Millisecond).ok(),
+        ScalarValue::TimestampMicrosecond(Some(v), _) => to_nanos(*v, Microsecond).ok(),
+        ScalarValue::TimestampNanosecond(Some(v), _) => Some(*v),
+        ScalarValue::Date32(Some(days)) => (*days as i64).checked_mul(86_400_000_000_000),
+        ScalarValue::Date64(Some(ms)) => to_nanos(*ms, Millisecond).ok(),
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+            crate::metadata::parse_timestamp(s).ok()
+        }
+        _ => None,
+    }
+}
+
+/// Per entity column (by position in the spec), the values a matching row must take, from
+/// top-level `col = literal` and `col IN (literals)` conjuncts.
+pub fn entity_constraints(filters: &[Expr], entity_columns: &[String]) -> HashMap<usize, BTreeSet<EntityValue>> {
+    let mut constraints: HashMap<usize, BTreeSet<EntityValue>> = HashMap::new();
+    let mut conjuncts = Vec::new();
+    for filter in filters {
+        split_and(filter, &mut conjuncts);
+    }
+    for expr in conjuncts {
+        let Some((column, values)) = entity_values(expr) else { continue };
+        let Some(index) = entity_columns.iter().position(|c| *c == column) else { continue };
+        constraints
+            .entry(index)
+            .and_modify(|set| set.retain(|v| values.contains(v)))
+            .or_insert(values);
+    }
+    constraints
+}
+
+fn split_and<'a>(expr: &'a Expr, out: &mut Vec<&'a Expr>) {
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
+            split_and(left, out);
+            split_and(right, out);
+        }
+        other => out.push(other),
+    }
+}
+
+fn entity_values(expr: &Expr) -> Option<(String, BTreeSet<EntityValue>)> {
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), other) | (other, Expr::Column(c)) => {
+                Some((c.name.clone(), BTreeSet::from([scalar_entity(&literal(other)?)?])))
+            }
+            _ => None,
+        },
+        Expr::InList(list) if !list.negated => match list.expr.as_ref() {
+            Expr::Column(c) => {
+                let values: Option<BTreeSet<EntityValue>> =
+                    list.list.iter().map(|e| scalar_entity(&literal(e)?)).collect();
+                Some((c.name.clone(), values?))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// An entity-typed scalar as an [`EntityValue`].
+pub fn scalar_entity(value: &ScalarValue) -> Option<EntityValue> {
+    Some(match value {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+            EntityValue::Str(s.clone())
+        }
+        ScalarValue::Int8(Some(v)) => EntityValue::Int(*v as i64),
+        ScalarValue::Int16(Some(v)) => EntityValue::Int(*v as i64),
+        ScalarValue::Int32(Some(v)) => EntityValue::Int(*v as i64),
+        ScalarValue::Int64(Some(v)) => EntityValue::Int(*v),
+        ScalarValue::UInt8(Some(v)) => EntityValue::Int(*v as i64),
+        ScalarValue::UInt16(Some(v)) => EntityValue::Int(*v as i64),
+        ScalarValue::UInt32(Some(v)) => EntityValue::Int(*v as i64),
+        ScalarValue::UInt64(Some(v)) => EntityValue::from_u64(*v),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::logical_expr::{col, lit};
+
+    use super::*;
+
+    fn ts(v: i64) -> Expr {
+        lit(ScalarValue::TimestampNanosecond(Some(v), None))
+    }
+
+    #[test]
+    fn comparisons_and_boolean_structure() {
+        let e = col("ts").gt_eq(ts(10)).and(col("ts").lt(ts(20)));
+        assert_eq!(time_set(&[e], "ts"), TimeSet::range(10, 20));
+        let e = col("ts").lt(ts(5)).or(col("ts").gt(ts(30)));
+        assert_eq!(time_set(&[e.clone()], "ts").intervals(), &[(i64::MIN, 5), (31, i64::MAX)]);
+        assert_eq!(time_set(&[Expr::Not(Box::new(e))], "ts"), TimeSet::range(5, 31));
+        let between = col("ts").between(ts(1), ts(3));
+        assert_eq!(time_set(&[between], "ts"), TimeSet::range(1, 4));
+        let list = col("ts").in_list(vec![ts(7), ts(9)], false);
+        assert_eq!(time_set(&[list], "ts").intervals(), &[(7, 8), (9, 10)]);
+        let flipped = ts(10).lt(col("ts"));
+        assert_eq!(time_set(&[flipped], "ts"), TimeSet::range(11, i64::MAX));
+    }
+
+    #[test]
+    fn unknown_parts_never_narrow_wrongly() {
+        let other = col("px").gt(lit(3.0));
+        assert!(time_set(&[other.clone()], "ts").is_all());
+        // NOT over something inexact must not complement it.
+        let mixed = col("ts").lt(ts(5)).and(other.clone());
+        assert!(time_set(&[Expr::Not(Box::new(mixed))], "ts").is_all());
+        // OR with an unknown side admits everything.
+        assert!(time_set(&[col("ts").lt(ts(5)).or(other)], "ts").is_all());
+    }
+
+    #[test]
+    fn literals_of_every_unit_and_strings() {
+        let s = lit(ScalarValue::TimestampSecond(Some(2), Some("UTC".into())));
+        assert_eq!(time_set(&[col("ts").eq(s)], "ts"), TimeSet::range(2_000_000_000, 2_000_000_001));
+        let text = lit("1970-01-01T00:00:01Z");
+        assert_eq!(time_set(&[col("ts").gt_eq(text)], "ts"), TimeSet::range(1_000_000_000, i64::MAX));
+    }
+
+    #[test]
+    fn entity_constraints_from_conjuncts() {
+        let f = col("symbol").eq(lit("A")).and(col("ts").gt(ts(1)));
+        let g = col("symbol").in_list(vec![lit("A"), lit("B")], false);
+        let c = entity_constraints(&[f, g], &["symbol".to_string()]);
+        assert_eq!(c[&0], BTreeSet::from([EntityValue::Str("A".into())]));
+        let none = entity_constraints(&[col("symbol").eq(lit("A")).or(col("symbol").eq(lit("B")))], &["symbol".into()]);
+        assert!(none.is_empty());
+    }
+}

@@ -1,0 +1,289 @@
+//! `TimeSeriesProvider`: a `TableProvider` over a [`TimeSeriesTable`].
+//!
+//! Translates filters into time/entity sets, asks the table layer which segments to read,
+//! and hands the survivors to DataFusion's own Parquet scan with exact statistics and a
+//! declared time ordering. Writes (`INSERT`) go through the table layer's append.
+//! Does I/O (through the table layer and DataFusion's scan).
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::compute::SortOptions;
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::stats::Precision;
+use datafusion::common::{ColumnStatistics, ScalarValue, Statistics};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, FileSource, ParquetSource};
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{LexOrdering, LexRequirement, PhysicalSortExpr, PhysicalSortRequirement};
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::metrics::MetricBuilder;
+use datafusion::physical_plan::ExecutionPlan;
+use tokio::sync::Mutex;
+
+use super::insert::TimeSeriesSink;
+use super::predicate::{entity_constraints, time_set};
+use crate::error::Error;
+use crate::metadata::time::from_nanos;
+use crate::metadata::{SegmentMeta, TimeIndexSpec};
+use crate::table::{Snapshot, TimeSeriesTable};
+
+/// A DataFusion table backed by a time-series table. It checks for new commits before
+/// every query, so it always reads the latest committed version. Clones share the handle.
+#[derive(Clone)]
+pub struct TimeSeriesProvider {
+    table: Arc<Mutex<TimeSeriesTable>>,
+    schema: SchemaRef,
+    spec: TimeIndexSpec,
+    time_index: usize,
+    store_url: ObjectStoreUrl,
+}
+
+impl fmt::Debug for TimeSeriesProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimeSeriesProvider").field("schema", &self.schema).finish()
+    }
+}
+
+impl TimeSeriesProvider {
+    /// A provider for `table`, which must have a schema (declared at creation or fixed by
+    /// its first append).
+    pub fn try_new(table: TimeSeriesTable) -> crate::Result<Self> {
+        let schema = table.schema().ok_or_else(|| {
+            Error::invalid_input(format!(
+                "the table at {} has no schema yet: append data first, or create it with a column list",
+                table.location()
+            ))
+        })?;
+        let spec = table.spec().clone();
+        let time_index = schema.index_of(&spec.time_column).map_err(|e| Error::invalid_input(e.to_string()))?;
+        let store_url = ObjectStoreUrl::parse(table.location().store_url().as_str())?;
+        Ok(TimeSeriesProvider { table: Arc::new(Mutex::new(table)), schema, spec, time_index, store_url })
+    }
+
+    /// The Arrow type of the time column.
+    pub fn time_type(&self) -> &DataType {
+        self.schema.field(self.time_index).data_type()
+    }
+
+    pub fn spec(&self) -> &TimeIndexSpec {
+        &self.spec
+    }
+
+    /// The snapshot after catching up with new commits (cheap when there are none).
+    pub async fn current_snapshot(&self) -> crate::Result<Arc<Snapshot>> {
+        let mut table = self.table.lock().await;
+        table.refresh().await?;
+        Ok(table.snapshot())
+    }
+
+    /// The shared table handle (appends go through it so the provider sees them at once).
+    pub(crate) fn table(&self) -> Arc<Mutex<TimeSeriesTable>> {
+        Arc::clone(&self.table)
+    }
+
+    fn file_statistics(&self, segment: &SegmentMeta) -> Statistics {
+        let mut stats = Statistics::new_unknown(&self.schema);
+        stats.num_rows = Precision::Exact(segment.row_count as usize);
+        stats.total_byte_size = Precision::Inexact(segment.size_bytes as usize);
+        let time_type = self.time_type();
+        stats.column_statistics[self.time_index] = ColumnStatistics {
+            null_count: Precision::Exact(0),
+            min_value: Precision::Exact(time_scalar(segment.ts_min, time_type)),
+            max_value: Precision::Exact(time_scalar(segment.ts_max, time_type)),
+            ..ColumnStatistics::new_unknown()
+        };
+        stats
+    }
+
+    fn time_ordering(&self) -> Option<LexOrdering> {
+        let column = Arc::new(Column::new(&self.spec.time_column, self.time_index));
+        LexOrdering::new(vec![PhysicalSortExpr::new(column, SortOptions { descending: false, nulls_first: false })])
+    }
+}
+
+/// A nanosecond timestamp as a scalar of the time column's exact type (unit and zone).
+pub fn time_scalar(nanos: i64, data_type: &DataType) -> ScalarValue {
+    time_scalar_rounded(from_nanos(nanos, unit_of(data_type)), data_type)
+}
+
+/// Like [`time_scalar`], rounding up to the column's unit.
+pub fn time_scalar_ceil(nanos: i64, data_type: &DataType) -> ScalarValue {
+    let unit = unit_of(data_type);
+    let per = crate::metadata::time::nanos_per_unit(unit);
+    let floor = from_nanos(nanos, unit);
+    let value = if floor.saturating_mul(per) == nanos { floor } else { floor.saturating_add(1) };
+    time_scalar_rounded(value, data_type)
+}
+
+fn unit_of(data_type: &DataType) -> TimeUnit {
+    match data_type {
+        DataType::Timestamp(unit, _) => *unit,
+        _ => TimeUnit::Nanosecond,
+    }
+}
+
+fn time_scalar_rounded(value: i64, data_type: &DataType) -> ScalarValue {
+    let tz = match data_type {
+        DataType::Timestamp(_, tz) => tz.clone(),
+        _ => None,
+    };
+    match unit_of(data_type) {
+        TimeUnit::Second => ScalarValue::TimestampSecond(Some(value), tz),
+        TimeUnit::Millisecond => ScalarValue::TimestampMillisecond(Some(value), tz),
+        TimeUnit::Microsecond => ScalarValue::TimestampMicrosecond(Some(value), tz),
+        TimeUnit::Nanosecond => ScalarValue::TimestampNanosecond(Some(value), tz),
+    }
+}
+
+/// Splits time-ordered segments into at most `partitions` groups whose files do not
+/// overlap in time, so each group is itself ordered (needs per-file statistics).
+/// Returns `None` when the segments overlap too much to keep groups ordered.
+fn ordered_groups(segments: &[Arc<SegmentMeta>], partitions: usize) -> Vec<Vec<Arc<SegmentMeta>>> {
+    // First-fit chains: a segment joins the first chain that ends before it starts.
+    let mut chains: Vec<Vec<Arc<SegmentMeta>>> = Vec::new();
+    for segment in segments {
+        match chains.iter_mut().find(|c| c.last().is_some_and(|l| l.ts_max < segment.ts_min)) {
+            Some(chain) => chain.push(Arc::clone(segment)),
+            None => chains.push(vec![Arc::clone(segment)]),
+        }
+    }
+    // Few long chains: split them into contiguous pieces for parallelism.
+    while chains.len() < partitions {
+        let Some((i, len)) = chains.iter().map(Vec::len).enumerate().max_by_key(|&(_, len)| len) else { break };
+        if len < 2 {
+            break;
+        }
+        let tail = chains[i].split_off(len / 2);
+        chains.push(tail);
+    }
+    chains
+}
+
+fn external(error: Error) -> DataFusionError {
+    DataFusionError::External(Box::new(error))
+}
+
+#[async_trait]
+impl TableProvider for TimeSeriesProvider {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Used for pruning and pushed into the Parquet scan; DataFusion re-applies them.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let snapshot = self.current_snapshot().await.map_err(external)?;
+        let location = snapshot.location().clone();
+        if !location.is_local() {
+            state.runtime_env().register_object_store(location.store_url(), Arc::clone(location.store()));
+        }
+        let times = time_set(filters, &self.spec.time_column);
+        let entities = entity_constraints(filters, &self.spec.entity_columns);
+        let selection = snapshot.select_segments(&times, &entities).await.map_err(external)?;
+
+        let source = ParquetSource::new(Arc::clone(&self.schema))
+            .with_table_parquet_options(state.table_options().parquet.clone());
+        let metrics = source.metrics().clone();
+        for (name, value) in [
+            ("segments_total", selection.total),
+            ("segments_pruned_by_time", selection.pruned_by_time),
+            ("segments_pruned_by_entity", selection.pruned_by_entity),
+            ("segments_pruned_by_coverage", selection.pruned_by_coverage),
+        ] {
+            MetricBuilder::new(&metrics).global_counter(name).add(value);
+        }
+
+        if selection.segments.is_empty() {
+            let projected = match projection {
+                Some(p) => Arc::new(self.schema.project(p)?),
+                None => Arc::clone(&self.schema),
+            };
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        }
+
+        let partitions = state.config_options().execution.target_partitions.max(1);
+        let all_sorted = selection.segments.iter().all(|s| s.sorted);
+        let groups: Vec<Vec<Arc<SegmentMeta>>> = if all_sorted {
+            ordered_groups(&selection.segments, partitions)
+        } else {
+            let count = partitions.min(selection.segments.len());
+            let mut groups = vec![Vec::new(); count];
+            for (i, s) in selection.segments.iter().enumerate() {
+                groups[i % count].push(Arc::clone(s));
+            }
+            groups
+        };
+        let mut all_stats = Vec::with_capacity(selection.segments.len());
+        let file_groups: Vec<FileGroup> = groups
+            .iter()
+            .map(|group| {
+                FileGroup::new(
+                    group
+                        .iter()
+                        .map(|segment| {
+                            let stats = Arc::new(self.file_statistics(segment));
+                            all_stats.push(Arc::clone(&stats));
+                            PartitionedFile::new(location.path(&segment.path).to_string(), segment.size_bytes)
+                                .with_statistics(stats)
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        let table_stats = Statistics::try_merge_iter(all_stats.iter().map(|s| s.as_ref()), &self.schema)?;
+
+        let mut builder = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
+            .with_file_groups(file_groups)
+            .with_statistics(table_stats)
+            .with_limit(limit)
+            .with_projection_indices(projection.cloned())?;
+        if all_sorted {
+            if let Some(ordering) = self.time_ordering() {
+                builder = builder.with_output_ordering(vec![ordering]);
+            }
+        }
+        Ok(DataSourceExec::from_data_source(builder.build()))
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return datafusion::common::not_impl_err!(
+                "{insert_op} is not supported: time-series tables only append (use INSERT INTO)"
+            );
+        }
+        let sink = TimeSeriesSink::new(self.table(), Arc::clone(&self.schema));
+        let column = Arc::new(Column::new(&self.spec.time_column, self.time_index));
+        let requirement = LexRequirement::new(vec![PhysicalSortRequirement::new(
+            column,
+            Some(SortOptions { descending: false, nulls_first: false }),
+        )]);
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), requirement)))
+    }
+}

@@ -1,0 +1,143 @@
+//! The crate's one public error type.
+//!
+//! Every variant carries the context a user needs to act: the path, the entity, the
+//! range. Storage and Parquet failures keep their source error and name the file.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a table operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The table location holds no committed version.
+    #[error("no table at {location}: the transaction log has no commits (create the table first)")]
+    EmptyTable { location: String },
+
+    /// `create` found a table already there.
+    #[error("a table already exists at {location} (version {version}); open it instead")]
+    TableExists { location: String, version: u64 },
+
+    /// A requested version does not exist.
+    #[error("version {requested} does not exist at {location} (latest is {latest})")]
+    VersionNotFound { location: String, requested: u64, latest: u64 },
+
+    /// A half-open range whose start is not before its end.
+    #[error("invalid time range: start {start} must be before end {end}")]
+    InvalidRange { start: String, end: String },
+
+    /// A bucket specification that does not parse or is out of range.
+    #[error("invalid bucket '{spec}': {reason} (expected <n><unit> with unit s, m, h or d, e.g. 30s, 1m, 15m, 1h, 1d)")]
+    InvalidBucket { spec: String, reason: String },
+
+    /// A timestamp (or bucket id) that does not fit the supported range.
+    #[error("timestamp out of range: {detail}")]
+    TimestampOutOfRange { detail: String },
+
+    /// The table specification itself is invalid.
+    #[error("invalid table specification: {reason}")]
+    InvalidSpec { reason: String },
+
+    /// Input data is unusable (missing or null time column, empty input, ...).
+    #[error("invalid input: {reason}")]
+    InvalidInput { reason: String },
+
+    /// Input schema differs from the table schema.
+    #[error("schema mismatch: {detail}\n  table schema: {expected}\n  input schema: {found}")]
+    SchemaMismatch { expected: String, found: String, detail: String },
+
+    /// The append covers (entity, bucket) pairs that are already covered.
+    #[error("overlap: entity {entity} already has data in {buckets} of the appended bucket(s), first at [{first_bucket_start}, {first_bucket_end}), in segment {segment}; nothing was committed")]
+    Overlap {
+        entity: String,
+        first_bucket_start: String,
+        first_bucket_end: String,
+        buckets: u64,
+        segment: String,
+    },
+
+    /// Coverage sidecars are missing or corrupt and could not be rebuilt.
+    #[error("coverage unavailable: {detail} (missing or corrupt: {})", files.join(", "))]
+    MissingCoverage { files: Vec<String>, detail: String },
+
+    /// A commit lost the race for its version too many times.
+    #[error("commit conflict: version {version} was taken by another writer and {attempts} attempt(s) did not succeed")]
+    Conflict { version: u64, attempts: u32 },
+
+    /// The commit write failed in a way that leaves its outcome unknown.
+    #[error("commit outcome unknown for {path}: {source}; the data files were kept; reopen the table to see whether version {version} landed")]
+    CommitOutcomeUnknown {
+        path: String,
+        version: u64,
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// A log file that exists but cannot be parsed or violates the format.
+    #[error("corrupt log file {path}: {reason}")]
+    CorruptLog { path: String, reason: String },
+
+    /// A commit file missing from the middle of the log.
+    #[error("missing log file {path}: versions must be contiguous")]
+    MissingLog { path: String },
+
+    /// The table uses a format version this build cannot read.
+    #[error("unsupported format version {found} in {path} (this build reads up to {supported})")]
+    UnsupportedFormat { path: String, found: u32, supported: u32 },
+
+    /// A table location string that cannot be resolved to a store.
+    #[error("invalid table location '{location}': {reason}")]
+    InvalidLocation { location: String, reason: String },
+
+    /// Object store failure, with the path it happened on.
+    #[error("storage error at {path}: {source}")]
+    Storage {
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// Local file failure (input files given by path).
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Parquet encode/decode failure, with the file it concerns.
+    #[error("parquet error in {path}: {source}")]
+    Parquet {
+        path: String,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+
+    /// Arrow compute failure while preparing a segment.
+    #[error("arrow error: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    /// A query over the table failed inside DataFusion.
+    #[error("query error: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+
+    /// A background task panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+impl Error {
+    pub(crate) fn storage(path: impl std::fmt::Display, source: object_store::Error) -> Self {
+        Error::Storage { path: path.to_string(), source }
+    }
+
+    pub(crate) fn invalid_input(reason: impl Into<String>) -> Self {
+        Error::InvalidInput { reason: reason.into() }
+    }
+
+    pub(crate) fn invalid_spec(reason: impl Into<String>) -> Self {
+        Error::InvalidSpec { reason: reason.into() }
+    }
+}

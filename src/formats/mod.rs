@@ -1,0 +1,2 @@
+//! Storage formats of the table files.
+pub mod parquet;

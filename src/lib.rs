@@ -1,0 +1,10 @@
+//! timeseries-table-core
+pub mod coverage;
+pub mod datafusion;
+pub mod error;
+pub mod formats;
+pub mod metadata;
+pub mod storage;
+pub mod table;
+pub mod transaction_log;
+pub use error::{Error, Result};

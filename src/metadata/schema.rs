@@ -1,0 +1,205 @@
+//! The table schema as written in the log: a list of `{name, type, nullable}` fields with
+//! a small, stable type vocabulary that does not depend on Arrow's `Debug` output.
+//!
+//! Pure; no I/O.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// One column of the table schema, as stored in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldDef {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub data_type: String,
+    pub nullable: bool,
+}
+
+/// Converts an Arrow schema to its log form; fails on types the format does not support.
+pub fn schema_to_wire(schema: &Schema) -> Result<Vec<FieldDef>> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            Ok(FieldDef { name: f.name().clone(), data_type: type_to_wire(f.data_type())?, nullable: f.is_nullable() })
+        })
+        .collect()
+}
+
+/// Converts the log form back to an Arrow schema.
+pub fn schema_from_wire(fields: &[FieldDef]) -> Result<SchemaRef> {
+    let fields: Result<Vec<Field>> =
+        fields.iter().map(|f| Ok(Field::new(&f.name, type_from_wire(&f.data_type)?, f.nullable))).collect();
+    Ok(Arc::new(Schema::new(fields?)))
+}
+
+fn unit_name(unit: TimeUnit) -> &'static str {
+    match unit {
+        TimeUnit::Second => "s",
+        TimeUnit::Millisecond => "ms",
+        TimeUnit::Microsecond => "us",
+        TimeUnit::Nanosecond => "ns",
+    }
+}
+
+fn type_to_wire(data_type: &DataType) -> Result<String> {
+    let name = match data_type {
+        DataType::Boolean => "boolean".to_string(),
+        DataType::Int8 => "int8".to_string(),
+        DataType::Int16 => "int16".to_string(),
+        DataType::Int32 => "int32".to_string(),
+        DataType::Int64 => "int64".to_string(),
+        DataType::UInt8 => "uint8".to_string(),
+        DataType::UInt16 => "uint16".to_string(),
+        DataType::UInt32 => "uint32".to_string(),
+        DataType::UInt64 => "uint64".to_string(),
+        DataType::Float32 => "float32".to_string(),
+        DataType::Float64 => "float64".to_string(),
+        DataType::Utf8 => "utf8".to_string(),
+        DataType::LargeUtf8 => "large_utf8".to_string(),
+        DataType::Binary => "binary".to_string(),
+        DataType::LargeBinary => "large_binary".to_string(),
+        DataType::Date32 => "date32".to_string(),
+        DataType::Date64 => "date64".to_string(),
+        DataType::Decimal128(p, s) => format!("decimal128({p},{s})"),
+        DataType::Timestamp(unit, None) => format!("timestamp({})", unit_name(*unit)),
+        DataType::Timestamp(unit, Some(tz)) => format!("timestamp({},{tz})", unit_name(*unit)),
+        other => {
+            return Err(Error::invalid_input(format!(
+                "column type {other} is not supported by the table format (use integers, floats, booleans, \
+                 utf8, binary, dates, decimal128 or timestamps)"
+            )))
+        }
+    };
+    Ok(name)
+}
+
+fn type_from_wire(text: &str) -> Result<DataType> {
+    let bad = || Error::invalid_spec(format!("unknown column type '{text}' in the table schema"));
+    let simple = match text {
+        "boolean" => Some(DataType::Boolean),
+        "int8" => Some(DataType::Int8),
+        "int16" => Some(DataType::Int16),
+        "int32" => Some(DataType::Int32),
+        "int64" => Some(DataType::Int64),
+        "uint8" => Some(DataType::UInt8),
+        "uint16" => Some(DataType::UInt16),
+        "uint32" => Some(DataType::UInt32),
+        "uint64" => Some(DataType::UInt64),
+        "float32" => Some(DataType::Float32),
+        "float64" => Some(DataType::Float64),
+        "utf8" => Some(DataType::Utf8),
+        "large_utf8" => Some(DataType::LargeUtf8),
+        "binary" => Some(DataType::Binary),
+        "large_binary" => Some(DataType::LargeBinary),
+        "date32" => Some(DataType::Date32),
+        "date64" => Some(DataType::Date64),
+        _ => None,
+    };
+    if let Some(t) = simple {
+        return Ok(t);
+    }
+    let (head, args) = text.strip_suffix(')').and_then(|t| t.split_once('(')).ok_or_else(bad)?;
+    match head {
+        "decimal128" => {
+            let (p, s) = args.split_once(',').ok_or_else(bad)?;
+            Ok(DataType::Decimal128(p.trim().parse().map_err(|_| bad())?, s.trim().parse().map_err(|_| bad())?))
+        }
+        "timestamp" => {
+            let (unit, tz) = match args.split_once(',') {
+                Some((u, tz)) => (u, Some(Arc::from(tz))),
+                None => (args, None),
+            };
+            let unit = match unit {
+                "s" => TimeUnit::Second,
+                "ms" => TimeUnit::Millisecond,
+                "us" => TimeUnit::Microsecond,
+                "ns" => TimeUnit::Nanosecond,
+                _ => return Err(bad()),
+            };
+            Ok(DataType::Timestamp(unit, tz))
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// Renders a schema compactly for messages: `ts: timestamp(ns,UTC), symbol: utf8, ...`.
+pub fn describe_schema(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let ty = type_to_wire(f.data_type()).unwrap_or_else(|_| f.data_type().to_string());
+            format!("{}: {ty}{}", f.name(), if f.is_nullable() { "" } else { " not null" })
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_supported_type_round_trips() {
+        let schema = Schema::new(vec![
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
+            Field::new("ts2", DataType::Timestamp(TimeUnit::Second, None), true),
+            Field::new("sym", DataType::Utf8, false),
+            Field::new("px", DataType::Float64, true),
+            Field::new("d", DataType::Decimal128(18, 4), true),
+            Field::new("n", DataType::UInt64, true),
+            Field::new("day", DataType::Date32, true),
+        ]);
+        let wire = schema_to_wire(&schema).unwrap();
+        assert_eq!(wire[0].data_type, "timestamp(ms,UTC)");
+        assert_eq!(*schema_from_wire(&wire).unwrap(), schema);
+    }
+
+    #[test]
+    fn unsupported_and_unknown_types_are_errors() {
+        let schema = Schema::new(vec![Field::new("l", DataType::new_list(DataType::Int32, true), true)]);
+        assert!(schema_to_wire(&schema).is_err());
+        let bad = [FieldDef { name: "x".into(), data_type: "timestamp(min)".into(), nullable: true }];
+        assert!(schema_from_wire(&bad).is_err());
+    }
+}
+
+/// Checks that input with schema `input` can be appended to a table with schema `table`:
+/// same column names, order and types; a column the table declares non-null must be
+/// provably null-free in the input (`null_free[i]`).
+pub fn check_append_schema(table: &Schema, input: &Schema, null_free: &[bool]) -> Result<()> {
+    let mismatch = |detail: String| Error::SchemaMismatch {
+        expected: describe_schema(table),
+        found: describe_schema(input),
+        detail,
+    };
+    if table.fields().len() != input.fields().len() {
+        return Err(mismatch(format!(
+            "the table has {} columns, the input has {}",
+            table.fields().len(),
+            input.fields().len()
+        )));
+    }
+    for (i, (want, got)) in table.fields().iter().zip(input.fields()).enumerate() {
+        if want.name() != got.name() {
+            return Err(mismatch(format!("column {} is '{}' in the table but '{}' in the input", i + 1, want.name(), got.name())));
+        }
+        if want.data_type() != got.data_type() {
+            return Err(mismatch(format!(
+                "column '{}' has type {} in the table but {} in the input",
+                want.name(),
+                want.data_type(),
+                got.data_type()
+            )));
+        }
+        if !want.is_nullable() && got.is_nullable() && !null_free.get(i).copied().unwrap_or(false) {
+            return Err(mismatch(format!("column '{}' is NOT NULL in the table but the input has nulls in it", want.name())));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! Timestamps: conversion between Arrow time units and the crate's internal
+//! nanoseconds since the Unix epoch (UTC), and human-readable formatting.
+//!
+//! Pure; no I/O. Internal timestamps are `i64` nanoseconds, so the supported range is
+//! roughly 1677-09-21 to 2262-04-11; values outside it are an error, never a wrap.
+
+use arrow::datatypes::TimeUnit;
+
+use crate::error::{Error, Result};
+
+/// Nanoseconds in one unit of `unit`.
+pub fn nanos_per_unit(unit: TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Second => 1_000_000_000,
+        TimeUnit::Millisecond => 1_000_000,
+        TimeUnit::Microsecond => 1_000,
+        TimeUnit::Nanosecond => 1,
+    }
+}
+
+/// Converts a value in `unit` to nanoseconds, failing instead of overflowing.
+pub fn to_nanos(value: i64, unit: TimeUnit) -> Result<i64> {
+    value.checked_mul(nanos_per_unit(unit)).ok_or_else(|| Error::TimestampOutOfRange {
+        detail: format!("{value} {unit:?}s since the epoch does not fit in nanoseconds (years 1677-2262)"),
+    })
+}
+
+/// Converts nanoseconds to `unit`, rounding toward negative infinity.
+pub fn from_nanos(nanos: i64, unit: TimeUnit) -> i64 {
+    nanos.div_euclid(nanos_per_unit(unit))
+}
+
+/// Formats nanoseconds since the epoch as an RFC 3339 UTC timestamp.
+pub fn format_nanos(nanos: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(nanos).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// Parses an RFC 3339 / ISO 8601 timestamp (or a date) to nanoseconds since the epoch.
+/// A timestamp without an offset is taken as UTC.
+pub fn parse_timestamp(text: &str) -> Result<i64> {
+    arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(text.trim()).map_err(|e| Error::InvalidInput {
+        reason: format!("cannot parse timestamp '{text}': {e} (expected e.g. 2024-01-02T09:30:00Z or 2024-01-02)"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_conversions_round_trip() {
+        for unit in [TimeUnit::Second, TimeUnit::Millisecond, TimeUnit::Microsecond, TimeUnit::Nanosecond] {
+            let nanos = to_nanos(-1_700, unit).unwrap();
+            assert_eq!(from_nanos(nanos, unit), -1_700);
+        }
+        assert!(to_nanos(i64::MAX / 2, TimeUnit::Second).is_err());
+        assert_eq!(from_nanos(-1, TimeUnit::Second), -1, "floor, not truncation");
+    }
+
+    #[test]
+    fn formats_and_parses_utc() {
+        let nanos = parse_timestamp("2024-01-02T09:30:00Z").unwrap();
+        assert_eq!(format_nanos(nanos), "2024-01-02T09:30:00Z");
+        assert_eq!(parse_timestamp("1969-12-31T23:59:59Z").unwrap(), -1_000_000_000);
+        assert!(parse_timestamp("yesterday").is_err());
+    }
+}

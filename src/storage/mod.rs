@@ -1,0 +1,274 @@
+//! Storage: the only module that touches `object_store`.
+//!
+//! A [`TableLocation`] resolves a local path or a URL (`file://`, `memory://`, and the cloud
+//! schemes object_store knows when their features are enabled) to a store plus the table's
+//! root prefix. Everything above this module names files relative to the table root.
+//! Does I/O.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// Where a table lives: a store and the root prefix of the table inside it.
+#[derive(Clone)]
+pub struct TableLocation {
+    store: Arc<dyn ObjectStore>,
+    /// `scheme://authority` under which the store is known to DataFusion.
+    store_url: Url,
+    root: Path,
+    /// What the user gave us, for messages.
+    display: String,
+}
+
+impl fmt::Debug for TableLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TableLocation({})", self.display)
+    }
+}
+
+impl fmt::Display for TableLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+/// Result of a create-if-absent write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    AlreadyExists,
+}
+
+/// A listed file, relative to the table root.
+#[derive(Debug, Clone)]
+pub struct ListedFile {
+    pub path: String,
+    pub size: u64,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+}
+
+fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
+    static STORES: OnceLock<Mutex<HashMap<String, Arc<InMemory>>>> = OnceLock::new();
+    STORES.get_or_init(Default::default)
+}
+
+impl TableLocation {
+    /// Resolves a local path or a URL. A string without `://` is a local path.
+    pub fn parse(location: &str) -> Result<Self> {
+        if location.contains("://") {
+            let url = Url::parse(location).map_err(|e| Error::InvalidLocation {
+                location: location.to_string(),
+                reason: e.to_string(),
+            })?;
+            Self::from_url(&url)
+        } else {
+            Self::local(location)
+        }
+    }
+
+    /// A table in a directory of the local filesystem (it need not exist yet).
+    pub fn local(dir: impl AsRef<std::path::Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let invalid = |reason: String| Error::InvalidLocation { location: dir.display().to_string(), reason };
+        if dir.as_os_str().is_empty() {
+            return Err(invalid("the path is empty".into()));
+        }
+        let absolute = std::path::absolute(dir).map_err(|e| invalid(e.to_string()))?;
+        if absolute.is_file() {
+            return Err(invalid("it is a file, not a directory".into()));
+        }
+        let root = Path::from_absolute_path(&absolute).map_err(|e| invalid(e.to_string()))?;
+        Ok(TableLocation {
+            store: Arc::new(LocalFileSystem::new()),
+            store_url: Url::parse("file:///").map_err(|e| invalid(e.to_string()))?,
+            root,
+            display: dir.display().to_string(),
+        })
+    }
+
+    /// A table in a process-wide in-memory store named `name` (same name, same store).
+    pub fn memory(name: &str, prefix: &str) -> Result<Self> {
+        let url = format!("memory://{name}/{prefix}");
+        Self::parse(&url)
+    }
+
+    /// Resolves a URL through object_store.
+    pub fn from_url(url: &Url) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidLocation { location: url.to_string(), reason };
+        match url.scheme() {
+            "file" => {
+                let path = url.to_file_path().map_err(|_| invalid("not a local file path".into()))?;
+                let mut location = Self::local(&path)?;
+                location.display = url.to_string();
+                Ok(location)
+            }
+            "memory" => {
+                let name = url.host_str().unwrap_or("default").to_string();
+                let store = memory_stores()
+                    .lock()
+                    .map_err(|_| invalid("in-memory store registry is poisoned".into()))?
+                    .entry(name.clone())
+                    .or_default()
+                    .clone();
+                let root = Path::from_url_path(url.path()).map_err(|e| invalid(e.to_string()))?;
+                let store_url = Url::parse(&format!("memory://{name}")).map_err(|e| invalid(e.to_string()))?;
+                Ok(TableLocation { store, store_url, root, display: url.to_string() })
+            }
+            _ => {
+                let (store, root) = object_store::parse_url(url).map_err(|e| invalid(e.to_string()))?;
+                let store_url = Url::parse(&format!("{}://{}", url.scheme(), url.authority()))
+                    .map_err(|e| invalid(e.to_string()))?;
+                Ok(TableLocation { store: Arc::from(store), store_url, root, display: url.to_string() })
+            }
+        }
+    }
+
+    /// A location over a caller-supplied store (e.g. a wrapper that injects faults).
+    /// `store_url` (`scheme://authority`) is the name DataFusion will know the store by.
+    pub fn from_store(store: Arc<dyn ObjectStore>, store_url: Url, root: &str) -> Result<Self> {
+        let root = Path::parse(root).map_err(|e| Error::InvalidLocation { location: root.to_string(), reason: e.to_string() })?;
+        let display = format!("{}{}", store_url.as_str().trim_end_matches('/'), format_args!("/{root}"));
+        Ok(TableLocation { store, store_url, root, display })
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// `scheme://authority` for registering the store with DataFusion.
+    pub fn store_url(&self) -> &Url {
+        &self.store_url
+    }
+
+    /// Whether this location is on the local filesystem.
+    pub fn is_local(&self) -> bool {
+        self.store_url.scheme() == "file"
+    }
+
+    /// The full store path of a file named relative to the table root.
+    pub fn path(&self, relative: &str) -> Path {
+        relative.split('/').filter(|p| !p.is_empty()).fold(self.root.clone(), |p, part| p.join(part))
+    }
+
+    fn display_path(&self, relative: &str) -> String {
+        if self.is_local() {
+            format!("/{}", self.path(relative))
+        } else {
+            format!("{}/{}", self.store_url.as_str().trim_end_matches('/'), self.path(relative))
+        }
+    }
+
+    /// Human-readable full location of a table file, for messages.
+    pub fn describe(&self, relative: &str) -> String {
+        self.display_path(relative)
+    }
+
+    /// Reads a whole file; `None` when it does not exist.
+    pub async fn get(&self, relative: &str) -> Result<Option<Bytes>> {
+        let path = self.path(relative);
+        match self.store.get(&path).await {
+            Ok(result) => result.bytes().await.map(Some).map_err(|e| Error::storage(self.display_path(relative), e)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::storage(self.display_path(relative), e)),
+        }
+    }
+
+    /// Size of a file; `None` when it does not exist.
+    pub async fn size(&self, relative: &str) -> Result<Option<u64>> {
+        match self.store.head(&self.path(relative)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::storage(self.display_path(relative), e)),
+        }
+    }
+
+    /// Writes a file only if it does not exist yet (the commit primitive).
+    pub async fn put_if_absent(&self, relative: &str, bytes: Bytes) -> Result<PutOutcome, object_store::Error> {
+        let options = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&self.path(relative), PutPayload::from(bytes), options).await {
+            Ok(_) => Ok(PutOutcome::Created),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(PutOutcome::AlreadyExists),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes (or replaces) a file atomically.
+    pub async fn put(&self, relative: &str, bytes: Bytes) -> Result<()> {
+        self.store
+            .put(&self.path(relative), PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::storage(self.display_path(relative), e))
+    }
+
+    /// Deletes a file; a file already gone is not an error.
+    pub async fn delete(&self, relative: &str) -> Result<()> {
+        match self.store.delete(&self.path(relative)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::storage(self.display_path(relative), e)),
+        }
+    }
+
+    /// Lists the files under a folder of the table, recursively.
+    pub async fn list(&self, relative_dir: &str) -> Result<Vec<ListedFile>> {
+        let prefix = self.path(relative_dir);
+        let root_parts = self.root.parts().count();
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage(self.display_path(relative_dir), e))?;
+        Ok(metas
+            .into_iter()
+            .map(|m| ListedFile {
+                path: m.location.parts().skip(root_parts).map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"),
+                size: m.size,
+                last_modified: m.last_modified,
+            })
+            .collect())
+    }
+}
+
+/// Reads a local input file (for appending an existing Parquet file).
+pub async fn read_local_file(path: &std::path::Path) -> Result<Bytes> {
+    tokio::fs::read(path).await.map(Bytes::from).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn create_if_absent_never_overwrites() {
+        let location = TableLocation::memory("storage-unit", "t").unwrap();
+        let first = location.put_if_absent("a/b.json", Bytes::from_static(b"1")).await.unwrap();
+        let second = location.put_if_absent("a/b.json", Bytes::from_static(b"2")).await.unwrap();
+        assert_eq!((first, second), (PutOutcome::Created, PutOutcome::AlreadyExists));
+        assert_eq!(location.get("a/b.json").await.unwrap().unwrap(), Bytes::from_static(b"1"));
+        assert!(location.get("missing").await.unwrap().is_none());
+        let listed = location.list("a").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].path, "a/b.json");
+    }
+
+    #[test]
+    fn parses_paths_and_urls() {
+        assert!(TableLocation::parse("relative/dir").unwrap().is_local());
+        assert!(TableLocation::parse("file:///tmp/x").unwrap().is_local());
+        assert!(!TableLocation::parse("memory://m/p").unwrap().is_local());
+        assert!(TableLocation::parse("nosuch://bucket/x").is_err());
+        assert!(TableLocation::parse("").is_err());
+    }
+}

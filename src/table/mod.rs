@@ -1,0 +1,123 @@
+//! `TimeSeriesTable`: the one place where the table's rules live. Creating, opening,
+//! appending (validation, overlap check, optimistic commit with retry), and the read-side
+//! questions (coverage, gaps, windows, segments, history). Every surface (Rust, SQL, CLI)
+//! goes through it.
+//!
+//! Does I/O through `storage` and `transaction_log`.
+
+mod append;
+mod read;
+mod scan;
+mod snapshot;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::SchemaRef;
+
+pub use append::AppendResult;
+pub use read::{CommitInfo, EntityCoverage, Gap, TimeRange};
+pub use scan::{key_matches, EntityFilter, SegmentSelection};
+pub use snapshot::Snapshot;
+
+use crate::error::{Error, Result};
+use crate::metadata::{TableMeta, TimeIndexSpec};
+use crate::storage::TableLocation;
+use crate::transaction_log::{Commit, CommitOutcome, LogAction, LogStore, TableState};
+
+/// A handle on one table: its location and the snapshot it currently sees.
+#[derive(Debug, Clone)]
+pub struct TimeSeriesTable {
+    log: LogStore,
+    snapshot: Arc<Snapshot>,
+    /// Opened at a fixed version (time travel): never moves, never appends.
+    pinned: bool,
+}
+
+impl TimeSeriesTable {
+    /// Creates a table at `location`. Fails if a table is already there.
+    #[tracing::instrument(skip_all, fields(location = %location))]
+    pub async fn create(location: TableLocation, meta: TableMeta) -> Result<Self> {
+        meta.time_index.validate()?;
+        let log = LogStore::new(location.clone());
+        let latest = log.latest_version().await?;
+        if latest > 0 {
+            return Err(Error::TableExists { location: location.to_string(), version: latest });
+        }
+        let commit = Commit::new(1, "create", vec![LogAction::UpdateTableMeta(meta)]);
+        match log.try_commit(&commit).await? {
+            CommitOutcome::Committed => {}
+            CommitOutcome::Conflict => {
+                return Err(Error::TableExists { location: location.to_string(), version: 1 });
+            }
+        }
+        let state = TableState::from_first_commit(&commit, &location.describe(&crate::transaction_log::commit_path(1)))?;
+        Ok(Self::from_state(log, state, false))
+    }
+
+    /// Creates a table with just a time index (schema fixed by the first append).
+    pub async fn create_with_spec(location: TableLocation, spec: TimeIndexSpec) -> Result<Self> {
+        Self::create(location, TableMeta::try_new(spec)?).await
+    }
+
+    /// Opens the latest version. An empty or absent log is [`Error::EmptyTable`].
+    #[tracing::instrument(skip_all, fields(location = %location))]
+    pub async fn open(location: TableLocation) -> Result<Self> {
+        let log = LogStore::new(location);
+        let state = log.load(None).await?;
+        Ok(Self::from_state(log, state, false))
+    }
+
+    /// Opens the table as of `version` (time travel); the handle is read-only.
+    pub async fn open_at(location: TableLocation, version: u64) -> Result<Self> {
+        let log = LogStore::new(location);
+        let state = log.load(Some(version)).await?;
+        Ok(Self::from_state(log, state, true))
+    }
+
+    fn from_state(log: LogStore, state: TableState, pinned: bool) -> Self {
+        let cache = Arc::new(Mutex::new(HashMap::new()));
+        let snapshot = Arc::new(Snapshot::new(log.location().clone(), state, cache));
+        TimeSeriesTable { log, snapshot, pinned }
+    }
+
+    /// Catches up with commits made by others; returns whether anything changed.
+    /// Reads only the commits this handle has not seen.
+    pub async fn refresh(&mut self) -> Result<bool> {
+        if self.pinned {
+            return Ok(false);
+        }
+        let mut state = self.snapshot.state().clone();
+        if !self.log.catch_up(&mut state).await? {
+            return Ok(false);
+        }
+        self.snapshot = Arc::new(Snapshot::new(self.location().clone(), state, self.snapshot.segment_cache()));
+        Ok(true)
+    }
+
+    /// The snapshot this handle currently sees.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshot)
+    }
+
+    pub fn location(&self) -> &TableLocation {
+        self.log.location()
+    }
+
+    pub fn version(&self) -> u64 {
+        self.snapshot.version()
+    }
+
+    pub fn meta(&self) -> &TableMeta {
+        &self.snapshot.state().meta
+    }
+
+    pub fn spec(&self) -> &TimeIndexSpec {
+        &self.meta().time_index
+    }
+
+    /// The table schema, once the first append has fixed it.
+    pub fn schema(&self) -> Option<SchemaRef> {
+        self.meta().schema.clone()
+    }
+}

@@ -1,0 +1,98 @@
+//! Choosing the segments a read must open (by time extent, by entity, by coverage), and
+//! the Rust API's chronological scan, which runs through the DataFusion provider so every
+//! surface reads the same way.
+//!
+//! Does I/O: sidecar reads for coverage pruning, Parquet reads for scans.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
+use std::sync::Arc;
+
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::{col, lit, SessionContext};
+
+use super::read::TimeRange;
+use crate::datafusion::time_scalar_ceil;
+use super::snapshot::Snapshot;
+use super::TimeSeriesTable;
+use crate::error::Result;
+use crate::metadata::{EntityKey, EntityValue, SegmentMeta, TimeBucket, TimeSet};
+
+/// Per entity column (by position), the values a row must take.
+pub type EntityFilter = HashMap<usize, BTreeSet<EntityValue>>;
+
+/// The segments a read must open and what pruning removed.
+#[derive(Debug, Default)]
+pub struct SegmentSelection {
+    pub segments: Vec<Arc<SegmentMeta>>,
+    pub total: usize,
+    pub pruned_by_time: usize,
+    pub pruned_by_entity: usize,
+    pub pruned_by_coverage: usize,
+}
+
+/// Whether `key` is admitted by `filter` (every constrained column takes an allowed value).
+pub fn key_matches(key: &EntityKey, filter: &EntityFilter) -> bool {
+    filter.iter().all(|(&i, values)| key.0.get(i).is_some_and(|v| values.contains(v)))
+}
+
+/// Bucket-id ranges that the intervals of `times` intersect.
+fn bucket_ranges(times: &TimeSet, bucket: &TimeBucket) -> Vec<Range<i64>> {
+    let len = bucket.nanos();
+    times.intervals().iter().map(|&(s, e)| s.div_euclid(len)..(e - 1).div_euclid(len) + 1).collect()
+}
+
+impl Snapshot {
+    /// Live segments (ordered by start time) that may hold rows with a timestamp in
+    /// `times` and an entity admitted by `entities`.
+    pub async fn select_segments(&self, times: &TimeSet, entities: &EntityFilter) -> Result<SegmentSelection> {
+        let all = self.segments();
+        let mut selection = SegmentSelection { total: all.len(), ..Default::default() };
+        let ranges = bucket_ranges(times, &self.spec().bucket);
+        for segment in all {
+            if !times.meets_closed(segment.ts_min, segment.ts_max) {
+                selection.pruned_by_time += 1;
+                continue;
+            }
+            if let (false, Some(keys)) = (entities.is_empty(), &segment.entities) {
+                if !keys.iter().any(|k| key_matches(k, entities)) {
+                    selection.pruned_by_entity += 1;
+                    continue;
+                }
+            }
+            // Coverage can only prune when time or entity is constrained.
+            if !(times.is_all() && entities.is_empty()) {
+                let coverage = self.segment_coverage(&segment).await?;
+                let hit = coverage.entities().any(|(key, set)| {
+                    key_matches(key, entities) && ranges.iter().any(|r| set.any_in(r.clone()))
+                });
+                if !hit {
+                    selection.pruned_by_coverage += 1;
+                    continue;
+                }
+            }
+            selection.segments.push(segment);
+        }
+        Ok(selection)
+    }
+}
+
+impl TimeSeriesTable {
+    /// Streams the rows with a timestamp in `range` (all rows when `None`) in
+    /// chronological order. Memory stays bounded: sorted segments are merged, not sorted.
+    pub async fn scan(&self, range: Option<TimeRange>) -> Result<SendableRecordBatchStream> {
+        let ctx = SessionContext::new();
+        let provider = crate::datafusion::TimeSeriesProvider::try_new(self.clone())?;
+        let time_column = self.spec().time_column.clone();
+        let time_type = provider.time_type().clone();
+        let mut frame = ctx.read_table(Arc::new(provider))?;
+        if let Some(range) = range {
+            // Rounding both bounds up keeps `[start, end)` exact for coarser units.
+            let start = lit(time_scalar_ceil(range.start, &time_type));
+            let end = lit(time_scalar_ceil(range.end, &time_type));
+            frame = frame.filter(col(&time_column).gt_eq(start).and(col(&time_column).lt(end)))?;
+        }
+        let frame = frame.sort(vec![col(&time_column).sort(true, false)])?;
+        Ok(frame.execute_stream().await?)
+    }
+}
