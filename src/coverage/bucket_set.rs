@@ -40,10 +40,6 @@ impl KeySpan {
         })
     }
 
-    fn has_high(&self, high: u32) -> bool {
-        self.first.0 <= high && high <= self.last.0
-    }
-
     /// Inclusive low bounds of the span inside the bitmap with this `high`.
     fn lows(&self, high: u32) -> (u32, u32) {
         let lo = if high == self.first.0 { self.first.1 } else { 0 };
@@ -150,17 +146,16 @@ impl BucketSet {
     pub fn iter_in(&self, range: Range<i64>) -> impl DoubleEndedIterator<Item = i64> + '_ {
         let span = KeySpan::new(&range);
         let bitmaps = span.as_ref().map(|s| (s.first.0, s.last.0));
-        self.map
-            .bitmaps()
-            .filter(move |(high, _)| bitmaps.is_some_and(|(a, b)| a <= *high && *high <= b))
-            .flat_map(move |(high, bm)| {
+        self.map.bitmaps().filter(move |(high, _)| bitmaps.is_some_and(|(a, b)| a <= *high && *high <= b)).flat_map(
+            move |(high, bm)| {
                 // Only reached when `span` is Some; the bounds are ordered because the
                 // span's first key is not above its last.
                 let (lo, hi) = span.as_ref().map_or((1, 0), |s| s.lows(high));
                 let base = u64::from(high) << 32;
                 let values = if lo <= hi { Some(bm.range(lo..=hi)) } else { None };
                 values.into_iter().flatten().map(move |low| id_of(base | u64::from(low)))
-            })
+            },
+        )
     }
 
     /// Maximal runs of consecutive ids of the set inside `range`, ascending.
@@ -182,9 +177,8 @@ impl BucketSet {
         let end = range.end;
         let mut pos = range.start;
         'restart: while pos < end {
-            let mut ids = self.iter_in(pos..end);
             let mut run: Option<(i64, i64)> = None;
-            for id in ids.by_ref() {
+            for id in self.iter_in(pos..end) {
                 match run {
                     Some((start, last)) if id == last + 1 => {
                         if id - start < GALLOP_AFTER {

@@ -75,12 +75,8 @@ mod tests {
 
     #[test]
     fn every_unit_round_trips_at_boundaries() {
-        let units = [
-            (BucketUnit::Second, 1),
-            (BucketUnit::Minute, 60),
-            (BucketUnit::Hour, 3_600),
-            (BucketUnit::Day, 86_400),
-        ];
+        let units =
+            [(BucketUnit::Second, 1), (BucketUnit::Minute, 60), (BucketUnit::Hour, 3_600), (BucketUnit::Day, 86_400)];
         for (unit, secs) in units {
             for count in [1u32, 7, 15] {
                 let bucket = TimeBucket::try_new(count, unit).unwrap();
@@ -123,7 +119,10 @@ mod tests {
         assert_eq!(expected_buckets(-1, 0, &m).unwrap(), -1..0);
         assert_eq!(expected_buckets(-1, 1, &m).unwrap(), -1..1);
         assert_eq!(expected_buckets(-120 * S, 60 * S, &m).unwrap(), -2..1);
-        assert_eq!(expected_buckets(i64::MIN, i64::MAX, &m).unwrap(), bucket_of(i64::MIN, &m)..bucket_of(i64::MAX - 1, &m) + 1);
+        assert_eq!(
+            expected_buckets(i64::MIN, i64::MAX, &m).unwrap(),
+            bucket_of(i64::MIN, &m)..bucket_of(i64::MAX - 1, &m) + 1
+        );
     }
 
     #[test]

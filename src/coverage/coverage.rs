@@ -100,8 +100,7 @@ impl Coverage {
     /// The first entity (in key order) covered by both `self` and `other` in some bucket.
     pub fn first_overlap(&self, other: &Coverage) -> Option<Overlap> {
         // Walking the smaller side in key order still yields the first common key first.
-        let (small, large) =
-            if self.entities.len() <= other.entities.len() { (self, other) } else { (other, self) };
+        let (small, large) = if self.entities.len() <= other.entities.len() { (self, other) } else { (other, self) };
         small.entities.iter().find_map(|(entity, set)| {
             let theirs = large.entities.get(entity)?;
             // Counting is allocation-free; the intersection is only built for the hit.
@@ -126,10 +125,7 @@ impl Coverage {
     pub fn any_in(&self, entities: Option<&[EntityKey]>, range: Range<i64>) -> bool {
         match entities {
             None => self.entities.values().any(|set| set.any_in(range.clone())),
-            Some(keys) => keys
-                .iter()
-                .filter_map(|key| self.entities.get(key))
-                .any(|set| set.any_in(range.clone())),
+            Some(keys) => keys.iter().filter_map(|key| self.entities.get(key)).any(|set| set.any_in(range.clone())),
         }
     }
 }

@@ -60,16 +60,7 @@ pub fn entity_metrics(set: &BucketSet, window: Range<i64>) -> EntityMetrics {
     }
     let max_gap = gaps.iter().map(span_len).max().unwrap_or(0);
     let ratio = if expected == 0 { 0.0 } else { covered as f64 / expected as f64 };
-    EntityMetrics {
-        expected,
-        covered,
-        missing: expected - covered,
-        ratio,
-        gaps,
-        max_gap,
-        covered_from,
-        covered_until,
-    }
+    EntityMetrics { expected, covered, missing: expected - covered, ratio, gaps, max_gap, covered_from, covered_until }
 }
 
 /// The latest window of `length` consecutive covered bucket ids ending at or before `end`

@@ -18,13 +18,16 @@
 //!                        format (RoaringTreemap / CRoaring Roaring64Map "portable"),
 //!                        without run containers, non-empty; bucket id `i` is stored
 //!                        as the unsigned 64-bit value `i XOR 2^63` (sign bit flipped)
+//!                        (the exact accepted Roaring layout is in `portable.rs`)
 //! crc          u32       CRC-32 (IEEE, as in zlib/crc32fast) of every preceding byte
 //! ```
 //!
 //! Entity-key order is the crate's `EntityKey` order: values compared pairwise in column
 //! order, integers before strings, integers numerically, strings by UTF-8 bytes, and a
-//! key that is a prefix of another first. A reader rejects any file that does not match
-//! this layout exactly, including trailing bytes.
+//! key that is a prefix of another first. A reader rejects a bad magic, a checksum
+//! mismatch, lengths that overrun the file, keys that are not JSON arrays of strings and
+//! integers, keys out of order or repeated, sets that break the constraints above, and
+//! bytes left over after the last entity.
 
 use super::bucket_set::BucketSet;
 use super::coverage::Coverage;
@@ -84,8 +87,7 @@ pub fn decode(bytes: &[u8]) -> Result<Coverage, String> {
     for i in 0..count {
         let key_len = r.u32()? as usize;
         let json = r.take(key_len).map_err(|e| format!("entity #{i} key: {e}"))?;
-        let key: EntityKey =
-            serde_json::from_slice(json).map_err(|e| format!("entity #{i}: invalid key JSON: {e}"))?;
+        let key: EntityKey = serde_json::from_slice(json).map_err(|e| format!("entity #{i}: invalid key JSON: {e}"))?;
         if previous.as_ref().is_some_and(|p| key <= *p) {
             return Err(format!("entity #{i} {}: keys are not in strictly ascending order", show(json)));
         }
@@ -152,7 +154,10 @@ mod tests {
     fn sample() -> Coverage {
         let mut c = Coverage::new();
         c.insert_set(EntityKey(vec![EntityValue::Str("AAPL".into())]), (-5..70_000).collect());
-        c.insert_set(EntityKey(vec![EntityValue::Int(-3), EntityValue::Str("x\"y".into())]), [i64::MIN, 0].into_iter().collect());
+        c.insert_set(
+            EntityKey(vec![EntityValue::Int(-3), EntityValue::Str("x\"y".into())]),
+            [i64::MIN, 0].into_iter().collect(),
+        );
         c.insert(&EntityKey::implicit(), i64::MAX);
         c
     }

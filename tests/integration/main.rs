@@ -1,1 +1,4 @@
+//! The integration test binary (one binary keeps link time down); topics are modules.
 
+mod common;
+mod smoke;

@@ -1,0 +1,105 @@
+//! Shared fixtures: deterministic batches, table builders, result helpers.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use timeseries_table_core::metadata::{TableMeta, TimeIndexSpec};
+use timeseries_table_core::storage::TableLocation;
+use timeseries_table_core::table::TimeSeriesTable;
+
+pub const MINUTE: i64 = 60_000_000_000;
+pub const HOUR: i64 = 60 * MINUTE;
+pub const DAY: i64 = 24 * HOUR;
+/// 2024-01-01T00:00:00Z in nanoseconds.
+pub const T0: i64 = 1_704_067_200_000_000_000;
+
+pub fn ts_type(unit: TimeUnit, tz: Option<&str>) -> DataType {
+    DataType::Timestamp(unit, tz.map(Arc::from))
+}
+
+pub fn bars_schema(unit: TimeUnit, tz: Option<&str>) -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("ts", ts_type(unit, tz), false),
+        Field::new("symbol", DataType::Utf8, false),
+        Field::new("price", DataType::Float64, true),
+        Field::new("volume", DataType::Int64, true),
+    ]))
+}
+
+/// One row per (symbol, timestamp in nanoseconds); price and volume derive from both.
+pub fn bars(unit: TimeUnit, tz: Option<&str>, rows: &[(&str, i64)]) -> RecordBatch {
+    let schema = bars_schema(unit, tz);
+    let ts: ArrayRef = Arc::new(TimestampNanosecondArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>()));
+    let ts = cast(&ts, schema.field(0).data_type()).unwrap();
+    let symbols: ArrayRef = Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>()));
+    let price: ArrayRef =
+        Arc::new(Float64Array::from(rows.iter().map(|r| 100.0 + (r.1 / MINUTE % 97) as f64).collect::<Vec<_>>()));
+    let volume: ArrayRef = Arc::new(Int64Array::from(rows.iter().map(|r| (r.1 / MINUTE) % 1000).collect::<Vec<_>>()));
+    RecordBatch::try_new(schema, vec![ts, symbols, price, volume]).unwrap()
+}
+
+/// Minute bars for each symbol over `[start, start + minutes)`.
+pub fn minute_bars(symbols: &[&str], start: i64, minutes: i64) -> RecordBatch {
+    let mut rows = Vec::new();
+    for m in 0..minutes {
+        for s in symbols {
+            rows.push((*s, start + m * MINUTE));
+        }
+    }
+    bars(TimeUnit::Nanosecond, None, &rows)
+}
+
+pub fn spec(bucket: &str) -> TimeIndexSpec {
+    TimeIndexSpec::new("ts", bucket.parse().unwrap()).with_entity_columns(["symbol"])
+}
+
+pub fn temp_location() -> (tempfile::TempDir, TableLocation) {
+    let dir = tempfile::tempdir().unwrap();
+    let location = TableLocation::local(dir.path().join("table")).unwrap();
+    (dir, location)
+}
+
+/// A unique in-memory location.
+pub fn memory_location() -> TableLocation {
+    TableLocation::memory(&uuid_like(), "t").unwrap()
+}
+
+pub fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("mem{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+pub async fn new_table(location: TableLocation, bucket: &str) -> TimeSeriesTable {
+    TimeSeriesTable::create(location, TableMeta::try_new(spec(bucket)).unwrap()).await.unwrap()
+}
+
+/// Pretty-printed batches, for comparisons and readable failures.
+pub fn pretty(batches: &[RecordBatch]) -> String {
+    arrow::util::pretty::pretty_format_batches(batches).unwrap().to_string()
+}
+
+/// Total rows.
+pub fn row_count(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(|b| b.num_rows()).sum()
+}
+
+/// Every file under a directory with its bytes, for byte-for-byte "unchanged" checks.
+pub fn tree_snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.insert(path.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out
+}
