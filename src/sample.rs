@@ -118,6 +118,23 @@ impl MarketBars {
     }
 }
 
+/// Creates the sample table (bucket `1m`, entity column `symbol`) at `location` and
+/// appends one segment per trading day; `on_day` is told after each append.
+pub async fn create_sample_table(
+    location: crate::storage::TableLocation,
+    bars: &MarketBars,
+    mut on_day: impl FnMut(usize, &crate::table::AppendResult),
+) -> crate::Result<crate::table::TimeSeriesTable> {
+    let spec = crate::metadata::TimeIndexSpec::new("ts", crate::metadata::TimeBucket::try_new(1, crate::metadata::BucketUnit::Minute)?)
+        .with_entity_columns(["symbol"]);
+    let mut table = crate::table::TimeSeriesTable::create_with_spec(location, spec).await?;
+    for day in 0..bars.days {
+        let result = table.append(vec![bars.day_batch(day)]).await?;
+        on_day(day, &result);
+    }
+    Ok(table)
+}
+
 /// A price path that is a deterministic function of (symbol, time).
 fn bar(symbol: usize, t_ms: i64) -> (f64, f64, f64, f64, i64) {
     let base = 50.0 + (symbol as f64) * 7.5;

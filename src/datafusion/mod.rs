@@ -7,6 +7,7 @@ mod functions;
 mod insert;
 pub mod predicate;
 mod provider;
+pub mod script;
 
 use std::sync::Arc;
 
