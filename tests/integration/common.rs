@@ -31,7 +31,9 @@ pub fn bars_schema(unit: TimeUnit, tz: Option<&str>) -> SchemaRef {
 /// One row per (symbol, timestamp in nanoseconds); price and volume derive from both.
 pub fn bars(unit: TimeUnit, tz: Option<&str>, rows: &[(&str, i64)]) -> RecordBatch {
     let schema = bars_schema(unit, tz);
-    let ts: ArrayRef = Arc::new(TimestampNanosecondArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>()));
+    // Build in the target zone first: a cast from no zone to a zone would shift the instants.
+    let ts: ArrayRef =
+        Arc::new(TimestampNanosecondArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>()).with_timezone_opt(tz));
     let ts = cast(&ts, schema.field(0).data_type()).unwrap();
     let symbols: ArrayRef = Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>()));
     let price: ArrayRef =

@@ -1,0 +1,171 @@
+//! Append/scan round trips: every timestamp unit and zone, with and without entity
+//! columns, multi-entity and unsorted input, existing Parquet files, overlap and schema rules.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, Int64Array, RecordBatch, TimestampNanosecondArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use futures::TryStreamExt;
+use timeseries_table_core::metadata::{TableMeta, TimeIndexSpec};
+use timeseries_table_core::table::{TimeRange, TimeSeriesTable};
+use timeseries_table_core::Error;
+
+use crate::common::*;
+
+/// The time column of scanned batches, in nanoseconds.
+fn scanned_times(batches: &[RecordBatch]) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let tz = match b.column(0).data_type() {
+                DataType::Timestamp(_, tz) => tz.clone(),
+                _ => None,
+            };
+            let ns = cast(b.column(0), &DataType::Timestamp(TimeUnit::Nanosecond, tz)).unwrap();
+            ns.as_primitive::<arrow::datatypes::TimestampNanosecondType>().values().to_vec()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn round_trip_every_unit_and_zone() {
+    for unit in [TimeUnit::Second, TimeUnit::Millisecond, TimeUnit::Microsecond, TimeUnit::Nanosecond] {
+        for tz in [None, Some("UTC"), Some("+05:30")] {
+            let location = memory_location();
+            let mut table = new_table(location.clone(), "1m").await;
+            // Unsorted, two entities, one timestamp before 1970.
+            let rows = [("B", T0 + 3 * MINUTE), ("A", T0), ("A", T0 + 90 * 1_000_000_000), ("B", -60_000_000_000)];
+            table.append(vec![bars(unit, tz, &rows)]).await.unwrap();
+            let all: Vec<RecordBatch> = table.scan(None).await.unwrap().try_collect().await.unwrap();
+            assert_eq!(all[0].schema().field(0).data_type(), &ts_type(unit, tz), "{unit:?} {tz:?}");
+            let mut expected: Vec<i64> = rows.iter().map(|r| r.1).collect();
+            expected.sort_unstable();
+            assert_eq!(scanned_times(&all), expected, "{unit:?} {tz:?}: chronological");
+
+            let window = TimeRange::try_new(T0, T0 + 2 * MINUTE).unwrap();
+            let some: Vec<RecordBatch> = table.scan(Some(window)).await.unwrap().try_collect().await.unwrap();
+            assert_eq!(scanned_times(&some), vec![T0, T0 + 90 * 1_000_000_000], "{unit:?} {tz:?}");
+            assert_eq!(table.segments()[0].ts_min, -60_000_000_000);
+            assert!(table.segments()[0].sorted, "segments are written sorted");
+        }
+    }
+}
+
+#[tokio::test]
+async fn table_without_entity_columns_has_one_implicit_entity() {
+    let location = memory_location();
+    let spec = TimeIndexSpec::new("ts", "1h".parse().unwrap());
+    let mut table = TimeSeriesTable::create(location, TableMeta::try_new(spec).unwrap()).await.unwrap();
+    table.append(vec![minute_bars(&["A", "B"], T0, 60)]).await.unwrap();
+    // Another symbol in the same hour is still the same (implicit) entity: overlap.
+    let err = table.append(vec![minute_bars(&["C"], T0 + 30 * MINUTE, 1)]).await.unwrap_err();
+    assert!(matches!(err, Error::Overlap { .. }), "{err}");
+    assert!(err.to_string().contains("(whole table)"), "{err}");
+    table.append(vec![minute_bars(&["C"], T0 + HOUR, 1)]).await.unwrap();
+    let cov = table.coverage(None, None).await.unwrap();
+    assert_eq!(cov.len(), 1);
+    assert_eq!((cov[0].expected_buckets, cov[0].covered_buckets), (2, 2));
+}
+
+#[tokio::test]
+async fn overlap_is_per_entity_and_the_error_names_everything() {
+    let location = memory_location();
+    let mut table = new_table(location.clone(), "1m").await;
+    let first = table.append(vec![minute_bars(&["AAPL", "MSFT"], T0, 30)]).await.unwrap();
+    // Different entity, same minutes: fine.
+    table.append(vec![minute_bars(&["IBM"], T0, 30)]).await.unwrap();
+    // Same entity, overlapping minutes 20..29 (10 buckets): rejected.
+    let err = table.append(vec![minute_bars(&["MSFT"], T0 + 20 * MINUTE, 15)]).await.unwrap_err();
+    match &err {
+        Error::Overlap { entity, first_bucket_start, first_bucket_end, buckets, segment } => {
+            assert_eq!(entity, "symbol=MSFT");
+            assert_eq!(first_bucket_start, "2024-01-01T00:20:00Z");
+            assert_eq!(first_bucket_end, "2024-01-01T00:21:00Z");
+            assert_eq!(*buckets, 10);
+            assert!(segment.contains(&first.segment_id.to_string()), "{segment}");
+        }
+        other => panic!("expected an overlap, got {other}"),
+    }
+    assert_eq!(TimeSeriesTable::open(location).await.unwrap().version(), 3, "nothing committed");
+}
+
+#[tokio::test]
+async fn schema_mismatch_is_rejected_before_anything_is_written() {
+    let (dir, location) = temp_location();
+    let mut table = new_table(location.clone(), "1m").await;
+    table.append(vec![minute_bars(&["A"], T0, 5)]).await.unwrap();
+    let before = tree_snapshot(dir.path());
+
+    // Same names, different type for `volume`.
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+        Field::new("symbol", DataType::Utf8, false),
+        Field::new("price", DataType::Float64, true),
+        Field::new("volume", DataType::Float64, true),
+    ]));
+    let good = minute_bars(&["B"], T0, 1);
+    let columns = vec![
+        good.column(0).clone(),
+        good.column(1).clone(),
+        good.column(2).clone(),
+        cast(good.column(3), &DataType::Float64).unwrap(),
+    ];
+    let wrong = RecordBatch::try_new(schema, columns).unwrap();
+    let err = table.append(vec![wrong]).await.unwrap_err();
+    assert!(matches!(err, Error::SchemaMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("volume"), "{err}");
+
+    // A missing column.
+    let fewer = good.project(&[0, 1, 2]).unwrap();
+    assert!(matches!(table.append(vec![fewer]).await.unwrap_err(), Error::SchemaMismatch { .. }));
+    assert_eq!(tree_snapshot(dir.path()), before, "the table directory is byte-for-byte unchanged");
+}
+
+#[tokio::test]
+async fn existing_parquet_files_are_adopted_as_is() {
+    let (dir, location) = temp_location();
+    let mut table = new_table(location.clone(), "1m").await;
+    // Written unsorted on purpose: adopted without re-encoding, flagged unsorted.
+    let rows = [("A", T0 + 2 * MINUTE), ("A", T0), ("B", T0 + MINUTE)];
+    let batch = bars(TimeUnit::Microsecond, Some("UTC"), &rows);
+    let file = dir.path().join("input.parquet");
+    let mut writer = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&file).unwrap(), batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+
+    let result = table.append_parquet_file(&file).await.unwrap();
+    assert_eq!(result.rows, 3);
+    let segment = &table.segments()[0];
+    assert!(!segment.sorted);
+    let stored = std::fs::read(dir.path().join("table").join(&segment.path)).unwrap();
+    assert_eq!(stored, std::fs::read(&file).unwrap(), "copied byte for byte");
+    let all: Vec<RecordBatch> = table.scan(None).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(scanned_times(&all), vec![T0, T0 + MINUTE, T0 + 2 * MINUTE], "scan still chronological");
+    // The same file again overlaps.
+    assert!(matches!(table.append_parquet_file(&file).await.unwrap_err(), Error::Overlap { .. }));
+}
+
+#[tokio::test]
+async fn multi_batch_input_and_integer_entities() {
+    let location = memory_location();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("sensor", DataType::Int64, false),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+    ]));
+    let spec = TimeIndexSpec::new("ts", "15m".parse().unwrap()).with_entity_columns(["sensor"]);
+    let mut table = TimeSeriesTable::create(location, TableMeta::try_new(spec).unwrap()).await.unwrap();
+    let batch = |sensors: Vec<i64>, minutes: Vec<i64>| {
+        let ts: Arc<dyn Array> = Arc::new(TimestampNanosecondArray::from(minutes.iter().map(|m| T0 + m * MINUTE).collect::<Vec<_>>()));
+        let ts = cast(&ts, schema.field(1).data_type()).unwrap();
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(sensors)), ts]).unwrap()
+    };
+    table.append(vec![batch(vec![1, 2], vec![50, 0]), batch(vec![1, 2], vec![10, 20])]).await.unwrap();
+    let cov = table.coverage(None, None).await.unwrap();
+    let covered: Vec<(String, u64)> = cov.iter().map(|c| (c.entity.to_string(), c.covered_buckets)).collect();
+    // Sensor 1: minutes 50 and 10 -> buckets 3 and 0; sensor 2: minutes 0 and 20 -> buckets 0 and 1.
+    assert_eq!(covered, vec![("1".to_string(), 2), ("2".to_string(), 2)]);
+    let gaps = table.gaps(None, None).await.unwrap();
+    assert_eq!(gaps.len(), 2, "{gaps:?}");
+    assert_eq!((gaps[0].entity.to_string(), gaps[0].missing_buckets), ("1".to_string(), 2));
+}
