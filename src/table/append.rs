@@ -119,6 +119,8 @@ impl TimeSeriesTable {
     /// The schema an input must be written with: the table's, or (first append) the
     /// input's own, adopted.
     fn schema_for(&self, input: &SchemaRef, null_free: impl Fn(usize) -> bool) -> Result<SchemaRef> {
+        // The time/entity rules first: their messages say more than a column diff.
+        self.spec().validate_schema(input)?;
         match self.schema() {
             Some(table) => {
                 let null_free: Vec<bool> = (0..input.fields().len()).map(null_free).collect();

@@ -1,6 +1,8 @@
 //! The integration test binary (one binary keeps link time down); topics are modules.
 
 mod append_scan;
+mod bad_input;
 mod common;
+mod coverage;
 mod log_contract;
 mod smoke;
