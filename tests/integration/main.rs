@@ -4,5 +4,6 @@ mod append_scan;
 mod bad_input;
 mod common;
 mod coverage;
+mod format_fixture;
 mod log_contract;
 mod smoke;
