@@ -23,6 +23,8 @@ use crate::transaction_log::{Commit, CommitOutcome, LogAction};
 
 /// How many times a commit is attempted before giving up with [`Error::Conflict`].
 const MAX_COMMIT_ATTEMPTS: u32 = 12;
+/// A new table coverage snapshot is written once this many segments are not in the last one.
+pub const COVERAGE_SNAPSHOT_EVERY: usize = 32;
 
 /// What a successful append produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,18 +186,26 @@ impl TimeSeriesTable {
             }
             let table_coverage = snapshot.table_coverage().await?;
             let segment_coverage = Arc::clone(&staged.coverage);
+            // The table snapshot is rewritten only every few segments: readers union the
+            // sidecars of the segments added since, which keeps appends cheap.
+            let write_snapshot = snapshot.state().segments_after_snapshot().count() + 1 >= COVERAGE_SNAPSHOT_EVERY;
             let merged = tokio::task::spawn_blocking(move || {
                 let mut merged = (*table_coverage).clone();
                 merged.union_with(&segment_coverage);
-                let bytes = sidecar::encode(&merged);
+                let bytes = if write_snapshot { sidecar::encode(&merged) } else { Vec::new() };
                 (Arc::new(merged), bytes)
             })
             .await
             .map_err(|e| Error::Task(e.to_string()))?;
             let (merged, merged_bytes) = merged;
             let version = snapshot.version() + 1;
-            let snapshot_path = format!("_coverage/table/{version:010}-{}.roar", staged.meta.id);
-            write_new(self.location(), &snapshot_path, Bytes::from(merged_bytes)).await?;
+            let snapshot_path = if write_snapshot {
+                let path = format!("_coverage/table/{version:010}-{}.roar", staged.meta.id);
+                write_new(self.location(), &path, Bytes::from(merged_bytes)).await?;
+                Some(path)
+            } else {
+                None
+            };
 
             let mut actions = Vec::new();
             if snapshot.state().meta.schema.is_none() {
@@ -203,13 +213,16 @@ impl TimeSeriesTable {
                 actions.push(LogAction::UpdateTableMeta(meta));
             }
             actions.push(LogAction::AddSegment(staged.meta.clone()));
-            actions.push(LogAction::UpdateTableCoverage { path: snapshot_path.clone() });
+            if let Some(path) = &snapshot_path {
+                actions.push(LogAction::UpdateTableCoverage { path: path.clone() });
+            }
             let commit = Commit::new(version, operation, actions);
 
             match self.log.try_commit(&commit).await? {
                 CommitOutcome::Committed => {
                     let mut state = snapshot.state().clone();
                     state.apply(&commit, &self.location().describe(&crate::transaction_log::commit_path(version)))?;
+                    self.log.checkpoint_if_due(&state).await;
                     self.snapshot = Arc::new(Snapshot::with_coverage(
                         self.location().clone(),
                         state,
@@ -225,7 +238,9 @@ impl TimeSeriesTable {
                     });
                 }
                 CommitOutcome::Conflict => {
-                    let _ = self.location().delete(&snapshot_path).await;
+                    if let Some(path) = &snapshot_path {
+                        let _ = self.location().delete(path).await;
+                    }
                     if attempt >= MAX_COMMIT_ATTEMPTS {
                         self.discard(&staged).await;
                         return Err(Error::Conflict { version, attempts: attempt });

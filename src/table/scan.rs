@@ -46,14 +46,24 @@ impl Snapshot {
     /// Live segments (ordered by start time) that may hold rows with a timestamp in
     /// `times` and an entity admitted by `entities`.
     pub async fn select_segments(&self, times: &TimeSet, entities: &EntityFilter) -> Result<SegmentSelection> {
-        let all = self.segments();
-        let mut selection = SegmentSelection { total: all.len(), ..Default::default() };
+        let index = self.time_index();
+        let mut selection = SegmentSelection { total: index.by_start.len(), ..Default::default() };
         let ranges = bucket_ranges(times, &self.spec().bucket);
-        for segment in all {
+        // Candidate positions from the time index, merged across the (sorted) intervals.
+        let mut positions: Vec<std::ops::Range<usize>> = Vec::new();
+        for &(start, end) in times.intervals() {
+            let next = index.candidates(start, end);
+            match positions.last_mut() {
+                Some(last) if next.start <= last.end => last.end = last.end.max(next.end),
+                _ => positions.push(next),
+            }
+        }
+        let mut time_survivors = 0;
+        for segment in positions.into_iter().flatten().map(|i| &index.by_start[i]) {
             if !times.meets_closed(segment.ts_min, segment.ts_max) {
-                selection.pruned_by_time += 1;
                 continue;
             }
+            time_survivors += 1;
             if let (false, Some(keys)) = (entities.is_empty(), &segment.entities) {
                 if !keys.iter().any(|k| key_matches(k, entities)) {
                     selection.pruned_by_entity += 1;
@@ -62,17 +72,18 @@ impl Snapshot {
             }
             // Coverage can only prune when time or entity is constrained.
             if !(times.is_all() && entities.is_empty()) {
-                let coverage = self.segment_coverage(&segment).await?;
-                let hit = coverage.entities().any(|(key, set)| {
-                    key_matches(key, entities) && ranges.iter().any(|r| set.any_in(r.clone()))
-                });
+                let coverage = self.segment_coverage(segment).await?;
+                let hit = coverage
+                    .entities()
+                    .any(|(key, set)| key_matches(key, entities) && ranges.iter().any(|r| set.any_in(r.clone())));
                 if !hit {
                     selection.pruned_by_coverage += 1;
                     continue;
                 }
             }
-            selection.segments.push(segment);
+            selection.segments.push(Arc::clone(segment));
         }
+        selection.pruned_by_time = selection.total - time_survivors;
         Ok(selection)
     }
 }

@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use std::sync::OnceLock;
+
 use tokio::sync::OnceCell;
 
 use crate::coverage::{sidecar, Coverage};
@@ -26,11 +28,38 @@ pub struct Snapshot {
     state: TableState,
     table_coverage: OnceCell<Arc<Coverage>>,
     segment_coverage: SegmentCoverageCache,
+    by_time: OnceLock<TimeIndex>,
+}
+
+/// Live segments ordered by start time, for range lookups without a linear scan.
+#[derive(Debug)]
+pub(crate) struct TimeIndex {
+    pub by_start: Vec<Arc<SegmentMeta>>,
+    /// The longest `ts_max - ts_min`: a segment meeting `[s, e)` starts at or after
+    /// `s - max_span`, which bounds the search from below.
+    pub max_span: i64,
+}
+
+impl TimeIndex {
+    fn new(state: &TableState) -> Self {
+        let mut by_start: Vec<_> = state.segments.values().cloned().collect();
+        by_start.sort_by(|a, b| (a.ts_min, &a.id).cmp(&(b.ts_min, &b.id)));
+        let max_span = by_start.iter().map(|s| s.ts_max.saturating_sub(s.ts_min)).max().unwrap_or(0);
+        TimeIndex { by_start, max_span }
+    }
+
+    /// Positions of the segments that may meet `[start, end)`: those starting in
+    /// `[start - max_span, end)`.
+    pub fn candidates(&self, start: i64, end: i64) -> std::ops::Range<usize> {
+        let lo = self.by_start.partition_point(|s| s.ts_min < start.saturating_sub(self.max_span));
+        let hi = self.by_start.partition_point(|s| s.ts_min < end);
+        lo..hi.max(lo)
+    }
 }
 
 impl Snapshot {
     pub(crate) fn new(location: TableLocation, state: TableState, cache: SegmentCoverageCache) -> Self {
-        Snapshot { location, state, table_coverage: OnceCell::new(), segment_coverage: cache }
+        Snapshot { location, state, table_coverage: OnceCell::new(), segment_coverage: cache, by_time: OnceLock::new() }
     }
 
     /// A snapshot whose table coverage is already known (right after our own commit).
@@ -40,7 +69,13 @@ impl Snapshot {
         cache: SegmentCoverageCache,
         coverage: Arc<Coverage>,
     ) -> Self {
-        Snapshot { location, state, table_coverage: OnceCell::new_with(Some(coverage)), segment_coverage: cache }
+        Snapshot {
+            location,
+            state,
+            table_coverage: OnceCell::new_with(Some(coverage)),
+            segment_coverage: cache,
+            by_time: OnceLock::new(),
+        }
     }
 
     pub fn state(&self) -> &TableState {
@@ -65,9 +100,12 @@ impl Snapshot {
 
     /// Live segments ordered by `ts_min` (ties by id).
     pub fn segments(&self) -> Vec<Arc<SegmentMeta>> {
-        let mut segments: Vec<_> = self.state.segments.values().cloned().collect();
-        segments.sort_by(|a, b| (a.ts_min, &a.id).cmp(&(b.ts_min, &b.id)));
-        segments
+        self.time_index().by_start.clone()
+    }
+
+    /// The time index, built once per snapshot.
+    pub(crate) fn time_index(&self) -> &TimeIndex {
+        self.by_time.get_or_init(|| TimeIndex::new(&self.state))
     }
 
     /// The union of all live segments' coverage.
@@ -75,17 +113,21 @@ impl Snapshot {
         self.table_coverage.get_or_try_init(|| self.load_table_coverage()).await.cloned()
     }
 
+    /// The snapshot named by the log plus the segments added after it; when the snapshot
+    /// is missing or corrupt, the union of every segment's coverage.
     async fn load_table_coverage(&self) -> Result<Arc<Coverage>> {
-        if let Some(path) = &self.state.coverage_snapshot {
-            if let Some(bytes) = self.location.get(path).await? {
-                if let Ok(coverage) = sidecar::decode(&bytes) {
-                    return Ok(Arc::new(coverage));
+        let mut union = Coverage::new();
+        let mut pending: Vec<&Arc<SegmentMeta>> = self.state.segments_after_snapshot().collect();
+        if let Some(snapshot) = &self.state.coverage_snapshot {
+            match self.location.get(&snapshot.path).await?.map(|bytes| sidecar::decode(&bytes)) {
+                Some(Ok(coverage)) => union = coverage,
+                _ => {
+                    tracing::warn!(path = %snapshot.path, "table coverage snapshot missing or corrupt; rebuilding from segment sidecars");
+                    pending = self.state.segments.values().collect();
                 }
             }
-            tracing::warn!(path = %path, "table coverage snapshot missing or corrupt; rebuilding from segment sidecars");
         }
-        let mut union = Coverage::new();
-        for segment in self.state.segments.values() {
+        for segment in pending {
             union.union_with(&*self.segment_coverage(segment).await?);
         }
         Ok(Arc::new(union))

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 use super::actions::Commit;
+use super::checkpoint::{checkpoint_path, decode_checkpoint, encode_checkpoint, CHECKPOINT_INTERVAL};
 use super::state::TableState;
 use crate::error::{Error, Result};
 use crate::storage::{PutOutcome, TableLocation};
@@ -74,6 +75,7 @@ impl LogStore {
         let files = self.location.list(LOG_DIR).await?;
         Ok(files
             .iter()
+            // `<version>.json` only; checkpoints end in `.checkpoint.json` and do not parse.
             .filter_map(|f| f.path.rsplit('/').next()?.strip_suffix(".json")?.parse::<u64>().ok())
             .max()
             .unwrap_or(0))
@@ -97,10 +99,53 @@ impl LogStore {
         if target == 0 || target > latest {
             return Err(Error::VersionNotFound { location: self.location.to_string(), requested: target, latest });
         }
-        let first = self.read_commit(1).await?;
-        let mut state = TableState::from_first_commit(&first, &self.location.describe(&commit_path(1)))?;
+        let mut state = match self.latest_checkpoint(target).await? {
+            Some(state) => state,
+            None => {
+                let first = self.read_commit(1).await?;
+                TableState::from_first_commit(&first, &self.location.describe(&commit_path(1)))?
+            }
+        };
         self.apply_range(&mut state, target).await?;
         Ok(state)
+    }
+
+    /// The newest readable checkpoint at or before `version`. Unreadable ones are skipped
+    /// (a torn checkpoint is never trusted); the commits are always there to fall back on.
+    async fn latest_checkpoint(&self, version: u64) -> Result<Option<TableState>> {
+        let mut candidate = version / CHECKPOINT_INTERVAL * CHECKPOINT_INTERVAL;
+        // Checkpoints are best effort: look back a few intervals, then replay.
+        for _ in 0..3 {
+            if candidate == 0 {
+                break;
+            }
+            let path = checkpoint_path(candidate);
+            if let Some(bytes) = self.location.get(&path).await? {
+                match decode_checkpoint(&bytes, candidate) {
+                    Ok(state) => return Ok(Some(state)),
+                    Err(reason) => tracing::warn!(path = %path, %reason, "ignoring unreadable checkpoint"),
+                }
+            }
+            candidate -= CHECKPOINT_INTERVAL;
+        }
+        Ok(None)
+    }
+
+    /// Writes a checkpoint of `state` if its version is due one. Best effort: a failure
+    /// only means readers replay a few more commits.
+    pub async fn checkpoint_if_due(&self, state: &TableState) {
+        if state.version == 0 || state.version % CHECKPOINT_INTERVAL != 0 {
+            return;
+        }
+        let path = checkpoint_path(state.version);
+        match encode_checkpoint(state) {
+            Ok(bytes) => {
+                if let Err(e) = self.location.put(&path, Bytes::from(bytes)).await {
+                    tracing::warn!(path = %path, error = %e, "could not write checkpoint");
+                }
+            }
+            Err(e) => tracing::warn!(path = %path, error = %e, "could not encode checkpoint"),
+        }
     }
 
     /// Brings `state` up to the latest version; returns whether anything changed.

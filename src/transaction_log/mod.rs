@@ -1,12 +1,15 @@
 //! The append-only transaction log.
 //!
-//! `actions` (the commit file model) and `state` (replay as a fold) are pure;
+//! `actions` (the commit file model), `state` (replay as a fold) and `checkpoint` (the
+//! state at a version in one file) are pure;
 //! `log_store` reads and writes commit files through storage with create-if-absent.
 
 pub mod actions;
+pub mod checkpoint;
 pub mod log_store;
 pub mod state;
 
 pub use actions::{Commit, LogAction, FORMAT_VERSION};
 pub use log_store::{commit_path, CommitOutcome, LogStore, LOG_DIR};
-pub use state::TableState;
+pub use checkpoint::{checkpoint_path, CHECKPOINT_INTERVAL};
+pub use state::{CoverageSnapshotRef, TableState};

@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::actions::{Commit, LogAction, FORMAT_VERSION};
 use crate::error::{Error, Result};
 use crate::metadata::{SegmentId, SegmentMeta, TableMeta};
@@ -18,10 +20,17 @@ pub struct TableState {
     pub meta: TableMeta,
     /// Live segments, by id.
     pub segments: BTreeMap<SegmentId, Arc<SegmentMeta>>,
-    /// Table coverage snapshot valid at this version, relative to the table root.
-    pub coverage_snapshot: Option<String>,
-    /// Version that last changed `coverage_snapshot` or the segment set.
-    pub segments_version: u64,
+    /// The latest table coverage snapshot still usable: its path (relative to the table
+    /// root) and the version that wrote it. Segments added after that version are not in
+    /// it; a removal since makes it unusable (`None`).
+    pub coverage_snapshot: Option<CoverageSnapshotRef>,
+}
+
+/// A table coverage snapshot named by the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoverageSnapshotRef {
+    pub path: String,
+    pub version: u64,
 }
 
 impl TableState {
@@ -38,8 +47,7 @@ impl TableState {
                 _ => None,
             })
             .ok_or_else(|| corrupt(path, "the first commit does not define the table (no UpdateTableMeta)".into()))?;
-        let mut state =
-            TableState { version: 0, meta, segments: BTreeMap::new(), coverage_snapshot: None, segments_version: 0 };
+        let mut state = TableState { version: 0, meta, segments: BTreeMap::new(), coverage_snapshot: None };
         state.apply(commit, path)?;
         Ok(state)
     }
@@ -64,23 +72,28 @@ impl TableState {
                     if self.segments.insert(segment.id.clone(), Arc::new(segment)).is_some() {
                         return Err(corrupt(path, "a segment is added twice".into()));
                     }
-                    self.segments_version = commit.version;
                 }
                 LogAction::RemoveSegment { id } => {
                     if self.segments.remove(id).is_none() {
                         return Err(corrupt(path, format!("removes unknown segment {id}")));
                     }
-                    self.segments_version = commit.version;
+                    // A union cannot forget a segment: the snapshot no longer applies.
+                    self.coverage_snapshot = None;
                 }
                 LogAction::UpdateTableMeta(meta) => self.meta = meta.clone(),
                 LogAction::UpdateTableCoverage { path } => {
-                    self.coverage_snapshot = Some(path.clone());
-                    self.segments_version = commit.version;
+                    self.coverage_snapshot = Some(CoverageSnapshotRef { path: path.clone(), version: commit.version });
                 }
             }
         }
         self.version = commit.version;
         Ok(())
+    }
+
+    /// Live segments added after the coverage snapshot (all of them without one).
+    pub fn segments_after_snapshot(&self) -> impl Iterator<Item = &Arc<SegmentMeta>> {
+        let since = self.coverage_snapshot.as_ref().map_or(0, |s| s.version);
+        self.segments.values().filter(move |s| s.added_in_version > since)
     }
 
     /// Total rows over the live segments.

@@ -74,9 +74,18 @@ async fn known_holes_give_exact_gaps_ratios_and_windows() {
 #[tokio::test]
 async fn missing_or_corrupt_sidecars_are_rebuilt() {
     let location = memory_location();
-    let table = holey_table(location.clone()).await;
+    let mut table = holey_table(location.clone()).await;
+    // Enough small segments that the log names a table coverage snapshot.
+    for i in 0..32 {
+        table.append(vec![minute_bars(&["ZZZ"], T0 + DAY + i * MINUTE, 1)]).await.unwrap();
+    }
     let expected = answers(&table).await;
-    let snapshot_path = table.snapshot().state().coverage_snapshot.clone().unwrap();
+    let snapshot_path = table.snapshot().state().coverage_snapshot.clone().unwrap().path;
+
+    // Snapshot plus the segments added after it, as a fresh reader sees them.
+    let fresh = TimeSeriesTable::open(location.clone()).await.unwrap();
+    assert!(fresh.snapshot().state().segments_after_snapshot().count() > 0);
+    assert_eq!(answers(&fresh).await, expected);
 
     // Table snapshot deleted: rebuilt from segment sidecars.
     location.delete(&snapshot_path).await.unwrap();
@@ -84,7 +93,7 @@ async fn missing_or_corrupt_sidecars_are_rebuilt() {
 
     // Snapshot truncated and a segment sidecar corrupt: that segment is recomputed from Parquet.
     location.put(&snapshot_path, Bytes::from_static(b"TSCOVER1\x01")).await.unwrap();
-    let segment = table.segments()[0].clone();
+    let segment = table.segments().into_iter().find(|s| s.added_in_version == 2).unwrap();
     location.put(&segment.coverage_path, Bytes::from_static(b"garbage")).await.unwrap();
     let reopened = TimeSeriesTable::open(location.clone()).await.unwrap();
     assert_eq!(answers(&reopened).await, expected);
