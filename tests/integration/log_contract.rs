@@ -164,3 +164,31 @@ async fn damaged_commit_files_are_named_in_the_error() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn checkpoints_shorten_replay_and_a_torn_one_is_ignored() {
+    on_every_backend(|location| async move {
+        let mut table = new_table(location.clone(), "1m").await;
+        for i in 0..205 {
+            table.append(vec![minute_bars(&["A"], T0 + i * MINUTE, 1)]).await.unwrap();
+        }
+        assert_eq!(table.version(), 206);
+        for v in [100u64, 200] {
+            assert!(location.size(&timeseries_table_core::transaction_log::checkpoint_path(v)).await.unwrap().is_some());
+        }
+        let reference = table.segments();
+        let opened = TimeSeriesTable::open(location.clone()).await.unwrap();
+        assert_eq!(opened.segments(), reference, "checkpoint + 6 commits = full replay");
+        let old = TimeSeriesTable::open_at(location.clone(), 150).await.unwrap();
+        assert_eq!(old.segments().len(), 149);
+
+        // A torn checkpoint is never trusted: the reader falls back to the previous one.
+        let path = timeseries_table_core::transaction_log::checkpoint_path(200);
+        let bytes = location.get(&path).await.unwrap().unwrap();
+        location.put(&path, bytes.slice(..bytes.len() / 2)).await.unwrap();
+        let reopened = TimeSeriesTable::open(location.clone()).await.unwrap();
+        assert_eq!(reopened.segments(), reference);
+        assert_eq!(reopened.coverage(None, None).await.unwrap()[0].covered_buckets, 205);
+    })
+    .await;
+}
