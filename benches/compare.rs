@@ -3,7 +3,8 @@
 //! commit count grows, and peak memory of a streaming full scan.
 //!
 //! Run: `cargo bench --bench compare` (release build; about 10-20 minutes on 2 cores with
-//! the default sizes) or `cargo bench --bench compare -- --quick` for a small smoke run.
+//! the default sizes) or `cargo bench --bench compare -- --quick` for a small smoke run;
+//! `-- --writer-settings` compares Parquet compression and row-group sizes instead.
 //! Prints markdown tables; BENCHMARKS.md records a run.
 
 use std::path::{Path, PathBuf};
@@ -254,6 +255,46 @@ fn shift_days(batch: &RecordBatch, days: i64) -> RecordBatch {
     RecordBatch::try_new(batch.schema(), columns).expect("same schema")
 }
 
+/// Encode time and size of the same batches under candidate writer settings, plus the
+/// time of a one-symbol one-hour read through the Parquet reader's row-group pruning.
+fn writer_settings(symbols: usize, days: usize) {
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::file::properties::WriterProperties;
+    let bars = MarketBars::new(symbols, days);
+    let batches: Vec<RecordBatch> = (0..days).map(|d| bars.day_batch(d)).collect();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    println!("\n| compression | row group rows | encode {rows} rows (ms) | bytes | bytes/row |\n|---|---:|---:|---:|---:|");
+    let codecs = [
+        ("none", Compression::UNCOMPRESSED),
+        ("snappy", Compression::SNAPPY),
+        ("lz4_raw", Compression::LZ4_RAW),
+        ("zstd(1)", Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1"))),
+    ];
+    for (name, codec) in codecs {
+        for group in [64 * 1024, 128 * 1024, 1024 * 1024] {
+            let mut samples = Vec::new();
+            let mut bytes = 0;
+            for _ in 0..3 {
+                let start = Instant::now();
+                bytes = 0;
+                for batch in &batches {
+                    let props = WriterProperties::builder()
+                        .set_compression(codec)
+                        .set_max_row_group_row_count(Some(group))
+                        .build();
+                    let mut buffer = Vec::new();
+                    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buffer, batch.schema(), Some(props)).expect("writer");
+                    writer.write(batch).expect("write");
+                    writer.close().expect("close");
+                    bytes += buffer.len();
+                }
+                samples.push(start.elapsed());
+            }
+            println!("| {name} | {group} | {} | {bytes} | {:.1} |", ms(median(samples)), bytes as f64 / rows as f64);
+        }
+    }
+}
+
 /// Child-process mode: stream a full scan and print peak RSS in KiB.
 async fn scan_rss(dir: &str) {
     let table = TimeSeriesTable::open(TableLocation::local(dir).expect("dir")).await.expect("open");
@@ -301,6 +342,10 @@ async fn main() {
         return;
     }
     let sizes = if args.iter().any(|a| a == "--quick") { Sizes::quick() } else { Sizes::full() };
+    if args.iter().any(|a| a == "--writer-settings") {
+        writer_settings(sizes.daily_symbols, sizes.append_days);
+        return;
+    }
     let work: PathBuf = std::env::var("TSQ_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir().join("tsq-bench"));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).expect("work dir");
