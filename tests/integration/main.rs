@@ -6,4 +6,5 @@ mod common;
 mod coverage;
 mod format_fixture;
 mod log_contract;
+mod readme;
 mod smoke;

@@ -1,0 +1,30 @@
+//! The README's SQL tour runs as written (bar the table location, which becomes an
+//! in-memory one) against the sample table, so the README cannot drift from the code.
+
+use timeseries_table_core::datafusion::{register_opened, script::run_script, session_context};
+use timeseries_table_core::sample::{create_sample_table, MarketBars};
+use timeseries_table_core::storage::TableLocation;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn readme_sql_tour_runs() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("```sql\n").expect("README has a SQL block") + "```sql\n".len();
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let scratch = format!("memory://{}/trades", uuid_like());
+    let script = block.replace("'data/trades'", &format!("'{scratch}'"));
+
+    let table = create_sample_table(TableLocation::memory(&uuid_like(), "bars").unwrap(), &MarketBars::new(6, 5), |_, _| {})
+        .await
+        .unwrap();
+    let ctx = session_context();
+    register_opened(&ctx, "bars", table).unwrap();
+    let results = run_script(&ctx, &script).await.unwrap();
+    assert_eq!(results.len(), 8, "every statement of the tour ran");
+    assert_eq!(pretty(&results[1].batches).matches("| 1     |").count(), 1, "the INSERT reports one row");
+    // On 2024-01-03 only AAPL, MSFT, GOOG and META are listed (AMZN and NVDA list a day later).
+    assert_eq!(row_count(&results[2].batches), 4);
+    assert_eq!(row_count(&results[3].batches), 6, "coverage: one row per symbol");
+    assert!(row_count(&results[4].batches) > 0, "MSFT has gaps");
+}
