@@ -161,7 +161,8 @@ impl TableLocation {
         relative.split('/').filter(|p| !p.is_empty()).fold(self.root.clone(), |p, part| p.join(part))
     }
 
-    fn display_path(&self, relative: &str) -> String {
+    /// Human-readable full location of a table file, for messages.
+    pub fn describe(&self, relative: &str) -> String {
         if self.is_local() {
             format!("/{}", self.path(relative))
         } else {
@@ -169,18 +170,13 @@ impl TableLocation {
         }
     }
 
-    /// Human-readable full location of a table file, for messages.
-    pub fn describe(&self, relative: &str) -> String {
-        self.display_path(relative)
-    }
-
     /// Reads a whole file; `None` when it does not exist.
     pub async fn get(&self, relative: &str) -> Result<Option<Bytes>> {
         let path = self.path(relative);
         match self.store.get(&path).await {
-            Ok(result) => result.bytes().await.map(Some).map_err(|e| Error::storage(self.display_path(relative), e)),
+            Ok(result) => result.bytes().await.map(Some).map_err(|e| Error::storage(self.describe(relative), e)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(Error::storage(self.display_path(relative), e)),
+            Err(e) => Err(Error::storage(self.describe(relative), e)),
         }
     }
 
@@ -189,7 +185,7 @@ impl TableLocation {
         match self.store.head(&self.path(relative)).await {
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(Error::storage(self.display_path(relative), e)),
+            Err(e) => Err(Error::storage(self.describe(relative), e)),
         }
     }
 
@@ -209,14 +205,14 @@ impl TableLocation {
             .put(&self.path(relative), PutPayload::from(bytes))
             .await
             .map(|_| ())
-            .map_err(|e| Error::storage(self.display_path(relative), e))
+            .map_err(|e| Error::storage(self.describe(relative), e))
     }
 
     /// Deletes a file; a file already gone is not an error.
     pub async fn delete(&self, relative: &str) -> Result<()> {
         match self.store.delete(&self.path(relative)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(Error::storage(self.display_path(relative), e)),
+            Err(e) => Err(Error::storage(self.describe(relative), e)),
         }
     }
 
@@ -229,7 +225,7 @@ impl TableLocation {
             .list(Some(&prefix))
             .try_collect()
             .await
-            .map_err(|e| Error::storage(self.display_path(relative_dir), e))?;
+            .map_err(|e| Error::storage(self.describe(relative_dir), e))?;
         Ok(metas
             .into_iter()
             .map(|m| ListedFile {
