@@ -45,6 +45,7 @@ fn bucket_ranges(times: &TimeSet, bucket: &TimeBucket) -> Vec<Range<i64>> {
 impl Snapshot {
     /// Live segments (ordered by start time) that may hold rows with a timestamp in
     /// `times` and an entity admitted by `entities`.
+    #[tracing::instrument(skip_all, fields(version = self.version()))]
     pub async fn select_segments(&self, times: &TimeSet, entities: &EntityFilter) -> Result<SegmentSelection> {
         let index = self.time_index();
         let mut selection = SegmentSelection { total: index.by_start.len(), ..Default::default() };

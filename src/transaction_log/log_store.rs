@@ -177,6 +177,7 @@ impl LogStore {
     /// If the write fails without a clear answer, the file is read back: our own
     /// transaction id there means we won, another means we lost; if it cannot be told, the
     /// outcome is [`Error::CommitOutcomeUnknown`].
+    #[tracing::instrument(skip_all, fields(version = commit.version, operation = %commit.operation))]
     pub async fn try_commit(&self, commit: &Commit) -> Result<CommitOutcome> {
         let relative = commit_path(commit.version);
         let body = serde_json::to_vec_pretty(commit)
