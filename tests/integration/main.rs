@@ -2,6 +2,7 @@
 
 mod append_scan;
 mod bad_input;
+mod cli;
 mod common;
 mod coverage;
 mod format_fixture;

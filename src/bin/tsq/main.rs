@@ -1,1 +1,195 @@
-fn main(){}
+//! `tsq`: the command-line face of timeseries-table-core.
+//!
+//! This file holds the argument definitions (clap derive; the `--help` text lives in the
+//! doc comments below) and the dispatch. Every command goes through the library; the
+//! binary only parses arguments and prints results. Errors end up in [`main`], which
+//! prints them as one line on stderr and exits non-zero; nothing here panics on input.
+
+mod commands;
+mod demo;
+mod heatmap;
+mod output;
+mod report;
+mod shell;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use timeseries_table_core::metadata::TimeBucket;
+
+/// Query and maintain time-series tables: Parquet segments plus a transaction log that
+/// knows, per entity and time bucket, which data is present.
+///
+/// Start with `tsq demo` to build a sample table and see the SQL it answers.
+#[derive(Debug, Parser)]
+#[command(name = "tsq", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create an empty table in DIR (its schema is fixed by the first append).
+    #[command(after_help = "Example:\n  tsq create prices --time-column ts --bucket 1m --entity symbol")]
+    Create {
+        /// Folder (or URL such as file:///abs/path) for the new table.
+        dir: String,
+        /// Name of the timestamp column in the data.
+        #[arg(long, value_name = "COLUMN")]
+        time_column: String,
+        /// Coverage granularity: <n><unit> with unit s, m, h or d (30s, 1m, 15m, 1h, 1d).
+        #[arg(long)]
+        bucket: TimeBucket,
+        /// Column that identifies an entity (symbol, sensor id...); repeat for composite keys.
+        #[arg(long = "entity", value_name = "COLUMN")]
+        entities: Vec<String>,
+        /// Require the time column to carry this time zone (e.g. UTC or +05:30).
+        #[arg(long, value_name = "TZ")]
+        timezone: Option<String>,
+    },
+    /// Append Parquet files to the table in DIR, one atomic commit per file.
+    ///
+    /// Files are appended in the order given. A file that is rejected (it overlaps data
+    /// already in the table, or its schema differs) stops the run; the files before it
+    /// stay committed and nothing of the rejected file is kept.
+    Append {
+        /// The table folder.
+        dir: String,
+        /// Parquet files to append.
+        #[arg(required = true, value_name = "FILE.parquet")]
+        files: Vec<PathBuf>,
+    },
+    /// Run SQL against tables: one statement, or a file of statements separated by `;`.
+    ///
+    /// Besides SELECT and INSERT, the table functions coverage(t [, start, end]),
+    /// gaps(t [, start, end]), last_covered_window(t, length [, end]), segments(t) and
+    /// history(t) answer questions about what data is present.
+    #[command(
+        after_help = "Examples:\n  tsq sql -t bars=tsq-demo/table \"SELECT symbol, count(*) FROM bars GROUP BY symbol\"\n  tsq sql -t tsq-demo/table \"SELECT * FROM gaps('table') LIMIT 10\"\n  tsq sql -t bars=tsq-demo/table --format csv -f report.sql"
+    )]
+    Sql {
+        #[command(flatten)]
+        tables: TableArgs,
+        /// How to print results.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Read the statements from this file instead of the command line.
+        #[arg(short = 'f', long = "file", value_name = "FILE.sql", conflicts_with = "sql")]
+        file: Option<PathBuf>,
+        /// The SQL to run (quote it for your shell).
+        #[arg(required_unless_present = "file")]
+        sql: Option<String>,
+    },
+    /// Interactive SQL prompt with history; statements end with `;`.
+    ///
+    /// Inside the shell: \timing toggles query timing, \d lists tables, \q or exit quits.
+    Shell {
+        #[command(flatten)]
+        tables: TableArgs,
+    },
+    /// Show a table's spec, schema, version, segments, rows, time span and coverage.
+    Info {
+        /// The table folder.
+        dir: String,
+    },
+    /// Per-entity coverage: how many time buckets hold data, and the gaps between them.
+    ///
+    /// Without --from/--to the window is the table's covered extent (first to last
+    /// covered bucket of any entity).
+    Coverage {
+        /// The table folder.
+        dir: String,
+        #[command(flatten)]
+        window: WindowArgs,
+        /// Also draw a heatmap to this SVG file: one row per entity, time across, colour =
+        /// share of buckets with data. Stretches when no entity has data (nights,
+        /// weekends) are left out and marked, so the picture is spent on the data.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+    },
+    /// List the missing runs of buckets (gaps) per entity.
+    Gaps {
+        /// The table folder.
+        dir: String,
+        #[command(flatten)]
+        window: WindowArgs,
+    },
+    /// Build a sample market-data table, run the SQL examples on it and draw its coverage.
+    ///
+    /// Writes one Parquet file per trading day to DIR/incoming, creates DIR/table,
+    /// appends the files, runs sql-examples/*.sql against it (as table `bars`) and writes
+    /// DIR/coverage.svg.
+    Demo {
+        /// Where to build it (default: ./tsq-demo, or ./tsq-demo-N if that exists).
+        dir: Option<PathBuf>,
+        /// A small dataset (6 symbols × 5 days) instead of 30 symbols × 20 days.
+        #[arg(long)]
+        small: bool,
+    },
+}
+
+/// `-t NAME=DIR` options shared by `sql` and `shell`.
+#[derive(Debug, clap::Args)]
+struct TableArgs {
+    /// Register a table: NAME=DIR, or just DIR to use the folder name as the table name.
+    #[arg(short = 't', long = "table", value_name = "NAME=DIR")]
+    tables: Vec<String>,
+}
+
+/// `--from T --to T` options shared by `coverage` and `gaps`.
+#[derive(Debug, clap::Args)]
+struct WindowArgs {
+    /// Start of the window (inclusive), e.g. 2024-01-02 or 2024-01-02T14:30:00Z.
+    #[arg(long, value_name = "T", requires = "to")]
+    from: Option<String>,
+    /// End of the window (exclusive).
+    #[arg(long, value_name = "T", requires = "from")]
+    to: Option<String>,
+}
+
+/// Output format of `tsq sql`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Aligned text tables.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// A JSON array of objects per statement.
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", output::describe_error(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Shell { tables } => shell::run(&runtime, &tables.tables),
+        Command::Create { dir, time_column, bucket, entities, timezone } => {
+            runtime.block_on(commands::create(&dir, &time_column, bucket, &entities, timezone.as_deref()))
+        }
+        Command::Append { dir, files } => runtime.block_on(commands::append(&dir, &files)),
+        Command::Sql { tables, format, file, sql } => {
+            runtime.block_on(commands::sql(&tables.tables, format, file.as_deref(), sql.as_deref()))
+        }
+        Command::Info { dir } => runtime.block_on(report::info(&dir)),
+        Command::Coverage { dir, window, plot } => {
+            runtime.block_on(report::coverage(&dir, window.from.as_deref(), window.to.as_deref(), plot.as_deref()))
+        }
+        Command::Gaps { dir, window } => {
+            runtime.block_on(report::gaps(&dir, window.from.as_deref(), window.to.as_deref()))
+        }
+        Command::Demo { dir, small } => runtime.block_on(demo::run(dir, small)),
+    }
+}

@@ -1,0 +1,204 @@
+//! The read-side commands: `info`, `coverage` (with the heatmap) and `gaps`. Each asks
+//! the library (table metadata and coverage sidecars only, no data scan) and prints.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{anyhow, bail};
+use timeseries_table_core::metadata::{describe_schema, format_nanos};
+use timeseries_table_core::table::{TimeRange, TimeSeriesTable};
+
+use crate::commands::{open_table, write_spec};
+use crate::heatmap::{heat_grid, render_svg, GridOptions};
+use crate::output::{fmt_bytes, fmt_int, fmt_pct, fmt_span, TextTable};
+
+pub async fn info(dir: &str) -> anyhow::Result<()> {
+    let table = open_table(dir).await?;
+    let snapshot = table.snapshot();
+    let state = snapshot.state();
+    let coverage = snapshot.table_coverage().await?;
+    let report = table.coverage(None, None).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "table {dir}")?;
+    writeln!(out, "  version      {}", table.version())?;
+    write_spec(&mut out, &table)?;
+    match table.schema() {
+        Some(schema) => {
+            writeln!(out, "  schema")?;
+            for field in schema.fields() {
+                let one = arrow::datatypes::Schema::new(vec![field.as_ref().clone()]);
+                writeln!(out, "    {}", describe_schema(&one))?;
+            }
+        }
+        None => writeln!(out, "  schema       (not yet fixed: the first append sets it)")?,
+    }
+    let bytes: u64 = state.segments.values().map(|s| s.size_bytes).sum();
+    writeln!(out, "  segments     {} ({})", fmt_int(state.segments.len() as u64), fmt_bytes(bytes))?;
+    writeln!(out, "  rows         {}", fmt_int(state.row_count()))?;
+    match state.time_extent() {
+        Some((min, max)) => {
+            writeln!(out, "  time span    {} .. {} (first and last row)", format_nanos(min), format_nanos(max))?
+        }
+        None => writeln!(out, "  time span    (empty)")?,
+    }
+    writeln!(out, "  entities     {}", fmt_int(coverage.entity_count() as u64))?;
+    let (covered, expected) =
+        report.iter().fold((0, 0), |acc, r| (acc.0 + r.covered_buckets, acc.1 + r.expected_buckets));
+    match report.first() {
+        Some(r) if expected > 0 => writeln!(
+            out,
+            "  coverage     {} ({} of {} entity-buckets between {} and {}; see `tsq coverage {dir}`)",
+            fmt_pct(covered as f64 / expected as f64),
+            fmt_int(covered),
+            fmt_int(expected),
+            format_nanos(r.window.start),
+            format_nanos(r.window.end)
+        )?,
+        _ => writeln!(out, "  coverage     (no data yet)")?,
+    }
+    Ok(())
+}
+
+fn window(from: Option<&str>, to: Option<&str>) -> anyhow::Result<Option<TimeRange>> {
+    match (from, to) {
+        (Some(from), Some(to)) => Ok(Some(TimeRange::parse(from, to)?)),
+        (None, None) => Ok(None),
+        _ => bail!("give both --from and --to, or neither"),
+    }
+}
+
+pub async fn coverage(dir: &str, from: Option<&str>, to: Option<&str>, plot: Option<&Path>) -> anyhow::Result<()> {
+    let table = open_table(dir).await?;
+    write_coverage(&mut std::io::stdout().lock(), &table, window(from, to)?, plot, dir).await
+}
+
+/// The per-entity coverage summary and, with `plot`, the heatmap SVG.
+pub async fn write_coverage(
+    out: &mut dyn Write,
+    table: &TimeSeriesTable,
+    window: Option<TimeRange>,
+    plot: Option<&Path>,
+    name: &str,
+) -> anyhow::Result<()> {
+    let report = table.coverage(window, None).await?;
+    let Some(first) = report.first() else {
+        writeln!(out, "no data: the table has no rows{}", if window.is_some() { "" } else { " yet" })?;
+        return Ok(());
+    };
+    let window = first.window;
+    writeln!(
+        out,
+        "coverage of {} bucket(s) from {} to {}",
+        table.spec().bucket,
+        format_nanos(window.start),
+        format_nanos(window.end)
+    )?;
+    let mut text = TextTable::new(&[
+        (&entity_header(table), false),
+        ("covered", true),
+        ("expected", true),
+        ("ratio", true),
+        ("gaps", true),
+        ("longest gap", true),
+        ("first", false),
+        ("last", false),
+    ]);
+    let bucket_nanos = table.spec().bucket.nanos();
+    let (mut covered, mut expected) = (0, 0);
+    for r in &report {
+        covered += r.covered_buckets;
+        expected += r.expected_buckets;
+        text.push(vec![
+            r.entity.to_string(),
+            fmt_int(r.covered_buckets),
+            fmt_int(r.expected_buckets),
+            fmt_pct(r.coverage_ratio),
+            fmt_int(r.gap_count),
+            if r.max_gap_buckets > 0 { fmt_span(r.max_gap_buckets as i64 * bucket_nanos) } else { "-".into() },
+            r.covered_from.map(format_nanos).unwrap_or_else(|| "-".into()),
+            r.covered_until.map(format_nanos).unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    text.write(out)?;
+    let overall = if expected > 0 { covered as f64 / expected as f64 } else { 0.0 };
+    writeln!(
+        out,
+        "{} entities; {} of {} expected entity-buckets covered ({})",
+        report.len(),
+        fmt_int(covered),
+        fmt_int(expected),
+        fmt_pct(overall)
+    )?;
+    if let Some(path) = plot {
+        let snapshot = table.snapshot();
+        let coverage = snapshot.table_coverage().await?;
+        let Some((_, ids)) = snapshot.resolve_window(&coverage, Some(window))? else { return Ok(()) };
+        let grid = heat_grid(&coverage, &table.spec().bucket, ids, GridOptions::default())?;
+        let title = format!("Coverage of {name}");
+        std::fs::write(path, render_svg(&grid, &title))
+            .map_err(|e| anyhow!("cannot write the heatmap to {}: {e}", path.display()))?;
+        writeln!(
+            out,
+            "heatmap written to {} ({} entities × {} columns of {})",
+            path.display(),
+            grid.entities.len(),
+            grid.columns.len(),
+            fmt_span(grid.column_nanos)
+        )?;
+    }
+    Ok(())
+}
+
+fn entity_header(table: &TimeSeriesTable) -> String {
+    let columns = &table.spec().entity_columns;
+    if columns.is_empty() {
+        "entity".to_string()
+    } else {
+        columns.join("/")
+    }
+}
+
+pub async fn gaps(dir: &str, from: Option<&str>, to: Option<&str>) -> anyhow::Result<()> {
+    let table = open_table(dir).await?;
+    let window = window(from, to)?;
+    let gaps = table.gaps(window, None).await?;
+    let mut out = std::io::stdout().lock();
+    let snapshot = table.snapshot();
+    let coverage = snapshot.table_coverage().await?;
+    let Some((range, _)) = snapshot.resolve_window(&coverage, window)? else {
+        writeln!(out, "no data: the table has no rows yet")?;
+        return Ok(());
+    };
+    let span = format!("from {} to {}", format_nanos(range.start), format_nanos(range.end));
+    if gaps.is_empty() {
+        writeln!(out, "no gaps: every entity has data in every {} bucket {span}", table.spec().bucket)?;
+        return Ok(());
+    }
+    let mut text = TextTable::new(&[
+        (&entity_header(&table), false),
+        ("gap start", false),
+        ("gap end", false),
+        ("missing buckets", true),
+        ("duration", true),
+    ]);
+    let mut missing = 0;
+    for g in &gaps {
+        missing += g.missing_buckets;
+        text.push(vec![
+            g.entity.to_string(),
+            format_nanos(g.start),
+            format_nanos(g.end),
+            fmt_int(g.missing_buckets),
+            fmt_span(g.end - g.start),
+        ]);
+    }
+    text.write(&mut out)?;
+    writeln!(
+        out,
+        "{} gap(s), {} missing {} bucket(s), {span}",
+        fmt_int(gaps.len() as u64),
+        fmt_int(missing),
+        table.spec().bucket
+    )?;
+    Ok(())
+}

@@ -1,0 +1,403 @@
+//! The `tsq` binary, run as a user would: every subcommand, its output, and its failures
+//! (exit code, one clear `error:` line on stderr, and an unchanged table).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use arrow::array::RecordBatch;
+use timeseries_table_core::metadata::{parse_timestamp, EntityKey, EntityValue};
+use timeseries_table_core::sample::MarketBars;
+use timeseries_table_core::storage::TableLocation;
+use timeseries_table_core::table::{TimeRange, TimeSeriesTable};
+
+use crate::common::tree_snapshot;
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `tsq` in `cwd` (with HOME there, so the shell's history stays in the test dir).
+fn tsq_in(cwd: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tsq"));
+    command.args(args).current_dir(cwd).env("HOME", cwd).env_remove("RUST_BACKTRACE");
+    command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("tsq runs");
+    if let Some(text) = stdin {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn tsq(cwd: &Path, args: &[&str]) -> Run {
+    tsq_in(cwd, args, None)
+}
+
+fn assert_ok(run: &Run) {
+    assert_eq!(run.code, Some(0), "tsq failed\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+}
+
+/// A failure a user can act on: non-zero exit, stderr opens with `error:` and says
+/// `needle`, and nothing looks like a crash or a Rust debug dump.
+fn assert_clear_error(run: &Run, needle: &str) {
+    assert!(run.code.is_some_and(|c| c != 0), "expected a failure, got {:?}\nstdout:\n{}", run.code, run.stdout);
+    assert!(run.stderr.starts_with("error: "), "stderr does not open with 'error: ':\n{}", run.stderr);
+    assert!(run.stderr.contains(needle), "stderr does not mention {needle:?}:\n{}", run.stderr);
+    for bad in ["panicked", "Error {", "backtrace", "DataFusionError", "Os {", "Custom {", "ParserError("] {
+        assert!(!run.stderr.contains(bad), "stderr contains {bad:?}:\n{}", run.stderr);
+    }
+    assert!(run.stderr.trim_end().lines().count() <= 6, "too long for a clear message:\n{}", run.stderr);
+}
+
+fn write_parquet(path: &Path, batch: &RecordBatch) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    writer.write(batch).unwrap();
+    writer.close().unwrap();
+}
+
+/// Parquet files of trading days 0..days of the 6-symbol sample, named `day<N>.parquet`.
+fn day_files(dir: &Path, days: usize) -> Vec<PathBuf> {
+    let bars = MarketBars::new(6, days);
+    (0..days)
+        .map(|d| {
+            let path = dir.join(format!("day{d}.parquet"));
+            write_parquet(&path, &bars.day_batch(d));
+            path
+        })
+        .collect()
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn open(dir: &Path) -> TimeSeriesTable {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(TimeSeriesTable::open(TableLocation::local(dir).unwrap())).unwrap()
+}
+
+/// A table of the first `days` sample days, built with `tsq create` and `tsq append`.
+fn sample_table(root: &Path, days: usize) -> PathBuf {
+    let table = root.join("bars");
+    assert_ok(&tsq(root, &["create", s(&table), "--time-column", "ts", "--bucket", "1m", "--entity", "symbol"]));
+    let files = day_files(root, days);
+    let mut args = vec!["append", s(&table)];
+    args.extend(files.iter().map(|f| s(f)));
+    assert_ok(&tsq(root, &args));
+    table
+}
+
+#[test]
+fn demo_small_builds_the_table_runs_sql_and_draws_a_true_heatmap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let run = tsq(tmp.path(), &["demo", "--small", s(&dir)]);
+    assert_ok(&run);
+    // Independently: the rows MarketBars generates for 6 symbols over 5 days.
+    let bars = MarketBars::new(6, 5);
+    let rows: usize = (0..5).map(|d| bars.day_batch(d).num_rows()).sum();
+    let overview = run.stdout.lines().find(|l| l.contains("2024-01-02T14:30:00Z")).unwrap_or_default();
+    assert!(
+        overview.starts_with(&format!("| {rows} ")),
+        "row count {rows} not in overview: {overview}\n{}",
+        run.stdout
+    );
+    assert!(overview.contains("| 6 "), "{overview}");
+    assert!(run.stdout.contains("-> version 6"), "five appends after the create:\n{}", run.stdout);
+    assert!(run.stdout.contains("heatmap written to"), "{}", run.stdout);
+    assert!(dir.join("incoming").read_dir().unwrap().count() == 5);
+
+    // The SVG is well-formed enough for a browser: balanced tags, one row per symbol.
+    let svg = std::fs::read_to_string(dir.join("coverage.svg")).unwrap();
+    assert_balanced(&svg);
+    for symbol in &bars.symbols {
+        assert!(svg.contains(&format!(">{symbol}</text>")), "no row label for {symbol}");
+    }
+    // Every cell's tooltip states a share that the library's own coverage confirms.
+    let table = open(&dir.join("table"));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut checked = 0;
+    for title in svg.split("<title>").skip(1).map(|t| t.split("</title>").next().unwrap()) {
+        let parts: Vec<&str> = title.split(" · ").collect();
+        let (entity, span, pct) = (parts[0], parts[1], parts[2]);
+        let (start, end) = span.split_once(" – ").unwrap();
+        let at = |t: &str| parse_timestamp(&format!("{}:00Z", t.replace(' ', "T"))).unwrap();
+        let key = EntityKey(vec![EntityValue::Str(entity.to_string())]);
+        let window = TimeRange::try_new(at(start), at(end)).unwrap();
+        let report = rt.block_on(table.coverage(Some(window), Some(std::slice::from_ref(&key)))).unwrap();
+        let expected = report[0].coverage_ratio * 100.0;
+        let shown: f64 = pct.trim_end_matches('%').parse().unwrap();
+        assert!((shown - expected).abs() <= 0.1, "{title}: library says {expected:.2}%");
+        checked += 1;
+    }
+    assert!(checked > 20, "only {checked} cells");
+    // Concrete holes from MarketBars: MSFT misses 2024-01-05, AMZN lists on 2024-01-04.
+    assert!(svg.contains("<title>MSFT · 2024-01-05 14:30 – 2024-01-05 21:00 · 0.0%</title>"), "MSFT outage not drawn");
+    assert!(svg.contains("<title>AMZN · 2024-01-02 14:30 – 2024-01-02 21:00 · 0.0%</title>"), "AMZN listing not drawn");
+
+    // The default folder is never overwritten.
+    assert_clear_error(&tsq(tmp.path(), &["demo", "--small", s(&dir)]), "not empty");
+}
+
+/// Every opened tag is closed in order (enough to catch broken markup from a formatter).
+fn assert_balanced(svg: &str) {
+    assert!(svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"));
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = svg;
+    while let Some(open) = rest.find('<') {
+        let close = rest[open..].find('>').expect("unterminated tag") + open;
+        let tag = &rest[open + 1..close];
+        if let Some(name) = tag.strip_prefix('/') {
+            assert_eq!(stack.pop().as_deref(), Some(name), "mismatched </{name}>");
+        } else if !tag.ends_with('/') {
+            stack.push(tag.split_whitespace().next().unwrap().to_string());
+        }
+        assert!(!rest[open + 1..close].contains('<'), "'<' inside a tag");
+        rest = &rest[close + 1..];
+    }
+    assert!(stack.is_empty(), "unclosed: {stack:?}");
+}
+
+#[test]
+fn create_append_info_coverage_gaps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let table = tmp.path().join("bars");
+    let created = tsq(
+        tmp.path(),
+        &["create", s(&table), "--time-column", "ts", "--bucket", "1m", "--entity", "symbol", "--timezone", "UTC"],
+    );
+    assert_ok(&created);
+    assert!(
+        created.stdout.contains("created table at") && created.stdout.contains("bucket       1m"),
+        "{}",
+        created.stdout
+    );
+    assert_clear_error(
+        &tsq(tmp.path(), &["create", s(&table), "--time-column", "ts", "--bucket", "1m"]),
+        "already exists",
+    );
+
+    let files = day_files(tmp.path(), 4);
+    let bars = MarketBars::new(6, 4);
+    let appended = tsq(tmp.path(), &["append", s(&table), s(&files[0]), s(&files[1])]);
+    assert_ok(&appended);
+    let day0 = bars.day_batch(0).num_rows();
+    assert!(appended.stdout.contains(&format!("day0.parquet: {} rows -> version 2", fmt(day0))), "{}", appended.stdout);
+    assert!(appended.stdout.contains("-> version 3"), "{}", appended.stdout);
+
+    let info = tsq(tmp.path(), &["info", s(&table)]);
+    assert_ok(&info);
+    let rows = day0 + bars.day_batch(1).num_rows();
+    for expected in [
+        "version      3",
+        "segments     2",
+        &format!("rows         {}", fmt(rows)),
+        "entities     4",
+        "symbol: utf8 not null",
+        "coverage     ",
+    ] {
+        assert!(info.stdout.contains(expected), "{expected:?} missing from\n{}", info.stdout);
+    }
+
+    // Day 0 halts AAPL (symbol 0) for 45 minutes from 16:30 UTC.
+    let gaps = tsq(tmp.path(), &["gaps", s(&table), "--from", "2024-01-02T14:30:00Z", "--to", "2024-01-02T21:00:00Z"]);
+    assert_ok(&gaps);
+    assert!(
+        gaps.stdout.contains("AAPL    2024-01-02T16:30:00Z  2024-01-02T17:15:00Z               45"),
+        "{}",
+        gaps.stdout
+    );
+    assert!(gaps.stdout.contains("1 gap(s), 45 missing"), "{}", gaps.stdout);
+
+    let svg = tmp.path().join("cov.svg");
+    let coverage =
+        tsq(tmp.path(), &["coverage", s(&table), "--from", "2024-01-02", "--to", "2024-01-04", "--plot", s(&svg)]);
+    assert_ok(&coverage);
+    let aapl = coverage.stdout.lines().find(|l| l.starts_with("AAPL")).unwrap_or_default();
+    assert!(aapl.contains("735") && aapl.contains("2,880"), "AAPL: 780 - 45 buckets of 2 days: {aapl}");
+    assert_balanced(&std::fs::read_to_string(&svg).unwrap());
+
+    // Overlap: the second day again is rejected and changes nothing.
+    let before = tree_snapshot(&table);
+    let overlap = tsq(tmp.path(), &["append", s(&table), s(&files[1])]);
+    assert_clear_error(&overlap, "overlap");
+    assert!(overlap.stderr.contains("stays at version 3"), "{}", overlap.stderr);
+    assert_eq!(tree_snapshot(&table), before, "a rejected append left files behind");
+
+    // A run stops at the first rejected file; the files before it stay committed.
+    let run = tsq(tmp.path(), &["append", s(&table), s(&files[2]), s(&files[0]), s(&files[3])]);
+    assert_clear_error(&run, "1 of 3 file(s) appended");
+    assert!(run.stdout.contains("day2.parquet") && !run.stdout.contains("day3.parquet"), "{}", run.stdout);
+    assert_eq!(open(&table).version(), 4);
+
+    // Schema mismatch: an extra column.
+    let batch = bars.day_batch(3);
+    let mut fields = batch.schema().fields().to_vec();
+    fields.push(std::sync::Arc::new(arrow::datatypes::Field::new("vwap", arrow::datatypes::DataType::Float64, true)));
+    let mut columns = batch.columns().to_vec();
+    columns.push(std::sync::Arc::new(arrow::array::Float64Array::from(vec![1.0; batch.num_rows()])));
+    let wider = RecordBatch::try_new(std::sync::Arc::new(arrow::datatypes::Schema::new(fields)), columns).unwrap();
+    let wide_file = tmp.path().join("wide.parquet");
+    write_parquet(&wide_file, &wider);
+    let before = tree_snapshot(&table);
+    assert_clear_error(&tsq(tmp.path(), &["append", s(&table), s(&wide_file)]), "schema mismatch");
+    assert_eq!(tree_snapshot(&table), before);
+    assert_clear_error(&tsq(tmp.path(), &["append", s(&table), "no-such.parquet"]), "nothing was appended");
+}
+
+fn fmt(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[test]
+fn sql_formats_table_functions_scripts_and_insert() {
+    let tmp = tempfile::tempdir().unwrap();
+    let table = sample_table(tmp.path(), 2);
+    let t = format!("bars={}", s(&table));
+    let bars = MarketBars::new(6, 2);
+    let rows = bars.day_batch(0).num_rows() + bars.day_batch(1).num_rows();
+
+    let plain = tsq(tmp.path(), &["sql", "-t", &t, "SELECT count(*) AS n FROM bars"]);
+    assert_ok(&plain);
+    assert!(plain.stdout.contains(&format!("| {rows} |")) && plain.stdout.contains("(1 row)"), "{}", plain.stdout);
+
+    let csv = tsq(
+        tmp.path(),
+        &["sql", "-t", &t, "--format", "csv", "SELECT symbol, count(*) AS n FROM bars GROUP BY symbol ORDER BY symbol"],
+    );
+    assert_ok(&csv);
+    let lines: Vec<&str> = csv.stdout.lines().collect();
+    assert_eq!(lines[0], "symbol,n");
+    assert_eq!(lines.len(), 5, "4 listed symbols on days 0-1:\n{}", csv.stdout);
+
+    // A bare -t DIR registers the table under its folder name.
+    let json = tsq(
+        tmp.path(),
+        &[
+            "sql",
+            "-t",
+            s(&table),
+            "--format",
+            "json",
+            "SELECT symbol, covered_buckets FROM coverage('bars') ORDER BY symbol",
+        ],
+    );
+    assert_ok(&json);
+    let value: serde_json::Value = serde_json::from_str(json.stdout.trim()).expect("valid JSON");
+    assert_eq!(value.as_array().map(|a| a.len()), Some(4), "{}", json.stdout);
+    assert_eq!(value[0]["symbol"], "AAPL");
+
+    let script = tmp.path().join("report.sql");
+    std::fs::write(
+        &script,
+        "-- a report\nSELECT count(*) AS segments FROM segments('bars');\n\
+         INSERT INTO bars VALUES (TIMESTAMP '2024-01-10 14:30:00', 'IBM', 1.0, 1.0, 1.0, 1.0, 10);\n\
+         SELECT operation, rows_added FROM history('bars') ORDER BY version DESC LIMIT 1;\n\
+         SELECT count(*) AS gaps FROM gaps('bars', '2024-01-02T14:30:00Z', '2024-01-02T21:00:00Z');\n\
+         SELECT symbol, window_start FROM last_covered_window('bars', '2h') WHERE symbol = 'IBM';",
+    )
+    .unwrap();
+    let report = tsq(tmp.path(), &["sql", "-t", &t, "-f", s(&script)]);
+    // Two segments; gaps on day 0: AAPL's halt, and all of it for IBM (inserted later).
+    assert_ok(&report);
+    for expected in ["| 2        |", "| 2    |", "| insert    | 1          |", "(0 rows)", "> SELECT count(*) AS gaps"]
+    {
+        assert!(report.stdout.contains(expected), "{expected:?} missing from\n{}", report.stdout);
+    }
+    assert_eq!(open(&table).version(), 4, "the INSERT committed one version");
+}
+
+#[test]
+fn sql_errors_are_one_clear_line_and_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let table = sample_table(tmp.path(), 1);
+    let t = format!("bars={}", s(&table));
+    let before = tree_snapshot(&table);
+    let cases = [
+        ("SELEC 1", "SQL syntax error"),
+        ("SELECT * FROM nope", "not found"),
+        ("SELECT * FROM coverage('nope')", "unknown table 'nope'"),
+        ("SELECT * FROM coverage('bars', 'yesterday', 'today')", "start argument of coverage"),
+        ("SELECT * FROM last_covered_window('bars', '7x')", "bad window length '7x'"),
+        ("SELECT * FROM gaps('bars', '2024-01-03', '2024-01-02')", "invalid time range"),
+        ("INSERT INTO bars VALUES (TIMESTAMP '2024-01-02 14:30:00', 'AAPL', 1.0, 1.0, 1.0, 1.0, 1)", "overlap"),
+    ];
+    for (sql, needle) in cases {
+        assert_clear_error(&tsq(tmp.path(), &["sql", "-t", &t, sql]), needle);
+    }
+    assert_eq!(tree_snapshot(&table), before, "failed statements changed the table");
+    let script = tmp.path().join("two.sql");
+    std::fs::write(&script, "SELECT 1 AS one;\nSELECT * FROM nope;\nSELECT 3;").unwrap();
+    let run = tsq(tmp.path(), &["sql", "-t", &t, "-f", s(&script)]);
+    assert_clear_error(&run, "statement 2 of 3 failed");
+    assert!(run.stdout.contains("| 1   |") && !run.stdout.contains("| 3 "), "runs up to the failure:\n{}", run.stdout);
+}
+
+#[test]
+fn missing_tables_and_bad_arguments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    assert_clear_error(&tsq(root, &["info", "no-such-dir"]), "does not exist");
+    assert_clear_error(&tsq(root, &["coverage", "no-such-dir"]), "does not exist");
+    assert_clear_error(&tsq(root, &["sql", "-t", "x=no-such-dir", "SELECT 1"]), "does not exist");
+    std::fs::create_dir(root.join("plain")).unwrap();
+    assert_clear_error(&tsq(root, &["gaps", "plain"]), "no table at plain");
+    assert_clear_error(&tsq(root, &["append", "plain", "x.parquet"]), "no table at plain");
+
+    let bad_bucket = tsq(root, &["create", "t", "--time-column", "ts", "--bucket", "7x"]);
+    assert_clear_error(&bad_bucket, "invalid bucket '7x'");
+    assert_eq!(bad_bucket.code, Some(2), "usage errors exit with 2");
+    assert!(!root.join("t").exists(), "a rejected create made the folder");
+    assert_clear_error(
+        &tsq(root, &["create", "t", "--time-column", "ts", "--bucket", "1m", "--timezone", "Mars/Base"]),
+        "unknown time zone",
+    );
+
+    let table = sample_table(root, 1);
+    assert_clear_error(
+        &tsq(root, &["gaps", s(&table), "--from", "soon", "--to", "2024-01-03"]),
+        "cannot parse timestamp 'soon'",
+    );
+    assert_clear_error(
+        &tsq(root, &["coverage", s(&table), "--from", "2024-01-03", "--to", "2024-01-02"]),
+        "invalid time range",
+    );
+}
+
+#[test]
+fn shell_runs_multi_line_statements_and_survives_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let table = sample_table(tmp.path(), 1);
+    let input = "SELECT count(*)\n  AS n FROM bars;\n\\timing\nSELECT * FROM nope;\n\\d\nSELECT 40 + 2 AS answer; \\q\nSELECT 'never' AS x;\n";
+    // `\q` only counts on a line of its own; the line above runs then the input goes on.
+    let input = input.replace("; \\q", ";\n\\q");
+    let run = tsq_in(tmp.path(), &["shell", "-t", &format!("bars={}", s(&table))], Some(&input));
+    assert_ok(&run);
+    let rows = MarketBars::new(6, 1).day_batch(0).num_rows();
+    assert!(run.stdout.contains(&format!("| {rows} |")), "{}", run.stdout);
+    assert!(run.stdout.contains("timing is on") && run.stdout.contains("time: "), "{}", run.stdout);
+    assert!(run.stdout.contains("| 42     |") && !run.stdout.contains("never"), "{}", run.stdout);
+    assert!(run.stdout.contains("time series (time column ts, bucket 1m, entities symbol)"), "\\d:\n{}", run.stdout);
+    assert!(
+        run.stderr.contains("error: Error during planning: table 'datafusion.public.nope' not found"),
+        "{}",
+        run.stderr
+    );
+}
