@@ -190,6 +190,16 @@ fn entity_values(expr: &Expr) -> Option<(String, BTreeSet<EntityValue>)> {
             }
             _ => None,
         },
+        // DataFusion's simplifier rewrites short `IN` lists as `col = a OR col = b`.
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => {
+            let (column, mut values) = entity_values(left)?;
+            let (other, more) = entity_values(right)?;
+            if column != other {
+                return None;
+            }
+            values.extend(more);
+            Some((column, values))
+        }
         Expr::InList(list) if !list.negated => match list.expr.as_ref() {
             Expr::Column(c) => {
                 let values: Option<BTreeSet<EntityValue>> =
@@ -235,7 +245,7 @@ mod tests {
         let e = col("ts").gt_eq(ts(10)).and(col("ts").lt(ts(20)));
         assert_eq!(time_set(&[e], "ts"), TimeSet::range(10, 20));
         let e = col("ts").lt(ts(5)).or(col("ts").gt(ts(30)));
-        assert_eq!(time_set(&[e.clone()], "ts").intervals(), &[(i64::MIN, 5), (31, i64::MAX)]);
+        assert_eq!(time_set(std::slice::from_ref(&e), "ts").intervals(), &[(i64::MIN, 5), (31, i64::MAX)]);
         assert_eq!(time_set(&[Expr::Not(Box::new(e))], "ts"), TimeSet::range(5, 31));
         let between = col("ts").between(ts(1), ts(3));
         assert_eq!(time_set(&[between], "ts"), TimeSet::range(1, 4));
@@ -248,7 +258,7 @@ mod tests {
     #[test]
     fn unknown_parts_never_narrow_wrongly() {
         let other = col("px").gt(lit(3.0));
-        assert!(time_set(&[other.clone()], "ts").is_all());
+        assert!(time_set(std::slice::from_ref(&other), "ts").is_all());
         // NOT over something inexact must not complement it.
         let mixed = col("ts").lt(ts(5)).and(other.clone());
         assert!(time_set(&[Expr::Not(Box::new(mixed))], "ts").is_all());
@@ -270,7 +280,12 @@ mod tests {
         let g = col("symbol").in_list(vec![lit("A"), lit("B")], false);
         let c = entity_constraints(&[f, g], &["symbol".to_string()]);
         assert_eq!(c[&0], BTreeSet::from([EntityValue::Str("A".into())]));
-        let none = entity_constraints(&[col("symbol").eq(lit("A")).or(col("symbol").eq(lit("B")))], &["symbol".into()]);
-        assert!(none.is_empty());
+        let either =
+            entity_constraints(&[col("symbol").eq(lit("A")).or(col("symbol").eq(lit("B")))], &["symbol".into()]);
+        assert_eq!(either[&0], BTreeSet::from([EntityValue::Str("A".into()), EntityValue::Str("B".into())]));
+        let mixed = col("symbol").eq(lit("A")).or(col("other").eq(lit("B")));
+        assert!(entity_constraints(&[mixed], &["symbol".into()]).is_empty());
+        let unknown = col("symbol").eq(lit("A")).or(col("px").gt(lit(1.0)));
+        assert!(entity_constraints(&[unknown], &["symbol".into()]).is_empty());
     }
 }

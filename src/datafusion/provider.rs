@@ -26,7 +26,7 @@ use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{LexOrdering, LexRequirement, PhysicalSortExpr, PhysicalSortRequirement};
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::metrics::MetricBuilder;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 use tokio::sync::Mutex;
 
 use super::insert::TimeSeriesSink;
@@ -261,7 +261,15 @@ impl TableProvider for TimeSeriesProvider {
             .with_projection_indices(projection.cloned())?;
         if all_sorted {
             if let Some(ordering) = self.time_ordering() {
-                builder = builder.with_output_ordering(vec![ordering]);
+                // Under `ORDER BY ts LIMIT n`, DataFusion 55's limit pushdown clears the scan's
+                // `preserve_order`, which lets sibling partitions steal each other's files at run
+                // time: a group is then no longer read in time order and the merge above returns
+                // wrong rows. Declaring the partitioning (and claiming nothing about it) turns
+                // file stealing off for ordered scans.
+                let group_count = groups.len();
+                builder = builder
+                    .with_output_ordering(vec![ordering])
+                    .with_output_partitioning(Some(Partitioning::UnknownPartitioning(group_count)));
             }
         }
         Ok(DataSourceExec::from_data_source(builder.build()))

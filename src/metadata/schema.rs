@@ -140,35 +140,6 @@ pub fn describe_schema(schema: &Schema) -> String {
         .join(", ")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_supported_type_round_trips() {
-        let schema = Schema::new(vec![
-            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
-            Field::new("ts2", DataType::Timestamp(TimeUnit::Second, None), true),
-            Field::new("sym", DataType::Utf8, false),
-            Field::new("px", DataType::Float64, true),
-            Field::new("d", DataType::Decimal128(18, 4), true),
-            Field::new("n", DataType::UInt64, true),
-            Field::new("day", DataType::Date32, true),
-        ]);
-        let wire = schema_to_wire(&schema).unwrap();
-        assert_eq!(wire[0].data_type, "timestamp(ms,UTC)");
-        assert_eq!(*schema_from_wire(&wire).unwrap(), schema);
-    }
-
-    #[test]
-    fn unsupported_and_unknown_types_are_errors() {
-        let schema = Schema::new(vec![Field::new("l", DataType::new_list(DataType::Int32, true), true)]);
-        assert!(schema_to_wire(&schema).is_err());
-        let bad = [FieldDef { name: "x".into(), data_type: "timestamp(min)".into(), nullable: true }];
-        assert!(schema_from_wire(&bad).is_err());
-    }
-}
-
 /// Checks that input with schema `input` can be appended to a table with schema `table`:
 /// same column names, order and types; a column the table declares non-null must be
 /// provably null-free in the input (`null_free[i]`).
@@ -202,4 +173,33 @@ pub fn check_append_schema(table: &Schema, input: &Schema, null_free: &[bool]) -
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_supported_type_round_trips() {
+        let schema = Schema::new(vec![
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
+            Field::new("ts2", DataType::Timestamp(TimeUnit::Second, None), true),
+            Field::new("sym", DataType::Utf8, false),
+            Field::new("px", DataType::Float64, true),
+            Field::new("d", DataType::Decimal128(18, 4), true),
+            Field::new("n", DataType::UInt64, true),
+            Field::new("day", DataType::Date32, true),
+        ]);
+        let wire = schema_to_wire(&schema).unwrap();
+        assert_eq!(wire[0].data_type, "timestamp(ms,UTC)");
+        assert_eq!(*schema_from_wire(&wire).unwrap(), schema);
+    }
+
+    #[test]
+    fn unsupported_and_unknown_types_are_errors() {
+        let schema = Schema::new(vec![Field::new("l", DataType::new_list(DataType::Int32, true), true)]);
+        assert!(schema_to_wire(&schema).is_err());
+        let bad = [FieldDef { name: "x".into(), data_type: "timestamp(min)".into(), nullable: true }];
+        assert!(schema_from_wire(&bad).is_err());
+    }
 }

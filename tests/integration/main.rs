@@ -9,3 +9,7 @@ mod format_fixture;
 mod log_contract;
 mod readme;
 mod smoke;
+mod sql;
+mod sql_coverage;
+mod sql_differential;
+mod sql_examples;

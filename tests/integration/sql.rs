@@ -1,0 +1,505 @@
+//! The SQL surface: what the physical plans show (file pruning by time, entity and
+//! coverage, no sort for `ORDER BY ts LIMIT`, `COUNT/MIN/MAX` from statistics), `INSERT`,
+//! `CREATE EXTERNAL TABLE`, a registered provider seeing later commits, and the plan
+//! errors of bad table-function arguments.
+
+use std::sync::Arc;
+
+use datafusion::datasource::MemTable;
+use datafusion::physical_plan::displayable;
+use datafusion::prelude::SessionContext;
+use timeseries_table_core::datafusion::{register_opened, session_context};
+use timeseries_table_core::metadata::{EntityKey, EntityValue, SegmentMeta};
+use timeseries_table_core::storage::TableLocation;
+use timeseries_table_core::table::TimeSeriesTable;
+
+use crate::common::*;
+use crate::sql_differential::{build, sessions, Sessions, SHAPES};
+
+/// The indented physical plan of `sql`.
+async fn physical_plan(ctx: &SessionContext, sql: &str) -> String {
+    let plan = ctx.sql(sql).await.unwrap().create_physical_plan().await.unwrap();
+    let text = displayable(plan.as_ref()).indent(true).to_string();
+    text // bound first: the display borrows `plan`
+}
+
+/// The `EXPLAIN ANALYZE` text of `sql` (all plan lines joined).
+async fn explain_analyze(ctx: &SessionContext, sql: &str) -> String {
+    let batches = ctx.sql(&format!("EXPLAIN ANALYZE {sql}")).await.unwrap().collect().await.unwrap();
+    pretty(&batches)
+}
+
+/// The value of counter `name` in an `EXPLAIN ANALYZE` text.
+fn metric(text: &str, name: &str) -> usize {
+    let pattern = format!("{name}=");
+    let start = text.find(&pattern).unwrap_or_else(|| panic!("no metric {name} in:\n{text}")) + pattern.len();
+    let digits: String = text[start..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().unwrap()
+}
+
+/// The `DataSourceExec` line of a plan.
+fn scan_line(plan: &str) -> &str {
+    plan.lines().find(|l| l.contains("DataSourceExec")).unwrap_or_else(|| panic!("no DataSourceExec in:\n{plan}"))
+}
+
+fn file_name(segment: &SegmentMeta) -> String {
+    format!("{}.parquet", segment.id.0)
+}
+
+async fn count(ctx: &SessionContext, sql: &str) -> i64 {
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let column = batches[0].column(0).as_any().downcast_ref::<arrow::array::Int64Array>().unwrap();
+    column.value(0)
+}
+
+async fn sql_ok(ctx: &SessionContext, sql: &str) -> String {
+    let batches = ctx
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    pretty(&batches)
+}
+
+async fn sql_err(ctx: &SessionContext, sql: &str) -> String {
+    match ctx.sql(sql).await {
+        Ok(frame) => match frame.collect().await {
+            Ok(batches) => panic!("{sql} should fail, got:\n{}", pretty(&batches)),
+            Err(e) => e.to_string(),
+        },
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A registered table in a fresh session.
+async fn registered(table: &TimeSeriesTable) -> SessionContext {
+    let ctx = session_context();
+    register_opened(&ctx, "t", table.clone()).unwrap();
+    ctx
+}
+
+// ---------------------------------------------------------------------------------------
+// Plans
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn selective_time_predicate_reads_only_the_matching_segment() {
+    let (_dir, location) = temp_location();
+    let mut table = new_table(location, "1m").await;
+    for day in 0..4 {
+        table.append(vec![minute_bars(&["A", "B"], T0 + day * DAY + 10 * HOUR, 60)]).await.unwrap();
+    }
+    let segments = table.segments();
+    let ctx = registered(&table).await;
+    let sql = "SELECT * FROM t WHERE ts >= '2024-01-03T10:15:00Z' AND ts < '2024-01-03T10:45:00Z'";
+
+    let plan = physical_plan(&ctx, sql).await;
+    let scan = scan_line(&plan);
+    for (day, segment) in segments.iter().enumerate() {
+        assert_eq!(scan.contains(&file_name(segment)), day == 2, "day {day} in:\n{plan}");
+    }
+    let analyzed = explain_analyze(&ctx, sql).await;
+    assert_eq!(metric(&analyzed, "segments_total"), 4);
+    assert_eq!(metric(&analyzed, "segments_pruned_by_time"), 3);
+    assert_eq!(count(&ctx, &sql.replace('*', "count(*)")).await, 60);
+
+    // A range that meets no segment needs no scan at all.
+    let plan = physical_plan(&ctx, "SELECT * FROM t WHERE ts > '2024-02-01T00:00:00Z'").await;
+    assert!(!plan.contains("DataSourceExec") && plan.contains("EmptyExec"), "{plan}");
+}
+
+#[tokio::test]
+async fn entity_predicate_prunes_single_entity_segments() {
+    let (_dir, location) = temp_location();
+    let mut table = new_table(location, "1m").await;
+    for symbol in ["A", "B", "C"] {
+        table.append(vec![minute_bars(&[symbol], T0 + 10 * HOUR, 30)]).await.unwrap();
+    }
+    let by_symbol = |s: &str| {
+        let key = EntityKey(vec![EntityValue::Str(s.into())]);
+        table.segments().into_iter().find(|seg| seg.entities.as_ref().is_some_and(|e| e.contains(&key))).unwrap()
+    };
+    let (a, b, c) = (by_symbol("A"), by_symbol("B"), by_symbol("C"));
+    let ctx = registered(&table).await;
+
+    let sql = "SELECT * FROM t WHERE symbol = 'B'";
+    let plan = physical_plan(&ctx, sql).await;
+    let scan = scan_line(&plan);
+    assert!(
+        scan.contains(&file_name(&b)) && !scan.contains(&file_name(&a)) && !scan.contains(&file_name(&c)),
+        "{plan}"
+    );
+    let analyzed = explain_analyze(&ctx, sql).await;
+    assert_eq!(metric(&analyzed, "segments_pruned_by_entity"), 2);
+    assert_eq!(metric(&analyzed, "segments_pruned_by_time"), 0);
+
+    let sql = "SELECT count(*) FROM t WHERE symbol IN ('A', 'C') AND ts < '2024-01-01T10:10:00Z'";
+    assert_eq!(metric(&explain_analyze(&ctx, sql).await, "segments_pruned_by_entity"), 1);
+    assert_eq!(count(&ctx, sql).await, 20);
+
+    // An OR across columns constrains no entity: nothing may be pruned by entity.
+    let sql = "SELECT count(*) FROM t WHERE symbol = 'A' OR volume >= 0";
+    assert_eq!(metric(&explain_analyze(&ctx, sql).await, "segments_pruned_by_entity"), 0);
+    assert_eq!(count(&ctx, sql).await, 90);
+}
+
+#[tokio::test]
+async fn coverage_prunes_a_segment_whose_buckets_miss_the_range() {
+    let (_dir, location) = temp_location();
+    let mut table = new_table(location, "1m").await;
+    // Segment X: A at 09:00-09:05 and 11:00-11:05 only; its min/max span 10:00.
+    let mut holes = minute_bars(&["A"], T0 + 9 * HOUR, 5);
+    holes = arrow::compute::concat_batches(&holes.schema(), &[holes.clone(), minute_bars(&["A"], T0 + 11 * HOUR, 5)])
+        .unwrap();
+    table.append(vec![holes]).await.unwrap();
+    // Segment Y: B at 10:00-10:30.
+    table.append(vec![minute_bars(&["B"], T0 + 10 * HOUR, 30)]).await.unwrap();
+    let segments = table.segments();
+    let (x, y) = (&segments[0], &segments[1]);
+    assert!(x.ts_min < T0 + 10 * HOUR && x.ts_max > T0 + 10 * HOUR + 30 * MINUTE);
+    let ctx = registered(&table).await;
+
+    let sql = "SELECT * FROM t WHERE ts >= '2024-01-01T10:00:00Z' AND ts < '2024-01-01T10:30:00Z'";
+    let plan = physical_plan(&ctx, sql).await;
+    let scan = scan_line(&plan);
+    assert!(scan.contains(&file_name(y)) && !scan.contains(&file_name(x)), "{plan}");
+    let analyzed = explain_analyze(&ctx, sql).await;
+    assert_eq!(metric(&analyzed, "segments_pruned_by_time"), 0);
+    assert_eq!(metric(&analyzed, "segments_pruned_by_coverage"), 1);
+    assert_eq!(count(&ctx, &sql.replace('*', "count(*)")).await, 30);
+
+    // With an entity: X has A but no A bucket in range, Y has no A at all.
+    let plan = physical_plan(&ctx, &format!("{sql} AND symbol = 'A'")).await;
+    assert!(!plan.contains("DataSourceExec"), "{plan}");
+    // A range that touches X's covered buckets keeps it.
+    let sql = "SELECT count(*) FROM t WHERE ts >= '2024-01-01T10:00:00Z' AND ts <= '2024-01-01T11:00:00Z'";
+    assert_eq!(metric(&explain_analyze(&ctx, sql).await, "segments_pruned_by_coverage"), 0);
+    assert_eq!(count(&ctx, sql).await, 31);
+}
+
+#[tokio::test]
+async fn order_by_time_with_limit_needs_no_sort() {
+    let (_dir, location) = temp_location();
+    let mut table = new_table(location, "1m").await;
+    // Days in reverse order of appending, plus segments overlapping in time for other
+    // entities, so the files are neither appended nor stored in time order.
+    for day in (0..3).rev() {
+        table.append(vec![minute_bars(&["A"], T0 + day * DAY, 120)]).await.unwrap();
+        table.append(vec![minute_bars(&["B", "C"], T0 + day * DAY + 30 * MINUTE, 60)]).await.unwrap();
+    }
+    let ctx = registered(&table).await;
+    for (query, limit) in [
+        ("SELECT * FROM t", 40),
+        ("SELECT ts, symbol FROM t WHERE ts >= '2024-01-02T00:45:00Z'", 7),
+        ("SELECT ts FROM t WHERE symbol = 'B'", 3),
+    ] {
+        let sql = format!("{query} ORDER BY ts LIMIT {limit}");
+        let plan = physical_plan(&ctx, &sql).await;
+        assert!(!plan.lines().any(|l| l.trim_start().starts_with("SortExec")), "{sql}:\n{plan}");
+        // The same timestamps as a full sort (`symbol` only breaks ties there). With
+        // segments interleaved in time this catches partitions read out of order (DataFusion
+        // 55 moves files between partitions at run time unless the scan forbids it).
+        let first_column = |text: String| -> Vec<String> {
+            text.lines().map(|l| l.split('|').nth(1).unwrap_or("").trim().to_string()).collect()
+        };
+        let sorted = sql_ok(&ctx, &format!("{query} ORDER BY ts, symbol LIMIT {limit}")).await;
+        assert_eq!(first_column(sql_ok(&ctx, &sql).await), first_column(sorted), "{sql}");
+    }
+    let rows = sql_ok(&ctx, "SELECT ts, symbol FROM t ORDER BY ts LIMIT 3").await;
+    assert!(
+        rows.contains("2024-01-01T00:00:00") && rows.contains("2024-01-01T00:02:00") && !rows.contains("2024-01-02"),
+        "{rows}"
+    );
+}
+
+#[tokio::test]
+async fn count_min_max_come_from_statistics_for_every_unit_and_zone() {
+    for shape in &SHAPES {
+        let (dir, table) = build(shape).await;
+        let Sessions { ours, reference } = sessions(&dir, &table).await;
+        let sql = "SELECT count(*) AS n, min(ts) AS first, max(ts) AS last FROM ts_table";
+        let plan = physical_plan(&ours, sql).await;
+        assert!(plan.contains("PlaceholderRowExec") && !plan.contains("DataSourceExec"), "{}:\n{plan}", shape.name);
+        // The statistics are right: same answer as reading every file.
+        let listing = sql_ok(&reference, &sql.replace("ts_table", "listing")).await;
+        assert_eq!(sql_ok(&ours, sql).await, listing, "{}", shape.name);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// INSERT and CREATE EXTERNAL TABLE
+// ---------------------------------------------------------------------------------------
+
+fn memory_url() -> String {
+    format!("memory://{}/table", uuid_like())
+}
+
+fn create_sql(name: &str, url: &str) -> String {
+    format!(
+        "CREATE EXTERNAL TABLE {name} (ts TIMESTAMP NOT NULL, symbol VARCHAR NOT NULL, price DOUBLE, volume BIGINT) \
+         STORED AS TIMESERIES LOCATION '{url}' \
+         OPTIONS ('time_column' 'ts', 'bucket' '1m', 'entity_columns' 'symbol', 'timezone' 'UTC')"
+    )
+}
+
+#[tokio::test]
+async fn insert_values_and_select_round_trip() {
+    let url = memory_url();
+    let ctx = session_context();
+    sql_ok(&ctx, &create_sql("t", &url)).await;
+    let inserted = sql_ok(
+        &ctx,
+        "INSERT INTO t VALUES ('2024-01-01T10:01:30Z', 'B', 2.5, 20), ('2024-01-01T10:00:00Z', 'A', 1.5, 10), \
+         ('2024-01-01T10:00:59.999Z', 'B', NULL, 30)",
+    )
+    .await;
+    assert!(inserted.contains("| 3     |"), "{inserted}");
+    let rows = sql_ok(&ctx, "SELECT * FROM t ORDER BY ts").await;
+    let expected = "\
++--------------------------+--------+-------+--------+
+| ts                       | symbol | price | volume |
++--------------------------+--------+-------+--------+
+| 2024-01-01T10:00:00Z     | A      | 1.5   | 10     |
+| 2024-01-01T10:00:59.999Z | B      |       | 30     |
+| 2024-01-01T10:01:30Z     | B      | 2.5   | 20     |
++--------------------------+--------+-------+--------+";
+    assert_eq!(rows, expected);
+
+    // INSERT ... SELECT from the table itself, one hour later: one more segment.
+    let inserted =
+        sql_ok(&ctx, "INSERT INTO t SELECT ts + INTERVAL '1 hour', symbol, price * 2, volume + 1 FROM t").await;
+    assert!(inserted.contains("| 3     |"), "{inserted}");
+    assert_eq!(count(&ctx, "SELECT count(*) FROM t").await, 6);
+    assert_eq!(count(&ctx, "SELECT sum(volume) FROM t WHERE ts >= '2024-01-01T11:00:00Z'").await, 63);
+    let history =
+        sql_ok(&ctx, "SELECT version, operation, segments_added, rows_added FROM history('t') ORDER BY version").await;
+    assert!(history.contains("| 2       | insert    | 1              | 3          |"), "{history}");
+    assert!(history.contains("| 3       | insert    | 1              | 3          |"), "{history}");
+
+    // The commits are real: a fresh handle sees both segments.
+    let reopened = TimeSeriesTable::open(TableLocation::parse(&url).unwrap()).await.unwrap();
+    assert_eq!((reopened.version(), reopened.segments().len()), (3, 2));
+    // Segments are written sorted even when the INSERT's rows are not.
+    assert!(reopened.segments().iter().all(|s| s.sorted));
+}
+
+#[tokio::test]
+async fn overlapping_insert_is_rejected_and_leaves_the_table_unchanged() {
+    let url = memory_url();
+    let ctx = session_context();
+    sql_ok(&ctx, &create_sql("t", &url)).await;
+    sql_ok(&ctx, "INSERT INTO t VALUES ('2024-01-01T10:00:00Z', 'A', 1.0, 1), ('2024-01-01T10:05:00Z', 'A', 1.0, 1)")
+        .await;
+    let before = sql_ok(&ctx, "SELECT * FROM t ORDER BY ts, symbol").await;
+
+    for sql in [
+        // Same instant.
+        "INSERT INTO t VALUES ('2024-01-01T10:00:00Z', 'A', 9.0, 9)",
+        // Another instant in an already covered minute, next to rows that would be new.
+        "INSERT INTO t VALUES ('2024-01-01T09:59:00Z', 'A', 9.0, 9), ('2024-01-01T10:05:30Z', 'A', 9.0, 9), ('2024-01-01T10:00:00Z', 'B', 9.0, 9)",
+        // INSERT ... SELECT of the table's own rows.
+        "INSERT INTO t SELECT * FROM t",
+    ] {
+        let err = sql_err(&ctx, sql).await;
+        assert!(err.contains("overlap") && err.contains("A") && err.contains("nothing was committed"), "{sql}: {err}");
+        assert!(err.contains("2024-01-01T10:0"), "names the first overlapping bucket: {err}");
+        assert_eq!(sql_ok(&ctx, "SELECT * FROM t ORDER BY ts, symbol").await, before, "{sql}");
+        assert_eq!(count(&ctx, "SELECT max(version) FROM history('t')").await, 2, "{sql}");
+    }
+    let reopened = TimeSeriesTable::open(TableLocation::parse(&url).unwrap()).await.unwrap();
+    assert_eq!((reopened.version(), reopened.segments().len()), (2, 1));
+
+    // A later disjoint insert still works.
+    sql_ok(&ctx, "INSERT INTO t VALUES ('2024-01-01T10:00:00Z', 'B', 2.0, 2)").await;
+    assert_eq!(count(&ctx, "SELECT count(*) FROM t").await, 3);
+
+    let err = sql_err(&ctx, "INSERT OVERWRITE t SELECT * FROM t").await;
+    assert!(err.contains("not supported") && err.contains("INSERT INTO"), "{err}");
+}
+
+#[tokio::test]
+async fn create_external_table_creates_then_opens() {
+    let url = memory_url();
+    let ctx = session_context();
+    sql_ok(&ctx, &create_sql("created", &url)).await;
+    sql_ok(&ctx, "INSERT INTO created VALUES ('2024-01-01T10:00:00Z', 'A', 1.0, 1)").await;
+    let created = TimeSeriesTable::open(TableLocation::parse(&url).unwrap()).await.unwrap();
+    assert_eq!(created.spec().entity_columns, vec!["symbol".to_string()]);
+    assert_eq!(created.spec().bucket.to_string(), "1m");
+
+    // Another session opens it without a column list; OPTIONS that match are accepted.
+    let other = session_context();
+    sql_ok(&other, &format!("CREATE EXTERNAL TABLE opened STORED AS TIMESERIES LOCATION '{url}'")).await;
+    sql_ok(
+        &other,
+        &format!(
+            "CREATE EXTERNAL TABLE opened_again STORED AS TIMESERIES LOCATION '{url}' \
+             OPTIONS ('time_column' 'ts', 'bucket' '1m', 'entity_columns' 'symbol', 'timezone' 'UTC')"
+        ),
+    )
+    .await;
+    let describe = sql_ok(&other, "DESCRIBE opened").await;
+    for line in [
+        "| ts          | Timestamp(ns, \"UTC\") | NO",
+        "| symbol      | Utf8                 | NO",
+        "| price       | Float64              | YES",
+    ] {
+        assert!(describe.contains(line), "{line} in\n{describe}");
+    }
+    assert_eq!(sql_ok(&other, "SELECT * FROM opened").await, sql_ok(&ctx, "SELECT * FROM created").await);
+
+    // Opening with a different spec, creating over an existing table, opening nothing.
+    let err = sql_err(
+        &other,
+        &format!(
+            "CREATE EXTERNAL TABLE x STORED AS TIMESERIES LOCATION '{url}' OPTIONS ('time_column' 'ts', 'bucket' '5m')"
+        ),
+    )
+    .await;
+    assert!(err.contains("different specification"), "{err}");
+    let err = sql_err(&other, &create_sql("x", &url)).await;
+    assert!(err.contains("already exists"), "{err}");
+    let err =
+        sql_err(&other, &format!("CREATE EXTERNAL TABLE x STORED AS TIMESERIES LOCATION '{}'", memory_url())).await;
+    assert!(err.contains("no table at"), "{err}");
+    // None of it touched the table.
+    assert_eq!(TimeSeriesTable::open(TableLocation::parse(&url).unwrap()).await.unwrap().version(), 2);
+}
+
+#[tokio::test]
+async fn bad_create_options_are_rejected_and_create_nothing() {
+    let columns = "(ts TIMESTAMP NOT NULL, symbol VARCHAR NOT NULL, price DOUBLE)";
+    let cases: [(&str, &str, &str); 9] = [
+        (columns, "'time_column' 'ts', 'bucket' '1m', 'bucket_size' '5m'", "unknown option 'bucket_size'"),
+        (columns, "'time_column' 'ts', 'bucket' '7x'", "invalid bucket '7x'"),
+        (columns, "'time_column' 'ts', 'bucket' '0m'", "invalid bucket '0m'"),
+        (columns, "'bucket' '1m'", "time_column"),
+        (columns, "'time_column' 'ts'", "bucket"),
+        (columns, "'time_column' 'time', 'bucket' '1m'", "'time' is missing"),
+        ("(ts BIGINT NOT NULL, symbol VARCHAR NOT NULL)", "'time_column' 'ts', 'bucket' '1m'", "expected a Timestamp"),
+        (columns, "'time_column' 'ts', 'bucket' '1m', 'entity_columns' 'price'", "entity column 'price'"),
+        (columns, "'time_column' 'ts', 'bucket' '1m', 'timezone' 'Mars/Olympus_Mons'", "unknown time zone"),
+    ];
+    let ctx = session_context();
+    for (columns, options, message) in cases {
+        let url = memory_url();
+        let sql =
+            format!("CREATE EXTERNAL TABLE bad {columns} STORED AS TIMESERIES LOCATION '{url}' OPTIONS ({options})");
+        let err = sql_err(&ctx, &sql).await;
+        assert!(err.contains(message), "{options}: expected {message:?} in {err}");
+        let opened = TimeSeriesTable::open(TableLocation::parse(&url).unwrap()).await;
+        assert!(opened.is_err(), "{options}: a table was created");
+    }
+    // A bad option is rejected when opening too.
+    let url = memory_url();
+    sql_ok(&ctx, &create_sql("good", &url)).await;
+    let err = sql_err(
+        &ctx,
+        &format!("CREATE EXTERNAL TABLE again STORED AS TIMESERIES LOCATION '{url}' OPTIONS ('colour' 'red')"),
+    )
+    .await;
+    assert!(err.contains("unknown option 'colour'"), "{err}");
+}
+
+#[tokio::test]
+async fn registered_provider_sees_commits_made_through_another_handle() {
+    let location = memory_location();
+    let mut writer = new_table(location.clone(), "1m").await;
+    writer.append(vec![minute_bars(&["A"], T0, 10)]).await.unwrap();
+    let ctx = registered(&TimeSeriesTable::open(location.clone()).await.unwrap()).await;
+    assert_eq!(count(&ctx, "SELECT count(*) FROM t").await, 10);
+    assert_eq!(count(&ctx, "SELECT count(*) FROM segments('t')").await, 1);
+
+    // A second, independent handle commits; the registered provider is not told.
+    let mut other = TimeSeriesTable::open(location).await.unwrap();
+    other.append(vec![minute_bars(&["A", "B"], T0 + HOUR, 5)]).await.unwrap();
+    assert_eq!(count(&ctx, "SELECT count(*) FROM t").await, 20);
+    assert_eq!(count(&ctx, "SELECT count(*) FROM t WHERE symbol = 'B'").await, 5);
+    assert_eq!(count(&ctx, "SELECT count(*) FROM segments('t')").await, 2);
+    assert_eq!(count(&ctx, "SELECT covered_buckets FROM coverage('t') WHERE symbol = 'A'").await, 15);
+    assert_eq!(count(&ctx, "SELECT max(version) FROM history('t')").await, 3);
+    // Statistics follow too (answered without a scan).
+    let stats = sql_ok(&ctx, "SELECT count(*), max(ts) FROM t").await;
+    assert!(stats.contains("| 20       | 2024-01-01T01:04:00 |"), "{stats}");
+}
+
+#[tokio::test]
+async fn table_functions_take_a_path_or_url_as_well_as_a_name() {
+    let (dir, location) = temp_location();
+    let mut local = new_table(location, "1m").await;
+    local.append(vec![minute_bars(&["A", "B"], T0, 10)]).await.unwrap();
+    let url = memory_url();
+    let mut remote = new_table(TableLocation::parse(&url).unwrap(), "1m").await;
+    remote.append(vec![minute_bars(&["C"], T0, 5)]).await.unwrap();
+
+    // Nothing registered: the argument is opened as a table root.
+    let ctx = session_context();
+    let path = dir.path().join("table").display().to_string();
+    assert_eq!(count(&ctx, &format!("SELECT sum(covered_buckets) FROM coverage('{path}')")).await, 20);
+    assert_eq!(count(&ctx, &format!("SELECT count(*) FROM segments('{url}')")).await, 1);
+    assert_eq!(count(&ctx, &format!("SELECT max(version) FROM history('{url}')")).await, 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// Table-function arguments
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn bad_table_function_arguments_are_plan_errors() {
+    let mut table = new_table(memory_location(), "1m").await;
+    table.append(vec![minute_bars(&["A"], T0, 10)]).await.unwrap();
+    let ctx = registered(&table).await;
+    let plain = MemTable::try_new(bars_schema(arrow::datatypes::TimeUnit::Nanosecond, None), vec![vec![]]).unwrap();
+    ctx.register_table("plain", Arc::new(plain)).unwrap();
+
+    let cases = [
+        // Unknown or unsuitable tables.
+        ("SELECT * FROM coverage('no_such_table')", "unknown table 'no_such_table'"),
+        ("SELECT * FROM gaps('/no/such/dir')", "unknown table '/no/such/dir'"),
+        ("SELECT * FROM segments('plain')", "not a time-series table"),
+        ("SELECT * FROM history(42)", "must be a table name or a path"),
+        // Arity.
+        ("SELECT * FROM coverage()", "coverage takes 1 to 3 argument(s), got 0"),
+        ("SELECT * FROM gaps('t', '2024-01-01T00:00:00Z')", "needs both start and end"),
+        ("SELECT * FROM coverage('t', '2024-01-01T00:00:00Z', '2024-01-02T00:00:00Z', 'x')", "got 4"),
+        ("SELECT * FROM segments('t', 1)", "segments takes 1 argument(s), got 2"),
+        ("SELECT * FROM history()", "history takes 1 argument(s), got 0"),
+        ("SELECT * FROM last_covered_window('t')", "last_covered_window takes 2 to 3 argument(s), got 1"),
+        // Non-literal and non-timestamp arguments.
+        ("SELECT * FROM gaps('t', ts, '2024-01-02T00:00:00Z')", "start argument of gaps must be a timestamp"),
+        (
+            "SELECT * FROM coverage('t', '2024-01-01T00:00:00Z', random())",
+            "end argument of coverage must be a timestamp",
+        ),
+        ("SELECT * FROM gaps('t', 'yesterday', 'today')", "start argument of gaps must be a timestamp"),
+        (
+            "SELECT * FROM last_covered_window('t', '1h', 'noon')",
+            "end argument of last_covered_window must be a timestamp",
+        ),
+        // Empty or reversed ranges.
+        (
+            "SELECT * FROM gaps('t', '2024-01-02T00:00:00Z', '2024-01-01T00:00:00Z')",
+            "start 2024-01-02T00:00:00Z must be before end",
+        ),
+        ("SELECT * FROM coverage('t', '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z')", "invalid time range"),
+        // Window lengths.
+        ("SELECT * FROM last_covered_window('t', '7x')", "bad window length '7x'"),
+        ("SELECT * FROM last_covered_window('t', '0m')", "bad window length '0m'"),
+        ("SELECT * FROM last_covered_window('t', '90s')", "positive multiple of the table's bucket 1m"),
+        ("SELECT * FROM last_covered_window('t', INTERVAL '1 month')", "interval without months"),
+        ("SELECT * FROM last_covered_window('t', 42)", "length argument must be an interval"),
+    ];
+    for (sql, message) in cases {
+        let err = match ctx.sql(sql).await {
+            Ok(_) => panic!("{sql} should fail at planning"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.starts_with("Error during planning"), "{sql}: not a plan error: {err}");
+        assert!(err.contains(message), "{sql}: expected {message:?} in {err}");
+    }
+    // Usage is shown for argument mistakes.
+    let err = ctx.sql("SELECT * FROM gaps('t', 1, 2)").await.unwrap_err().to_string();
+    assert!(err.contains("usage: gaps(table [, start, end])"), "{err}");
+}
