@@ -8,7 +8,6 @@ mod coverage;
 mod format_fixture;
 mod log_contract;
 mod readme;
-mod smoke;
 mod sql;
 mod sql_coverage;
 mod sql_differential;
