@@ -141,3 +141,10 @@ impl Error {
         Error::InvalidSpec { reason: reason.into() }
     }
 }
+
+/// Errors enter DataFusion as `External`, so callers can downcast back to [`Error`].
+impl From<Error> for datafusion::error::DataFusionError {
+    fn from(error: Error) -> Self {
+        datafusion::error::DataFusionError::External(Box::new(error))
+    }
+}

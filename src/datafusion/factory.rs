@@ -25,9 +25,6 @@ const OPTION_KEYS: [&str; 4] = ["time_column", "bucket", "entity_columns", "time
 #[derive(Debug, Default)]
 pub struct TimeSeriesTableFactory;
 
-fn external(error: crate::Error) -> DataFusionError {
-    DataFusionError::External(Box::new(error))
-}
 
 /// OPTIONS arrive lowercased as `format.<key>`; unknown keys are rejected here because
 /// DataFusion does not.
@@ -93,9 +90,9 @@ impl TableProviderFactory for TimeSeriesTableFactory {
             return plan_err!("STORED AS {FORMAT_NAME} takes exactly one LOCATION");
         };
         let options = parse_options(&cmd.options)?;
-        let location = TableLocation::parse(location).map_err(external)?;
+        let location = TableLocation::parse(location)?;
         let table = if cmd.schema.fields().is_empty() {
-            let table = TimeSeriesTable::open(location).await.map_err(external)?;
+            let table = TimeSeriesTable::open(location).await?;
             if !options.is_empty() {
                 let wanted = spec_from_options(&options)?;
                 if &wanted != table.spec() {
@@ -111,8 +108,8 @@ impl TableProviderFactory for TimeSeriesTableFactory {
             let spec = spec_from_options(&options)?;
             let schema = table_schema(cmd.schema.as_arrow(), &spec);
             let meta = TableMeta::try_with_schema(spec, &schema).map_err(|e| DataFusionError::Plan(e.to_string()))?;
-            TimeSeriesTable::create(location, meta).await.map_err(external)?
+            TimeSeriesTable::create(location, meta).await?
         };
-        Ok(Arc::new(TimeSeriesProvider::try_new(table).map_err(external)?))
+        Ok(Arc::new(TimeSeriesProvider::try_new(table)?))
     }
 }

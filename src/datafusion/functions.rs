@@ -289,9 +289,6 @@ impl fmt::Debug for MetadataTable {
     }
 }
 
-fn external(error: Error) -> DataFusionError {
-    DataFusionError::External(Box::new(error))
-}
 
 #[async_trait]
 impl TableProvider for MetadataTable {
@@ -314,8 +311,8 @@ impl TableProvider for MetadataTable {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let snapshot = self.provider.current_snapshot().await.map_err(external)?;
-        let batch = self.compute(&snapshot, filters).await.map_err(external)?;
+        let snapshot = self.provider.current_snapshot().await?;
+        let batch = self.compute(&snapshot, filters).await?;
         Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], Arc::clone(&self.schema), projection.cloned())?)
     }
 }

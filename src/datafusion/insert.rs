@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::datasource::sink::DataSink;
-use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::error::Result as DfResult;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::TryStreamExt;
@@ -51,8 +51,8 @@ impl DataSink for TimeSeriesSink {
             return Ok(0);
         }
         let mut table = self.table.lock().await;
-        table.refresh().await.map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let result = table.append_as(batches, "insert").await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+        table.refresh().await?;
+        let result = table.append_as(batches, "insert").await?;
         Ok(result.rows)
     }
 }

@@ -18,7 +18,7 @@ use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, FileSource, ParquetSource};
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::error::Result as DfResult;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
@@ -168,9 +168,6 @@ fn ordered_groups(segments: &[Arc<SegmentMeta>], partitions: usize) -> Vec<Vec<A
     chains
 }
 
-fn external(error: Error) -> DataFusionError {
-    DataFusionError::External(Box::new(error))
-}
 
 #[async_trait]
 impl TableProvider for TimeSeriesProvider {
@@ -194,14 +191,14 @@ impl TableProvider for TimeSeriesProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let snapshot = self.current_snapshot().await.map_err(external)?;
+        let snapshot = self.current_snapshot().await?;
         let location = snapshot.location().clone();
         if !location.is_local() {
             state.runtime_env().register_object_store(location.store_url(), Arc::clone(location.store()));
         }
         let times = time_set(filters, &self.spec.time_column);
         let entities = entity_constraints(filters, &self.spec.entity_columns);
-        let selection = snapshot.select_segments(&times, &entities).await.map_err(external)?;
+        let selection = snapshot.select_segments(&times, &entities).await?;
 
         let source = ParquetSource::new(Arc::clone(&self.schema))
             .with_table_parquet_options(state.table_options().parquet.clone());
