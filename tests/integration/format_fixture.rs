@@ -79,3 +79,34 @@ fn format_v1_sidecars_round_trip_byte_for_byte() {
         assert_eq!(sidecar::encode(&coverage), bytes, "{}", path.display());
     }
 }
+
+/// Writes `tests/fixtures/checkpoint-v1/0000000100.checkpoint.json` (run by hand once:
+/// `cargo test --test integration write_checkpoint_v1_fixture -- --ignored`).
+#[tokio::test]
+#[ignore = "generates the golden fixture; run by hand only for a new format version"]
+async fn write_checkpoint_v1_fixture() {
+    let target = fixture("checkpoint-v1");
+    assert!(!target.exists(), "{} exists; a format change adds a new fixture instead", target.display());
+    let location = memory_location();
+    let mut table = new_table(location.clone(), "1m").await;
+    for i in 0..99 {
+        table.append(vec![minute_bars(&["AAPL"], T0 + i * MINUTE, 1)]).await.unwrap();
+    }
+    let path = timeseries_table_core::transaction_log::checkpoint_path(100);
+    let bytes = location.get(&path).await.unwrap().unwrap();
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("0000000100.checkpoint.json"), bytes).unwrap();
+}
+
+#[test]
+fn checkpoint_v1_decodes_and_re_encodes_byte_for_byte() {
+    use timeseries_table_core::transaction_log::checkpoint::{decode_checkpoint, encode_checkpoint};
+    let bytes = std::fs::read(fixture("checkpoint-v1").join("0000000100.checkpoint.json")).unwrap();
+    let state = decode_checkpoint(&bytes, 100).unwrap();
+    assert_eq!(state.version, 100);
+    assert_eq!(state.segments.len(), 99);
+    assert_eq!(state.row_count(), 99);
+    assert_eq!(state.coverage_snapshot.as_ref().map(|s| s.version), Some(97), "snapshot after 32, 64, 96 segments");
+    assert!(state.segments.values().all(|s| (2..=100).contains(&s.added_in_version)));
+    assert_eq!(encode_checkpoint(&state).unwrap(), bytes);
+}
