@@ -87,10 +87,9 @@ impl TimeSeriesTable {
         if self.pinned {
             return Ok(false);
         }
-        let mut state = self.snapshot.state().clone();
-        if !self.log.catch_up(&mut state).await? {
+        let Some(state) = self.log.catch_up(self.snapshot.state()).await? else {
             return Ok(false);
-        }
+        };
         self.snapshot = Arc::new(Snapshot::new(self.location().clone(), state, self.snapshot.segment_cache()));
         Ok(true)
     }

@@ -148,17 +148,16 @@ impl LogStore {
         }
     }
 
-    /// Brings `state` up to the latest version; returns whether anything changed.
-    /// On error `state` is left as it was.
-    pub async fn catch_up(&self, state: &mut TableState) -> Result<bool> {
+    /// The state after the commits newer than `state`, or `None` when there are none
+    /// (the common case, which costs one read of `CURRENT` and one probe).
+    pub async fn catch_up(&self, state: &TableState) -> Result<Option<TableState>> {
         let latest = self.latest_version().await?;
         if latest <= state.version {
-            return Ok(false);
+            return Ok(None);
         }
         let mut next = state.clone();
         self.apply_range(&mut next, latest).await?;
-        *state = next;
-        Ok(true)
+        Ok(Some(next))
     }
 
     /// Applies commits `state.version + 1 ..= target`, fetching several at a time.
