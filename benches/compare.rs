@@ -341,6 +341,16 @@ async fn main() {
         scan_rss(&args[i + 1]).await;
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--repeat-query") {
+        // For profiling one query: `--repeat-query TABLE_DIR SQL N`.
+        let table = TimeSeriesTable::open(TableLocation::local(&args[i + 1]).expect("dir")).await.expect("open");
+        let ctx = session_context();
+        register_opened(&ctx, "bars", table).expect("register");
+        let n: usize = args[i + 3].parse().expect("a count");
+        let samples = futures::stream::iter(0..n).then(|_| run(&ctx, &args[i + 2])).map(|(t, _)| t).collect().await;
+        println!("median {} ms over {n} runs", ms(median(samples)));
+        return;
+    }
     let sizes = if args.iter().any(|a| a == "--quick") { Sizes::quick() } else { Sizes::full() };
     if args.iter().any(|a| a == "--writer-settings") {
         writer_settings(sizes.daily_symbols, sizes.append_days);

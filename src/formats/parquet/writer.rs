@@ -1,7 +1,7 @@
 //! Encoding a new segment: rows sorted by time, written as Parquet in memory, with its
-//! statistics and coverage computed on the way through (nothing is read back).
+//! statistics and coverage computed from the same batches (nothing is read back).
 //!
-//! Pure CPU work, no I/O: callers run it on a blocking thread and store the bytes.
+//! CPU work, no I/O: callers run it on a blocking thread and store the bytes.
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use parquet::file::metadata::SortingColumn;
 
-use super::stats::{SegmentStats, StatsCollector};
+use super::stats::{timestamps_as_nanos, SegmentStats, StatsCollector};
 use crate::error::{Error, Result};
 use crate::metadata::TimeIndexSpec;
 
@@ -43,27 +43,59 @@ pub fn writer_properties(time_index: usize, sorted: bool) -> WriterProperties {
 }
 
 /// Encodes `batches` (already in the table schema) as one segment sorted by time.
+///
+/// Statistics and coverage are computed on a second thread while the Parquet encoder
+/// runs, so they add little to the wall time of an append.
 pub fn encode_segment(batches: Vec<RecordBatch>, schema: &SchemaRef, spec: &TimeIndexSpec) -> Result<EncodedSegment> {
-    let mut collector = StatsCollector::try_new(spec, schema)?;
-    for batch in &batches {
-        collector.observe(batch)?;
-    }
-    let stats = collector.finish();
+    let time_index = schema.index_of(&spec.time_column).map_err(|e| Error::invalid_input(e.to_string()))?;
+    let batches = if is_sorted(&batches, time_index, &spec.time_column)? {
+        batches
+    } else {
+        vec![sort_by_time(&batches, schema, time_index)?]
+    };
+    let collect = || -> Result<SegmentStats> {
+        let mut collector = StatsCollector::try_new(spec, schema)?;
+        for batch in &batches {
+            collector.observe(batch)?;
+        }
+        Ok(collector.finish())
+    };
+    let (stats, bytes) = std::thread::scope(|scope| {
+        let stats = scope.spawn(collect);
+        let bytes = write_parquet(&batches, schema, time_index);
+        (stats.join(), bytes)
+    });
+    let stats = stats.map_err(|_| Error::Task("computing segment statistics panicked".into()))??;
     if stats.row_count == 0 {
         return Err(Error::invalid_input("the input has no rows; nothing to append"));
     }
-    let time_index = schema.index_of(&spec.time_column).map_err(|e| Error::invalid_input(e.to_string()))?;
-    let batches = if stats.sorted { batches } else { vec![sort_by_time(&batches, schema, time_index)?] };
+    Ok(EncodedSegment { bytes: bytes?, stats })
+}
 
+fn write_parquet(batches: &[RecordBatch], schema: &SchemaRef, time_index: usize) -> Result<Bytes> {
     let mut buffer = Vec::new();
     let parquet_error = |source| Error::Parquet { path: "new segment".into(), source };
     let mut writer = ArrowWriter::try_new(&mut buffer, Arc::clone(schema), Some(writer_properties(time_index, true)))
         .map_err(parquet_error)?;
-    for batch in &batches {
+    for batch in batches {
         writer.write(batch).map_err(parquet_error)?;
     }
     writer.close().map_err(parquet_error)?;
-    Ok(EncodedSegment { bytes: Bytes::from(buffer), stats: SegmentStats { sorted: true, ..stats } })
+    Ok(Bytes::from(buffer))
+}
+
+/// Whether the rows are in non-decreasing time order across all batches.
+fn is_sorted(batches: &[RecordBatch], time_index: usize, column: &str) -> Result<bool> {
+    let mut last = i64::MIN;
+    for batch in batches {
+        for ts in timestamps_as_nanos(batch.column(time_index), column)? {
+            if ts < last {
+                return Ok(false);
+            }
+            last = ts;
+        }
+    }
+    Ok(true)
 }
 
 fn sort_by_time(batches: &[RecordBatch], schema: &SchemaRef, time_index: usize) -> Result<RecordBatch> {
