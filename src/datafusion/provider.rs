@@ -144,17 +144,27 @@ fn time_scalar_rounded(value: i64, data_type: &DataType) -> ScalarValue {
     }
 }
 
-/// Splits time-ordered segments into at most `partitions` groups whose files do not
-/// overlap in time, so each group is itself ordered (needs per-file statistics).
-/// Returns `None` when the segments overlap too much to keep groups ordered.
+/// Splits segments (ordered by start) into groups whose files do not overlap in time, so
+/// each group reads in time order (DataFusion checks this with the per-file statistics).
+/// As many groups as overlapping segments need, and at least `partitions` when possible.
 fn ordered_groups(segments: &[Arc<SegmentMeta>], partitions: usize) -> Vec<Vec<Arc<SegmentMeta>>> {
-    // First-fit chains: a segment joins the first chain that ends before it starts.
+    // Segments arrive ordered by start; each joins the chain that ended earliest, if that
+    // chain ends before it starts (keyed by chain end, so this is O(n log chains)).
     let mut chains: Vec<Vec<Arc<SegmentMeta>>> = Vec::new();
+    let mut ends: std::collections::BTreeSet<(i64, usize)> = std::collections::BTreeSet::new();
     for segment in segments {
-        match chains.iter_mut().find(|c| c.last().is_some_and(|l| l.ts_max < segment.ts_min)) {
-            Some(chain) => chain.push(Arc::clone(segment)),
-            None => chains.push(vec![Arc::clone(segment)]),
-        }
+        let chain = match ends.first().copied() {
+            Some((end, chain)) if end < segment.ts_min => {
+                ends.remove(&(end, chain));
+                chain
+            }
+            _ => {
+                chains.push(Vec::new());
+                chains.len() - 1
+            }
+        };
+        chains[chain].push(Arc::clone(segment));
+        ends.insert((segment.ts_max, chain));
     }
     // Few long chains: split them into contiguous pieces for parallelism.
     while chains.len() < partitions {
