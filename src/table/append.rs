@@ -147,8 +147,8 @@ impl TimeSeriesTable {
         let entities = (keys.len() <= MAX_LISTED_ENTITIES).then_some(keys);
         let sidecar_bytes = Bytes::from(sidecar::encode(&stats.coverage));
 
-        write_new(location, &path, bytes).await?;
-        if let Err(e) = write_new(location, &coverage_path, sidecar_bytes).await {
+        write_own(location, &path, bytes).await?;
+        if let Err(e) = write_own(location, &coverage_path, sidecar_bytes).await {
             let _ = location.delete(&path).await;
             return Err(e);
         }
@@ -173,6 +173,15 @@ impl TimeSeriesTable {
         let _ = self.location().delete(&staged.meta.coverage_path).await;
     }
 
+    /// Passes `result` through, discarding the staged files first when it is an error
+    /// raised before any commit of them was attempted (so none can have landed).
+    async fn or_discard<T>(&self, staged: &StagedSegment, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.discard(staged).await;
+        }
+        result
+    }
+
     /// The optimistic commit loop. Overlap and schema are checked against the snapshot
     /// being committed on top of, so a lost race is re-validated against the winner.
     async fn commit_staged(&mut self, staged: StagedSegment, operation: &str) -> Result<AppendResult> {
@@ -184,7 +193,7 @@ impl TimeSeriesTable {
                 self.discard(&staged).await;
                 return Err(e);
             }
-            let table_coverage = snapshot.table_coverage().await?;
+            let table_coverage = self.or_discard(&staged, snapshot.table_coverage().await).await?;
             let segment_coverage = Arc::clone(&staged.coverage);
             // The table snapshot is rewritten only every few segments: readers union the
             // sidecars of the segments added since, which keeps appends cheap.
@@ -196,12 +205,13 @@ impl TimeSeriesTable {
                 (Arc::new(merged), bytes)
             })
             .await
-            .map_err(|e| Error::Task(e.to_string()))?;
-            let (merged, merged_bytes) = merged;
+            .map_err(|e| Error::Task(e.to_string()));
+            let (merged, merged_bytes) = self.or_discard(&staged, merged).await?;
             let version = snapshot.version() + 1;
             let snapshot_path = if write_snapshot {
                 let path = format!("_coverage/table/{version:010}-{}.roar", staged.meta.id);
-                write_new(self.location(), &path, Bytes::from(merged_bytes)).await?;
+                let written = write_own(self.location(), &path, Bytes::from(merged_bytes)).await;
+                self.or_discard(&staged, written).await?;
                 Some(path)
             } else {
                 None
@@ -247,7 +257,8 @@ impl TimeSeriesTable {
                     }
                     tracing::debug!(version, attempt, "commit conflict; reloading and retrying");
                     tokio::time::sleep(backoff(attempt)).await;
-                    self.refresh().await?;
+                    let refreshed = self.refresh().await;
+                    self.or_discard(&staged, refreshed).await?;
                 }
             }
         }
@@ -302,6 +313,18 @@ async fn write_new(location: &crate::storage::TableLocation, path: &str, bytes: 
         )),
         Err(e) => Err(Error::storage(location.describe(path), e)),
     }
+}
+
+/// [`write_new`], removing the file again if the write failed: a write whose response
+/// was lost may have landed, and the (fresh, random) name is this append's alone.
+async fn write_own(location: &crate::storage::TableLocation, path: &str, bytes: Bytes) -> Result<()> {
+    let result = write_new(location, path, bytes).await;
+    if let Err(Error::Storage { source, .. }) = &result {
+        if !matches!(source, object_store::Error::AlreadyExists { .. }) {
+            let _ = location.delete(path).await;
+        }
+    }
+    result
 }
 
 /// Exponential backoff with full jitter, capped near one second.

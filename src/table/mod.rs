@@ -9,6 +9,7 @@ mod append;
 mod read;
 mod scan;
 mod snapshot;
+mod vacuum;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,7 @@ pub use append::AppendResult;
 pub use read::{CommitInfo, EntityCoverage, Gap, TimeRange};
 pub use scan::{key_matches, EntityFilter, SegmentSelection};
 pub use snapshot::Snapshot;
+pub use vacuum::{OrphanFile, OrphanStatus, VacuumOptions, VacuumReport};
 
 use crate::error::{Error, Result};
 use crate::metadata::{TableMeta, TimeIndexSpec};

@@ -12,9 +12,9 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::{col, lit, SessionContext};
 
 use super::read::TimeRange;
-use crate::datafusion::time_scalar_ceil;
 use super::snapshot::Snapshot;
 use super::TimeSeriesTable;
+use crate::datafusion::time_scalar_ceil;
 use crate::error::Result;
 use crate::metadata::{EntityKey, EntityValue, SegmentMeta, TimeBucket, TimeSet};
 
@@ -91,10 +91,16 @@ impl Snapshot {
 
 impl TimeSeriesTable {
     /// Streams the rows with a timestamp in `range` (all rows when `None`) in
-    /// chronological order. Memory stays bounded: sorted segments are merged, not sorted.
+    /// chronological order, as of this handle's version (call [`Self::refresh`] first to
+    /// read newer commits). Memory stays bounded: sorted segments are merged, not sorted.
     pub async fn scan(&self, range: Option<TimeRange>) -> Result<SendableRecordBatchStream> {
         let ctx = SessionContext::new();
-        let provider = crate::datafusion::TimeSeriesProvider::try_new(self.clone())?;
+        // The provider catches up with new commits before it scans; a handle's scan must
+        // read the handle's own version (what `version()`, `segments()` and `coverage()`
+        // describe), so the provider gets a pinned copy.
+        let mut this_version = self.clone();
+        this_version.pinned = true;
+        let provider = crate::datafusion::TimeSeriesProvider::try_new(this_version)?;
         let time_column = self.spec().time_column.clone();
         let time_type = provider.time_type().clone();
         let mut frame = ctx.read_table(Arc::new(provider))?;

@@ -7,6 +7,7 @@ mod common;
 mod coverage;
 mod format_fixture;
 mod log_contract;
+mod reliability;
 mod readme;
 mod sql;
 mod sql_coverage;

@@ -1,0 +1,222 @@
+//! Vacuum: finding and removing files that no commit references.
+//!
+//! A writer that dies (or fails) between writing its files and creating its commit leaves
+//! a data file, a segment sidecar and perhaps a table coverage snapshot that nothing points
+//! at. They are harmless to readers but take space. `vacuum` lists `data/` and
+//! `_coverage/`, subtracts every path named by any commit of the log (live or removed
+//! segments, their sidecars, every table coverage snapshot: all versions stay readable),
+//! and deletes what is left once it is at least `retention` old.
+//!
+//! The retention period is what keeps vacuum from deleting the files of an append that is
+//! still in flight (written, not yet committed): it must exceed the longest time an append
+//! can take between writing its data file and creating its commit. Ages come from the
+//! store's `last_modified`, compared with this machine's clock.
+//!
+//! Does I/O (listing, log reads and deletes through storage). Never touches the log.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::TimeSeriesTable;
+use crate::error::{Error, Result};
+use crate::transaction_log::{Commit, LogAction};
+
+/// Folders vacuum looks in, relative to the table root.
+const VACUUMED_DIRS: [&str; 2] = ["data", "_coverage"];
+
+/// How a vacuum runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VacuumOptions {
+    /// Unreferenced files younger than this are kept (default one hour).
+    pub retention: Duration,
+    /// Only report; delete nothing (default `false`).
+    pub dry_run: bool,
+}
+
+impl Default for VacuumOptions {
+    fn default() -> Self {
+        VacuumOptions { retention: Duration::from_secs(3600), dry_run: false }
+    }
+}
+
+impl VacuumOptions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+}
+
+/// What vacuum did (or would do) with one unreferenced file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrphanStatus {
+    /// Removed.
+    Deleted,
+    /// Old enough to remove; not removed because this was a dry run.
+    WouldDelete,
+    /// Younger than the retention period: possibly an append still in flight; kept.
+    Retained,
+}
+
+/// One file under `data/` or `_coverage/` that no commit references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrphanFile {
+    /// Relative to the table root.
+    pub path: String,
+    pub size: u64,
+    pub last_modified: DateTime<Utc>,
+    pub status: OrphanStatus,
+}
+
+/// The outcome of [`TimeSeriesTable::vacuum`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VacuumReport {
+    /// The log version whose commits (1 ..= version) were read for references.
+    pub version: u64,
+    pub dry_run: bool,
+    pub retention: Duration,
+    /// Files looked at (referenced or not).
+    pub files_scanned: usize,
+    /// Every unreferenced file, ordered by path.
+    pub orphans: Vec<OrphanFile>,
+}
+
+impl VacuumReport {
+    /// Orphans with the given status.
+    pub fn with_status(&self, status: OrphanStatus) -> impl Iterator<Item = &OrphanFile> {
+        self.orphans.iter().filter(move |f| f.status == status)
+    }
+
+    /// Bytes removed.
+    pub fn deleted_bytes(&self) -> u64 {
+        self.with_status(OrphanStatus::Deleted).map(|f| f.size).sum()
+    }
+
+    /// Bytes held by unreferenced files, whatever happened to them.
+    pub fn orphan_bytes(&self) -> u64 {
+        self.orphans.iter().map(|f| f.size).sum()
+    }
+}
+
+impl TimeSeriesTable {
+    /// Lists the files under `data/` and `_coverage/` that no commit of the log references
+    /// and, unless `options.dry_run`, deletes those at least `options.retention` old.
+    ///
+    /// References are read from every commit up to the latest version (not this handle's
+    /// version, which may be behind or pinned), after listing, and read again just before
+    /// deleting, so a file committed meanwhile is not taken for an orphan. A log that
+    /// cannot be read fully is an error and nothing is deleted.
+    #[tracing::instrument(skip_all, fields(location = %self.location(), dry_run = options.dry_run))]
+    pub async fn vacuum(&self, options: VacuumOptions) -> Result<VacuumReport> {
+        let location = self.location();
+        let mut listed = Vec::new();
+        for dir in VACUUMED_DIRS {
+            listed.extend(location.list(dir).await?);
+        }
+        let version = self.log.latest_version().await?;
+        if version == 0 {
+            return Err(Error::EmptyTable { location: location.to_string() });
+        }
+        let mut referenced = BTreeSet::new();
+        for commit in self.log.commits(version).await? {
+            add_references(&commit, &mut referenced);
+        }
+        let now = Utc::now();
+        let retention = chrono::Duration::from_std(options.retention).unwrap_or(chrono::Duration::MAX);
+        let mut orphans: Vec<OrphanFile> = listed
+            .iter()
+            .filter(|f| !referenced.contains(&normalize(&f.path)))
+            .map(|f| OrphanFile {
+                path: f.path.clone(),
+                size: f.size,
+                last_modified: f.last_modified,
+                status: if now.signed_duration_since(f.last_modified) >= retention {
+                    OrphanStatus::WouldDelete
+                } else {
+                    OrphanStatus::Retained
+                },
+            })
+            .collect();
+        orphans.sort_by(|a, b| a.path.cmp(&b.path));
+
+        let mut final_version = version;
+        if !options.dry_run && orphans.iter().any(|f| f.status == OrphanStatus::WouldDelete) {
+            // A writer may have committed since the log was read: its files are not orphans.
+            let latest = self.log.latest_version().await?;
+            for v in version + 1..=latest {
+                add_references(&self.log.read_commit(v).await?, &mut referenced);
+            }
+            final_version = latest;
+            orphans.retain(|f| !referenced.contains(&normalize(&f.path)));
+            for file in orphans.iter_mut().filter(|f| f.status == OrphanStatus::WouldDelete) {
+                location.delete(&file.path).await?;
+                file.status = OrphanStatus::Deleted;
+            }
+        }
+        let report = VacuumReport {
+            version: final_version,
+            dry_run: options.dry_run,
+            retention: options.retention,
+            files_scanned: listed.len(),
+            orphans,
+        };
+        tracing::info!(
+            orphans = report.orphans.len(),
+            deleted = report.with_status(OrphanStatus::Deleted).count(),
+            bytes = report.deleted_bytes(),
+            "vacuum finished"
+        );
+        Ok(report)
+    }
+}
+
+/// Every table file a commit names.
+fn add_references(commit: &Commit, referenced: &mut BTreeSet<String>) {
+    for action in &commit.actions {
+        match action {
+            LogAction::AddSegment(segment) => {
+                referenced.insert(normalize(&segment.path));
+                referenced.insert(normalize(&segment.coverage_path));
+            }
+            LogAction::UpdateTableCoverage { path } => {
+                referenced.insert(normalize(path));
+            }
+            LogAction::RemoveSegment { .. } | LogAction::UpdateTableMeta(_) => {}
+        }
+    }
+}
+
+/// A relative path with empty components dropped, as storage resolves it.
+fn normalize(path: &str) -> String {
+    path.split('/').filter(|p| !p.is_empty() && *p != ".").collect::<Vec<_>>().join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_compare_as_storage_resolves_them() {
+        assert_eq!(normalize("data/a.parquet"), "data/a.parquet");
+        assert_eq!(normalize("/data//a.parquet"), "data/a.parquet");
+        assert_eq!(normalize("./_coverage/segments/x.roar"), "_coverage/segments/x.roar");
+    }
+
+    #[test]
+    fn default_keeps_an_hour_and_deletes() {
+        let options = VacuumOptions::default();
+        assert_eq!((options.retention, options.dry_run), (Duration::from_secs(3600), false));
+        let dry = VacuumOptions::new().with_dry_run(true).with_retention(Duration::ZERO);
+        assert_eq!((dry.retention, dry.dry_run), (Duration::ZERO, true));
+    }
+}

@@ -1,0 +1,359 @@
+//! Crash safety: a writer process (this test binary, re-executed) appends through the
+//! fault wrapper around a `LocalFileSystem` and is SIGKILLed just before or just after
+//! one of its writes. Every write of the append is a crash point, in three scenarios:
+//! a plain append, an append that also writes a table coverage snapshot, and an append
+//! rejected for overlap (which deletes its files). The parent then checks that the table
+//! opens showing exactly the committed state (the old version unless the commit file was
+//! written), that vacuum lists exactly the orphaned files (and removes them only when old
+//! enough), and that further appends work.
+//!
+//! object_store's local `put` writes a staging file and links it into place, so a file is
+//! never seen half written; the only crash points are between whole writes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use object_store::local::LocalFileSystem;
+use timeseries_table_core::storage::TableLocation;
+use timeseries_table_core::table::{OrphanStatus, TimeSeriesTable, VacuumOptions};
+use timeseries_table_core::transaction_log::CHECKPOINT_INTERVAL;
+
+use super::faulty_store::{Call, CallKind, FaultyStore, When};
+use super::{child_env, child_role_is, observe, spawn_child, unreferenced_files, Observed, CHILD_ROLE};
+use crate::common::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Scenario {
+    Plain,
+    Snapshot,
+    Overlap,
+    Checkpoint,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Plain => "plain",
+            Scenario::Snapshot => "snapshot",
+            Scenario::Overlap => "overlap",
+            Scenario::Checkpoint => "checkpoint",
+        }
+    }
+}
+
+/// The batch a scenario appends on top of its base (`step` numbers the base's segments).
+fn batch_for(scenario: &str, step: usize) -> RecordBatch {
+    match scenario {
+        "plain" => minute_bars(&["A"], T0 + HOUR, 20),
+        // One more hour for symbol S, after the `step` hours the base already holds.
+        "snapshot" => minute_bars(&["S"], T0 + step as i64 * HOUR, 5),
+        "overlap" => minute_bars(&["A"], T0 + 10 * MINUTE, 5),
+        // What `checkpoint_due_store` appends next.
+        "checkpoint" => minute_bars(&["K"], T0 + CHECKPOINT_INTERVAL as i64 * HOUR, 2),
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+/// A wrapper over the local filesystem, with the table at `dir`.
+fn local_faulty(dir: &Path) -> (FaultyStore, TableLocation) {
+    let faulty = FaultyStore::new(Arc::new(LocalFileSystem::new()));
+    let root = object_store::path::Path::from_absolute_path(std::path::absolute(dir).unwrap()).unwrap();
+    let location = faulty.location(root.as_ref());
+    (faulty, location)
+}
+
+/// SIGKILL ourselves (abort if `kill` is unavailable): no destructor, no flush runs.
+fn kill_self() -> ! {
+    let _ = std::process::Command::new("kill").args(["-9", &std::process::id().to_string()]).status();
+    std::process::abort();
+}
+
+/// Child process role: open `TSQ_TABLE`, then append the scenario's batch, dying at call
+/// `TSQ_CRASH_AT` of the append (before or after it, per `TSQ_CRASH_WHEN`).
+#[tokio::test]
+#[ignore = "child process of the crash tests; does nothing when run by hand"]
+async fn crash_writer() {
+    if !child_role_is("crash") {
+        return;
+    }
+    let dir = PathBuf::from(child_env("TSQ_TABLE"));
+    let at: u64 = child_env("TSQ_CRASH_AT").parse().unwrap();
+    let when = if child_env("TSQ_CRASH_WHEN") == "before" { When::Before } else { When::After };
+    let batch = batch_for(&child_env("TSQ_SCENARIO"), child_env("TSQ_STEP").parse().unwrap());
+    let expected = child_env("TSQ_CRASH_EXPECT");
+    let (faulty, location) = local_faulty(&dir);
+    let mut table = TimeSeriesTable::open(location).await.unwrap();
+    faulty.reset();
+    faulty.hook_at(
+        at,
+        when,
+        Arc::new(move |call: &Call| {
+            if describe(call) != expected {
+                // Not the call the parent recorded: say so instead of dying somewhere else.
+                println!("MISMATCH call {at} is {:?} {}, expected {expected}", call.kind, call.path);
+                std::process::exit(3);
+            }
+            kill_self()
+        }),
+    );
+    let result = table.append(vec![batch]).await;
+    // Reaching this line means the crash point was never reached: the parent fails.
+    println!("SURVIVED {result:?}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// One scenario: the base table, the clean run's calls, and what a reader sees before
+/// and after a clean append.
+struct Prepared {
+    scenario: Scenario,
+    step: usize,
+    base: PathBuf,
+    calls: Vec<Call>,
+    before: Observed,
+    /// `None` when the append is rejected.
+    after: Option<Observed>,
+}
+
+/// Runs the scenario's append cleanly on a copy of `base`, recording its calls.
+async fn prepare(scenario: Scenario, step: usize, base: PathBuf, scratch: &Path) -> Prepared {
+    let copy = scratch.join(format!("clean-{}", scenario.name()));
+    copy_dir(&base, &copy);
+    let before = observe(&TimeSeriesTable::open(TableLocation::local(&copy).unwrap()).await.unwrap()).await;
+    // Recorded on a fresh handle, exactly as the writer process will run it.
+    let (faulty, location) = local_faulty(&copy);
+    let mut table = TimeSeriesTable::open(location).await.unwrap();
+    faulty.reset();
+    let result = table.append(vec![batch_for(scenario.name(), step)]).await;
+    let calls = faulty.calls();
+    let after = match (scenario, result) {
+        (Scenario::Overlap, Err(timeseries_table_core::Error::Overlap { .. })) => None,
+        (Scenario::Overlap, other) => panic!("the overlap scenario must be rejected: {other:?}"),
+        (_, Ok(_)) => Some(observe(&TimeSeriesTable::open(TableLocation::local(&copy).unwrap()).await.unwrap()).await),
+        (_, Err(e)) => panic!("clean {} append failed: {e}", scenario.name()),
+    };
+    Prepared { scenario, step, base, calls, before, after }
+}
+
+/// What a write is, for the record.
+fn describe(call: &Call) -> String {
+    let what = if call.path.ends_with("/CURRENT") {
+        "CURRENT"
+    } else if call.path.contains("/_timeseries_log/") && call.path.ends_with(".checkpoint.json") {
+        "checkpoint"
+    } else if call.path.contains("/_timeseries_log/") {
+        "commit file"
+    } else if call.path.contains("/_coverage/table/") {
+        "table snapshot"
+    } else if call.path.contains("/_coverage/segments/") {
+        "segment sidecar"
+    } else if call.path.contains("/data/") {
+        "data file"
+    } else {
+        "other"
+    };
+    let verb = match call.kind {
+        CallKind::Delete => "delete",
+        _ => "write",
+    };
+    format!("{verb} {what}")
+}
+
+struct CrashPoint<'a> {
+    prepared: &'a Prepared,
+    at: u64,
+    when: When,
+    dir: PathBuf,
+}
+
+impl CrashPoint<'_> {
+    fn label(&self) -> String {
+        let call = &self.prepared.calls[self.at as usize - 1];
+        format!("{} append, {:?} {} (call {})", self.prepared.scenario.name(), self.when, describe(call), self.at)
+    }
+
+    /// Whether the commit file exists at the moment of the crash.
+    fn committed(&self) -> bool {
+        if self.prepared.after.is_none() {
+            return false;
+        }
+        self.prepared.calls.iter().any(|c| {
+            c.kind == CallKind::Put
+                && c.create
+                && describe(c) == "write commit file"
+                && (c.n < self.at || (c.n == self.at && self.when == When::After))
+        })
+    }
+
+    /// Files under data/ and _coverage/ the writer had created and not deleted again.
+    fn files_left(&self) -> usize {
+        let done = |c: &&Call| c.n < self.at || (c.n == self.at && self.when == When::After);
+        let in_table = |c: &&Call| c.path.contains("/data/") || c.path.contains("/_coverage/");
+        let puts = self.prepared.calls.iter().filter(done).filter(in_table).filter(|c| c.kind == CallKind::Put).count();
+        let deletes =
+            self.prepared.calls.iter().filter(done).filter(in_table).filter(|c| c.kind == CallKind::Delete).count();
+        puts - deletes
+    }
+}
+
+fn spawn_crash(point: &CrashPoint<'_>) -> std::process::Child {
+    copy_dir(&point.prepared.base, &point.dir);
+    spawn_child(
+        "reliability::crash::crash_writer",
+        &[
+            (CHILD_ROLE, "crash".into()),
+            ("TSQ_TABLE", point.dir.display().to_string()),
+            ("TSQ_CRASH_AT", point.at.to_string()),
+            ("TSQ_CRASH_WHEN", if point.when == When::Before { "before" } else { "after" }.into()),
+            ("TSQ_SCENARIO", point.prepared.scenario.name().into()),
+            ("TSQ_STEP", point.prepared.step.to_string()),
+            ("TSQ_CRASH_EXPECT", describe(&point.prepared.calls[point.at as usize - 1])),
+        ],
+    )
+}
+
+async fn check_crash(point: &CrashPoint<'_>, mut child: std::process::Child) {
+    let label = point.label();
+    let status = child.wait().unwrap();
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.signal().is_some(), "{label}: the writer was not killed ({status}):\n{out}\n{err}");
+
+    let location = TableLocation::local(&point.dir).unwrap();
+    let mut table =
+        TimeSeriesTable::open(location.clone()).await.unwrap_or_else(|e| panic!("{label}: does not open: {e}"));
+    let expected = if point.committed() { point.prepared.after.as_ref().unwrap() } else { &point.prepared.before };
+    let seen = observe(&table).await;
+    assert_eq!(&seen, expected, "{label}: not exactly the committed state");
+
+    // Vacuum: a dry run lists exactly the orphans; the default retention keeps them.
+    let orphans = unreferenced_files(&location).await;
+    let expected_orphans = if point.committed() { 0 } else { point.files_left() };
+    assert_eq!(orphans.len(), expected_orphans, "{label}: orphans {orphans:?}");
+    let tree = tree_snapshot(&point.dir);
+    let dry = table.vacuum(VacuumOptions::new().with_dry_run(true).with_retention(Duration::ZERO)).await.unwrap();
+    let listed: BTreeSet<String> = dry.orphans.iter().map(|o| o.path.clone()).collect();
+    assert_eq!(listed, orphans, "{label}: vacuum dry run must list exactly the orphans");
+    assert!(dry.orphans.iter().all(|o| o.status == OrphanStatus::WouldDelete));
+    let kept = table.vacuum(VacuumOptions::default()).await.unwrap();
+    assert!(kept.orphans.iter().all(|o| o.status == OrphanStatus::Retained), "{label}: fresh orphans within retention");
+    assert_eq!(tree_snapshot(&point.dir), tree, "{label}: dry run or retained vacuum changed files");
+    let real = table.vacuum(VacuumOptions::new().with_retention(Duration::ZERO)).await.unwrap();
+    assert_eq!(real.with_status(OrphanStatus::Deleted).count(), orphans.len());
+    assert!(unreferenced_files(&location).await.is_empty(), "{label}: vacuum left orphans");
+    let reopened = TimeSeriesTable::open(location.clone()).await.unwrap();
+    assert_eq!(&observe(&reopened).await, expected, "{label}: vacuum changed the answers");
+
+    // Further appends work (the crashed writer's data was not committed or is in).
+    let next = table
+        .append(vec![minute_bars(&["LATER"], T0, 10)])
+        .await
+        .unwrap_or_else(|e| panic!("{label}: append after crash: {e}"));
+    assert_eq!(next.version, expected.version + 1, "{label}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_killed_at_any_write_leaves_a_consistent_table() {
+    let scratch = tempfile::tempdir().unwrap();
+
+    // Base for the plain and overlap scenarios: created, one segment.
+    let base = scratch.path().join("base");
+    let mut table = new_table(TableLocation::local(&base).unwrap(), "1m").await;
+    table.append(vec![minute_bars(&["A", "B"], T0, 30)]).await.unwrap();
+    let plain = prepare(Scenario::Plain, 0, base.clone(), scratch.path()).await;
+    let overlap = prepare(Scenario::Overlap, 0, base.clone(), scratch.path()).await;
+    let mut scenarios = vec![plain, overlap];
+
+    // Base for the snapshot scenario: segments of symbol S are appended until the next
+    // append writes a table coverage snapshot (every append, or every few, depending on
+    // the snapshot policy).
+    let writes_snapshot = |calls: &[Call]| calls.iter().any(|c| describe(c) == "write table snapshot");
+    if !writes_snapshot(&scenarios[0].calls) {
+        let grow = scratch.path().join("grow");
+        new_table(TableLocation::local(&grow).unwrap(), "1m").await;
+        let mut found = None;
+        for step in 0..200 {
+            let candidate = scratch.path().join(format!("snapbase-{step}"));
+            copy_dir(&grow, &candidate);
+            let (faulty, location) = local_faulty(&grow);
+            let mut table = TimeSeriesTable::open(location).await.unwrap();
+            faulty.reset();
+            table.append(vec![batch_for("snapshot", step)]).await.unwrap();
+            if writes_snapshot(&faulty.calls()) {
+                found = Some((step, candidate));
+                break;
+            }
+            std::fs::remove_dir_all(&candidate).unwrap();
+        }
+        let (step, snapbase) = found.expect("no append wrote a table coverage snapshot within 200 appends");
+        scenarios.push(prepare(Scenario::Snapshot, step, snapbase, scratch.path()).await);
+    }
+
+    // Base for the checkpoint scenario: a table whose next commit is due a checkpoint.
+    let (store, next) = super::checkpoint_due_store("t").await;
+    let checkpoint_base = scratch.path().join("checkpoint-base");
+    super::dump_to_dir(&store, "t", &checkpoint_base).await;
+    let prepared = prepare(Scenario::Checkpoint, 0, checkpoint_base, scratch.path()).await;
+    assert_eq!(batch_for("checkpoint", 0), next);
+    assert!(prepared.calls.iter().any(|c| describe(c) == "write checkpoint"), "no checkpoint written");
+    scenarios.push(prepared);
+
+    let mut points = Vec::new();
+    for prepared in &scenarios {
+        for call in prepared.calls.iter().filter(|c| c.kind.is_write()) {
+            for when in [When::Before, When::After] {
+                let n = points.len();
+                points.push(CrashPoint { prepared, at: call.n, when, dir: scratch.path().join(format!("crash-{n}")) });
+            }
+        }
+    }
+    // Two writers at a time (the machine this runs on has two cores).
+    for pair in points.chunks(2) {
+        let children: Vec<_> = pair.iter().map(spawn_crash).collect();
+        for (point, child) in pair.iter().zip(children) {
+            check_crash(point, child).await;
+        }
+    }
+
+    let mut covered: BTreeMap<String, usize> = BTreeMap::new();
+    for point in &points {
+        let call = &point.prepared.calls[point.at as usize - 1];
+        *covered.entry(format!("{:?} {}", point.when, describe(call))).or_default() += 1;
+    }
+    println!("crash points: {} (writer processes killed: {})", points.len(), points.len());
+    for (what, n) in &covered {
+        println!("  {what}: {n}");
+    }
+    for needed in [
+        "Before write data file",
+        "After write data file",
+        "After write segment sidecar",
+        "After write table snapshot",
+        "Before write commit file",
+        "After write commit file",
+        "Before write CURRENT",
+        "After delete data file",
+        "Before write checkpoint",
+        "After write checkpoint",
+    ] {
+        assert!(covered.contains_key(needed), "crash point '{needed}' not exercised: {covered:?}");
+    }
+}

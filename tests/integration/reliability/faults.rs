@@ -1,0 +1,358 @@
+//! Fault injection: create, append and read run under a store that fails the k-th call,
+//! for every k up to the number of calls the clean operation makes, in both failure modes
+//! (fails before doing it; does it and reports failure). Appends run in three scenarios:
+//! a plain append, an append that writes a table coverage snapshot, and an append by a
+//! handle one version behind (its first commit attempt loses the race, so the
+//! delete-reload-revalidate-retry path runs under the fault too).
+//!
+//! After each run a clean handle over the same data must open, show exactly the old or
+//! the new version (rows and coverage), and take a further append. Success must mean the
+//! new version, a definite failure the old one; an unknown outcome must keep its files.
+//! Files nothing references may be left only when the outcome is unknown or when the
+//! fault hit one of the append's own clean-up deletes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use object_store::memory::InMemory;
+use object_store::ObjectStore;
+use timeseries_table_core::table::TimeSeriesTable;
+use timeseries_table_core::Error;
+
+use super::faulty_store::{clean_location, Call, CallKind, FaultMode, FaultyStore};
+use super::{observe, unreferenced_files, Observed};
+use crate::common::*;
+
+const ROOT: &str = "t";
+const MODES: [FaultMode; 2] = [FaultMode::FailBefore, FaultMode::FailAfter];
+
+fn b1() -> RecordBatch {
+    minute_bars(&["A", "B"], T0, 30)
+}
+fn b2() -> RecordBatch {
+    minute_bars(&["A"], T0 + HOUR, 20)
+}
+fn b3() -> RecordBatch {
+    minute_bars(&["C"], T0, 10)
+}
+
+fn fork(store: &Arc<InMemory>) -> Arc<InMemory> {
+    Arc::new(store.fork())
+}
+
+/// What happened at one fault position, for the record.
+#[derive(Default)]
+struct Tally {
+    positions: usize,
+    outcomes: BTreeMap<String, usize>,
+}
+
+impl Tally {
+    fn record(&mut self, op: &str, mode: FaultMode, outcome: &str) {
+        self.positions += 1;
+        *self.outcomes.entry(format!("{op}, {mode:?}: {outcome}")).or_default() += 1;
+    }
+}
+
+/// The data and sidecar files an append wrote (successfully or not), relative to the root.
+fn staged_paths(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.kind == CallKind::Put)
+        .filter_map(|c| c.path.strip_prefix(&format!("{ROOT}/")).map(str::to_string))
+        .filter(|p| p.starts_with("data/") || p.starts_with("_coverage/segments/"))
+        .collect()
+}
+
+/// Checks the store after a faulty operation that would have gone from `old` to `new`.
+/// `old` is `None` for a create (no table before).
+async fn check_after(
+    store: Arc<dyn ObjectStore>,
+    what: &str,
+    result: Result<u64, Error>,
+    fault: &Call,
+    calls: &[Call],
+    old: Option<&Observed>,
+    new: &Observed,
+) -> String {
+    let location = clean_location(store, ROOT);
+    let mut table = match (old, TimeSeriesTable::open(location.clone()).await) {
+        (None, Err(Error::EmptyTable { .. })) => {
+            assert!(result.is_err(), "{what}: create reported success but there is no table");
+            new_table(location, "1m").await;
+            return "failed, nothing created; creating again works".into();
+        }
+        (_, Ok(table)) => table,
+        (_, Err(e)) => panic!("{what}: the table does not open after the fault: {e}"),
+    };
+    let version = table.version();
+    let old_version = old.map_or(0, |o| o.version);
+    if fault.kind == CallKind::Put && (fault.path.ends_with(".checkpoint.json") || fault.path.ends_with("/CURRENT")) {
+        // Written after the commit, best effort: a fault there must not fail the append.
+        assert!(result.is_ok(), "{what}: {result:?}");
+    }
+    let mut outcome = match &result {
+        Ok(v) => {
+            assert_eq!((*v, version), (new.version, new.version), "{what}: success must mean the new version");
+            "succeeded".to_string()
+        }
+        Err(Error::CommitOutcomeUnknown { version: v, .. }) => {
+            assert_eq!(*v, new.version, "{what}");
+            assert!(version == old_version || version == new.version, "{what}: version {version}");
+            for path in staged_paths(calls) {
+                assert!(
+                    location.size(&path).await.unwrap().is_some(),
+                    "{what}: unknown outcome but {path} was deleted"
+                );
+            }
+            "outcome reported unknown, files kept".to_string()
+        }
+        Err(e) => {
+            assert_eq!(version, old_version, "{what}: reported failure ({e}) but version {version} landed");
+            assert!(e.to_string().contains("injected fault"), "{what}: the error hides its cause: {e}");
+            "failed, old version intact".to_string()
+        }
+    };
+    let expected = if version == new.version { new } else { old.unwrap() };
+    assert_eq!(&observe(&table).await, expected, "{what}: rows or coverage differ from version {version}");
+
+    let orphans = unreferenced_files(&location).await;
+    if version == new.version {
+        let lost: Vec<_> = staged_paths(calls).into_iter().filter(|p| orphans.contains(p)).collect();
+        assert!(lost.is_empty(), "{what}: committed, yet its files {lost:?} are unreferenced");
+    }
+    if !orphans.is_empty() {
+        let unknown = matches!(result, Err(Error::CommitOutcomeUnknown { .. }));
+        assert!(
+            unknown || fault.kind == CallKind::Delete,
+            "{what}: files left behind that nothing references: {orphans:?} (result {result:?})"
+        );
+        outcome = format!("{outcome}, {} orphan file(s) for vacuum", orphans.len());
+    }
+    let next = table
+        .append(vec![minute_bars(&["LATER"], T0, 5)])
+        .await
+        .unwrap_or_else(|e| panic!("{what}: further append fails: {e}"));
+    assert_eq!(next.version, version + 1, "{what}");
+    outcome
+}
+
+/// An append scenario: a base store, how to get a handle ready to append on a fork of
+/// it, and the batch to append.
+struct AppendScenario {
+    name: &'static str,
+    base: Arc<InMemory>,
+    batch: RecordBatch,
+    /// Fault only the writes (the reads of this scenario are exercised by the others).
+    only_writes: bool,
+    /// Makes the writer's handle; runs clean (before the fault is armed).
+    setup: fn(Arc<InMemory>) -> futures::future::BoxFuture<'static, (FaultyStore, TimeSeriesTable)>,
+}
+
+fn up_to_date(store: Arc<InMemory>) -> futures::future::BoxFuture<'static, (FaultyStore, TimeSeriesTable)> {
+    Box::pin(async move {
+        let faulty = FaultyStore::new(store);
+        let table = TimeSeriesTable::open(faulty.location(ROOT)).await.unwrap();
+        faulty.reset();
+        (faulty, table)
+    })
+}
+
+/// A handle opened before another writer committed `b2`: one version behind.
+fn one_behind(store: Arc<InMemory>) -> futures::future::BoxFuture<'static, (FaultyStore, TimeSeriesTable)> {
+    Box::pin(async move {
+        let faulty = FaultyStore::new(store.clone());
+        let stale = TimeSeriesTable::open(faulty.location(ROOT)).await.unwrap();
+        let mut winner = TimeSeriesTable::open(clean_location(store, ROOT)).await.unwrap();
+        winner.append(vec![b2()]).await.unwrap();
+        faulty.reset();
+        (faulty, stale)
+    })
+}
+
+impl AppendScenario {
+    async fn run(&self, tally: &mut Tally) -> u64 {
+        // The clean run: its calls, and the states before and after.
+        let (probe, mut table) = (self.setup)(fork(&self.base)).await;
+        let old = observe(&TimeSeriesTable::open(clean_location(probe.inner(), ROOT)).await.unwrap()).await;
+        let result = table.append(vec![self.batch.clone()]).await.unwrap();
+        let calls = probe.calls();
+        assert_eq!(result.version, old.version + 1, "{}: clean run", self.name);
+        let new = observe(&TimeSeriesTable::open(clean_location(probe.inner(), ROOT)).await.unwrap()).await;
+        let positions: Vec<u64> =
+            calls.iter().filter(|c| !self.only_writes || c.kind.is_write()).map(|c| c.n).collect();
+        for mode in MODES {
+            for &k in &positions {
+                let (faulty, mut table) = (self.setup)(fork(&self.base)).await;
+                faulty.arm(None, k, mode);
+                let result = table.append(vec![self.batch.clone()]).await.map(|r| r.version);
+                assert_eq!(faulty.injected(), 1, "{} {mode:?} k={k}: the fault did not fire", self.name);
+                let seen = faulty.calls();
+                let fault = &seen[k as usize - 1];
+                let what = format!("{}, {mode:?} at call {k} ({:?} {})", self.name, fault.kind, fault.path);
+                let outcome = check_after(faulty.inner(), &what, result, fault, &seen, Some(&old), &new).await;
+                tally.record(self.name, mode, &outcome);
+            }
+        }
+        positions.len() as u64
+    }
+}
+
+/// A base whose next append (of hour `step` of symbol S) writes a table coverage snapshot.
+async fn snapshot_due_base() -> (Arc<InMemory>, RecordBatch) {
+    let base = Arc::new(InMemory::new());
+    new_table(clean_location(base.clone(), ROOT), "1m").await;
+    for step in 0..200 {
+        let batch = minute_bars(&["S"], T0 + step * HOUR, 5);
+        let probe = FaultyStore::new(fork(&base));
+        let mut table = TimeSeriesTable::open(probe.location(ROOT)).await.unwrap();
+        table.append(vec![batch.clone()]).await.unwrap();
+        if probe.calls().iter().any(|c| c.kind == CallKind::Put && c.path.contains("/_coverage/table/")) {
+            return (base, batch);
+        }
+        let mut table = TimeSeriesTable::open(clean_location(base.clone(), ROOT)).await.unwrap();
+        table.append(vec![batch]).await.unwrap();
+    }
+    panic!("no append wrote a table coverage snapshot within 200 appends");
+}
+
+#[tokio::test]
+async fn create_and_append_survive_a_fault_at_every_call() {
+    let mut tally = Tally::default();
+
+    // Create: count the calls of a clean create, then fail each one.
+    let probe = FaultyStore::new(Arc::new(InMemory::new()));
+    let created = new_table(probe.location(ROOT), "1m").await;
+    let created = observe(&created).await;
+    let create_calls = probe.call_count();
+    for mode in MODES {
+        for k in 1..=create_calls {
+            let faulty = FaultyStore::new(Arc::new(InMemory::new()));
+            faulty.arm(None, k, mode);
+            let result =
+                TimeSeriesTable::create_with_spec(faulty.location(ROOT), spec("1m")).await.map(|t| t.version());
+            assert_eq!(faulty.injected(), 1, "create {mode:?} k={k}: the fault did not fire");
+            let seen = faulty.calls();
+            let fault = &seen[k as usize - 1];
+            let what = format!("create, {mode:?} at call {k} ({:?} {})", fault.kind, fault.path);
+            let outcome = check_after(faulty.inner(), &what, result, fault, &seen, None, &created).await;
+            tally.record("create", mode, &outcome);
+        }
+    }
+
+    let base = Arc::new(InMemory::new());
+    let mut table = new_table(clean_location(base.clone(), ROOT), "1m").await;
+    table.append(vec![b1()]).await.unwrap();
+    let (snapshot_base, snapshot_batch) = snapshot_due_base().await;
+    let (checkpoint_base, checkpoint_batch) = super::checkpoint_due_store(ROOT).await;
+    let scenarios = [
+        AppendScenario { name: "append", base: base.clone(), batch: b2(), only_writes: false, setup: up_to_date },
+        AppendScenario {
+            name: "append writing a table snapshot",
+            base: snapshot_base,
+            batch: snapshot_batch,
+            only_writes: false,
+            setup: up_to_date,
+        },
+        AppendScenario { name: "append after a lost race", base, batch: b3(), only_writes: false, setup: one_behind },
+        AppendScenario {
+            name: "append writing a checkpoint (writes only)",
+            base: checkpoint_base,
+            batch: checkpoint_batch,
+            only_writes: true,
+            setup: up_to_date,
+        },
+    ];
+    let mut counts = Vec::new();
+    for scenario in &scenarios {
+        counts.push(format!("{} {}", scenario.name, scenario.run(&mut tally).await));
+    }
+
+    println!(
+        "fault positions: {} (positions per mode: create {create_calls}, {}; x2 modes)",
+        tally.positions,
+        counts.join(", ")
+    );
+    for (outcome, count) in &tally.outcomes {
+        println!("  {outcome}: {count}");
+    }
+    assert!(tally.outcomes.keys().any(|o| o.contains("unknown")), "no position produced an unknown outcome");
+}
+
+#[tokio::test]
+async fn reads_under_a_fault_at_every_call_are_right_or_an_error() {
+    let store = Arc::new(InMemory::new());
+    let mut table = new_table(clean_location(store.clone(), ROOT), "1m").await;
+    table.append(vec![b1()]).await.unwrap();
+    table.append(vec![b2()]).await.unwrap();
+    let expected = observe(&TimeSeriesTable::open(clean_location(store.clone(), ROOT)).await.unwrap()).await;
+    // A read: open, scan every row, ask coverage questions.
+    let read = |faulty: FaultyStore| async move {
+        let table = TimeSeriesTable::open(faulty.location(ROOT)).await?;
+        let rows = super::scan_rows(&table).await?;
+        let answers = super::coverage_answers(&table).await?;
+        Ok::<_, Error>(Observed { version: table.version(), rows, answers })
+    };
+    let probe = FaultyStore::new(fork(&store));
+    assert_eq!(read(probe.clone()).await.unwrap(), expected);
+    let read_calls = probe.call_count();
+    assert!(probe.calls().iter().all(|c| !c.kind.is_write()), "readers never write: {:?}", probe.calls());
+
+    let mut positions = 0;
+    let mut errors = 0;
+    for mode in MODES {
+        for k in 1..=read_calls {
+            let faulty = FaultyStore::new(fork(&store));
+            faulty.arm(None, k, mode);
+            match read(faulty.clone()).await {
+                Ok(seen) => assert_eq!(seen, expected, "read {mode:?} at call {k}: a wrong answer instead of an error"),
+                Err(e) => {
+                    errors += 1;
+                    let text = e.to_string();
+                    assert!(
+                        text.contains("injected fault"),
+                        "read {mode:?} at call {k}: the error hides its cause: {text}"
+                    );
+                }
+            }
+            assert!(faulty.calls().iter().all(|c| !c.kind.is_write()), "a failed read wrote to the store");
+            let clean = TimeSeriesTable::open(clean_location(faulty.inner(), ROOT)).await.unwrap();
+            assert_eq!(observe(&clean).await, expected, "read {mode:?} at call {k} changed the table");
+            positions += 1;
+        }
+    }
+    println!("read fault positions: {positions} ({read_calls} calls x2 modes), {errors} surfaced as errors");
+    assert!(errors > 0);
+}
+
+#[tokio::test]
+async fn the_wrapper_counts_fails_and_delays_as_configured() {
+    use object_store::path::Path;
+    use object_store::ObjectStoreExt;
+    let faulty = FaultyStore::new(Arc::new(InMemory::new()));
+    let path = Path::from("a/b");
+    faulty.arm(Some(CallKind::Put), 2, FaultMode::FailBefore);
+    faulty.put(&path, "1".into()).await.unwrap();
+    assert!(faulty.put(&path, "2".into()).await.is_err());
+    assert_eq!(
+        faulty.inner().get(&path).await.unwrap().bytes().await.unwrap().as_ref(),
+        b"1",
+        "fail-before must not write"
+    );
+    faulty.reset();
+    faulty.arm(None, 1, FaultMode::FailAfter);
+    assert!(faulty.put(&path, "3".into()).await.is_err());
+    assert_eq!(faulty.inner().get(&path).await.unwrap().bytes().await.unwrap().as_ref(), b"3", "fail-after must write");
+    faulty.reset();
+    faulty.arm(Some(CallKind::Delete), 1, FaultMode::FailBefore);
+    assert!(faulty.delete(&path).await.is_err());
+    assert!(faulty.head(&path).await.is_ok());
+    faulty.delay(Some(CallKind::Head), std::time::Duration::from_millis(30));
+    let started = std::time::Instant::now();
+    faulty.head(&path).await.unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(30));
+    let kinds: Vec<_> = faulty.calls().iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, vec![CallKind::Delete, CallKind::Head, CallKind::Head]);
+    assert_eq!(faulty.injected(), 1);
+}

@@ -1,0 +1,356 @@
+//! A fault-injecting `ObjectStore` wrapper.
+//!
+//! Wraps any store, numbers every call (1-based, over all kinds and per kind), records
+//! them, and by configuration: fails the k-th call before doing it
+//! ([`FaultMode::FailBefore`]), performs the k-th call and reports failure anyway
+//! ([`FaultMode::FailAfter`]: the "succeeded but the response was lost" case), delays
+//! calls, and runs a hook just before or just after call k (the crash tests abort there).
+//! Configuration can change while the store is in use (`arm`, `reset`), so a table can be
+//! built cleanly and then exercised under a fault.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMode,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
+};
+use timeseries_table_core::storage::TableLocation;
+use url::Url;
+
+/// What a call does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallKind {
+    Put,
+    PutMultipart,
+    Get,
+    Head,
+    Delete,
+    List,
+    ListWithDelimiter,
+    Copy,
+    Rename,
+}
+
+impl CallKind {
+    /// Whether the call changes the store.
+    pub fn is_write(self) -> bool {
+        matches!(self, CallKind::Put | CallKind::PutMultipart | CallKind::Delete | CallKind::Copy | CallKind::Rename)
+    }
+}
+
+/// One recorded call.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// 1-based position among all calls since the last reset.
+    pub n: u64,
+    pub kind: CallKind,
+    /// Full store path (for lists: the prefix).
+    pub path: String,
+    /// For puts: create-if-absent.
+    pub create: bool,
+}
+
+/// How an injected fault behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultMode {
+    /// The call is not performed and fails.
+    FailBefore,
+    /// The call is performed, then reported as failed.
+    FailAfter,
+}
+
+/// When a hook runs relative to its call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    Before,
+    After,
+}
+
+pub type Hook = Arc<dyn Fn(&Call) + Send + Sync>;
+
+#[derive(Clone, Copy)]
+struct Fault {
+    kind: Option<CallKind>,
+    at: u64,
+    mode: FaultMode,
+}
+
+#[derive(Default)]
+struct Plan {
+    fault: Option<Fault>,
+    delay: Option<(Option<CallKind>, Duration)>,
+    hook: Option<(u64, When, Hook)>,
+}
+
+#[derive(Default)]
+struct State {
+    plan: Mutex<Plan>,
+    calls: Mutex<Vec<Call>>,
+    per_kind: Mutex<HashMap<CallKind, u64>>,
+    injected: AtomicU64,
+}
+
+/// What to do around one call, decided when it starts.
+struct Decision {
+    call: Call,
+    fail: Option<FaultMode>,
+    delay: Option<Duration>,
+    hook: Option<(When, Hook)>,
+}
+
+impl Decision {
+    fn error(&self) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "FaultyStore",
+            source: format!("injected fault at call {} ({:?} {})", self.call.n, self.call.kind, self.call.path).into(),
+        }
+    }
+
+    async fn before(&self) -> Result<()> {
+        if let Some(delay) = self.delay {
+            tokio::time::sleep(delay).await;
+        }
+        if let Some((When::Before, hook)) = &self.hook {
+            hook(&self.call);
+        }
+        match self.fail {
+            Some(FaultMode::FailBefore) => Err(self.error()),
+            _ => Ok(()),
+        }
+    }
+
+    fn after<T>(&self, result: Result<T>) -> Result<T> {
+        if let Some((When::After, hook)) = &self.hook {
+            hook(&self.call);
+        }
+        match self.fail {
+            Some(FaultMode::FailAfter) => Err(self.error()),
+            _ => result,
+        }
+    }
+}
+
+/// The wrapper. Clones share counters and configuration.
+#[derive(Clone)]
+pub struct FaultyStore {
+    inner: Arc<dyn ObjectStore>,
+    state: Arc<State>,
+}
+
+impl fmt::Debug for FaultyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultyStore({})", self.inner)
+    }
+}
+
+impl fmt::Display for FaultyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultyStore({})", self.inner)
+    }
+}
+
+impl FaultyStore {
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
+        FaultyStore { inner, state: Arc::default() }
+    }
+
+    /// The wrapped store (for clean access to the same data).
+    pub fn inner(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.inner)
+    }
+
+    /// Fails the `at`-th call (of `kind`, or of any kind when `None`), counted from the
+    /// last reset.
+    pub fn arm(&self, kind: Option<CallKind>, at: u64, mode: FaultMode) {
+        self.state.plan.lock().unwrap().fault = Some(Fault { kind, at, mode });
+    }
+
+    /// Delays every call (of `kind`, or every call when `None`).
+    pub fn delay(&self, kind: Option<CallKind>, delay: Duration) {
+        self.state.plan.lock().unwrap().delay = Some((kind, delay));
+    }
+
+    /// Runs `hook` just before or just after call `at` (any kind).
+    pub fn hook_at(&self, at: u64, when: When, hook: Hook) {
+        self.state.plan.lock().unwrap().hook = Some((at, when, hook));
+    }
+
+    /// Forgets recorded calls and counters, and disarms faults, delays and hooks.
+    pub fn reset(&self) {
+        *self.state.plan.lock().unwrap() = Plan::default();
+        self.state.calls.lock().unwrap().clear();
+        self.state.per_kind.lock().unwrap().clear();
+        self.state.injected.store(0, Ordering::SeqCst);
+    }
+
+    /// Calls since the last reset.
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.calls.lock().unwrap().clone()
+    }
+
+    pub fn call_count(&self) -> u64 {
+        self.state.calls.lock().unwrap().len() as u64
+    }
+
+    /// How many faults fired since the last reset.
+    pub fn injected(&self) -> u64 {
+        self.state.injected.load(Ordering::SeqCst)
+    }
+
+    /// A table location over this store; `root` is the table's prefix in the store.
+    pub fn location(&self, root: &str) -> TableLocation {
+        TableLocation::from_store(Arc::new(self.clone()), unique_url("faulty"), root).unwrap()
+    }
+
+    fn decide(&self, kind: CallKind, path: &Path, create: bool) -> Decision {
+        let mut calls = self.state.calls.lock().unwrap();
+        let n = calls.len() as u64 + 1;
+        let kind_n = {
+            let mut per_kind = self.state.per_kind.lock().unwrap();
+            let count = per_kind.entry(kind).or_default();
+            *count += 1;
+            *count
+        };
+        let call = Call { n, kind, path: path.to_string(), create };
+        calls.push(call.clone());
+        drop(calls);
+        let plan = self.state.plan.lock().unwrap();
+        let fail = plan.fault.and_then(|f| {
+            let hit = match f.kind {
+                None => f.at == n,
+                Some(k) => k == kind && f.at == kind_n,
+            };
+            hit.then_some(f.mode)
+        });
+        if fail.is_some() {
+            self.state.injected.fetch_add(1, Ordering::SeqCst);
+        }
+        let delay = plan.delay.and_then(|(k, d)| (k.is_none() || k == Some(kind)).then_some(d));
+        let hook = plan.hook.as_ref().and_then(|(at, when, hook)| (*at == n).then(|| (*when, Arc::clone(hook))));
+        Decision { call, fail, delay, hook }
+    }
+}
+
+/// A `memory://<prefix>-<n>` URL unique in this process, to name a store to DataFusion.
+pub fn unique_url(prefix: &str) -> Url {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    Url::parse(&format!("memory://{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))).unwrap()
+}
+
+/// A clean (fault-free) location over `store` at `root`.
+pub fn clean_location(store: Arc<dyn ObjectStore>, root: &str) -> TableLocation {
+    TableLocation::from_store(store, unique_url("clean"), root).unwrap()
+}
+
+#[async_trait]
+impl ObjectStore for FaultyStore {
+    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+        let d = self.decide(CallKind::Put, location, matches!(opts.mode, PutMode::Create));
+        d.before().await?;
+        let result = self.inner.put_opts(location, payload, opts).await;
+        d.after(result)
+    }
+
+    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
+        let d = self.decide(CallKind::PutMultipart, location, false);
+        d.before().await?;
+        let result = self.inner.put_multipart_opts(location, opts).await;
+        d.after(result)
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        let kind = if options.head { CallKind::Head } else { CallKind::Get };
+        let d = self.decide(kind, location, false);
+        d.before().await?;
+        let result = self.inner.get_opts(location, options).await;
+        d.after(result)
+    }
+
+    // `get_ranges` is left to the default (per-range `get_opts`), so every read is counted.
+
+    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
+        let this = self.clone();
+        locations
+            .then(move |location| {
+                let this = this.clone();
+                async move {
+                    let location = location?;
+                    let d = this.decide(CallKind::Delete, &location, false);
+                    d.before().await?;
+                    let mut inner =
+                        this.inner.delete_stream(futures::stream::once(async move { Ok(location) }).boxed());
+                    let result = match inner.next().await {
+                        Some(r) => r,
+                        None => Err(d.error()),
+                    };
+                    d.after(result)
+                }
+            })
+            .boxed()
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        let root = Path::default();
+        let d = self.decide(CallKind::List, prefix.unwrap_or(&root), false);
+        let inner = self.inner.list(prefix);
+        let fail_after = d.fail == Some(FaultMode::FailAfter);
+        let after_hook = match &d.hook {
+            Some((When::After, hook)) => Some(Arc::clone(hook)),
+            _ => None,
+        };
+        let call = d.call.clone();
+        let error = d.error();
+        async move {
+            match d.before().await {
+                Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+                Ok(()) => {
+                    let tail = futures::stream::once(async move {
+                        if let Some(hook) = after_hook {
+                            hook(&call);
+                        }
+                        if fail_after {
+                            Some(Err(error))
+                        } else {
+                            None
+                        }
+                    })
+                    .filter_map(|x| async move { x });
+                    inner.chain(tail).boxed()
+                }
+            }
+        }
+        .into_stream()
+        .flatten()
+        .boxed()
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        let root = Path::default();
+        let d = self.decide(CallKind::ListWithDelimiter, prefix.unwrap_or(&root), false);
+        d.before().await?;
+        let result = self.inner.list_with_delimiter(prefix).await;
+        d.after(result)
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        let d = self.decide(CallKind::Copy, to, false);
+        d.before().await?;
+        let result = self.inner.copy_opts(from, to, options).await;
+        d.after(result)
+    }
+
+    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
+        let d = self.decide(CallKind::Rename, to, false);
+        d.before().await?;
+        let result = self.inner.rename_opts(from, to, options).await;
+        d.after(result)
+    }
+}
