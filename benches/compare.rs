@@ -93,7 +93,8 @@ async fn listing_table(ctx: &SessionContext, name: &str, table_dir: &Path, table
 /// Builds layout A (daily segments) or B (one segment per symbol and day).
 async fn build(dir: &Path, symbols: usize, days: usize, per_symbol: bool) -> TimeSeriesTable {
     let bars = MarketBars::new(symbols, days);
-    let mut table = TimeSeriesTable::create_with_spec(TableLocation::local(dir).expect("dir"), spec()).await.expect("create");
+    let mut table =
+        TimeSeriesTable::create_with_spec(TableLocation::local(dir).expect("dir"), spec()).await.expect("create");
     for day in 0..days {
         let batch = bars.day_batch(day);
         if per_symbol {
@@ -156,7 +157,9 @@ fn queries(days: usize) -> Vec<(&'static str, String, String)> {
         ("one symbol, one hour", format!("SELECT * FROM {{t}} WHERE symbol = 'MSFT' AND ts >= '{h0}' AND ts < '{h1}'")),
         (
             "one day, all symbols, by symbol",
-            format!("SELECT symbol, avg(close), sum(volume) FROM {{t}} WHERE ts >= '{d0}' AND ts < '{d1}' GROUP BY symbol"),
+            format!(
+                "SELECT symbol, avg(close), sum(volume) FROM {{t}} WHERE ts >= '{d0}' AND ts < '{d1}' GROUP BY symbol"
+            ),
         ),
         ("count(*), min(ts), max(ts)", "SELECT count(*), min(ts), max(ts) FROM {t}".to_string()),
         (
@@ -200,7 +203,8 @@ async fn append_throughput(work: &Path, symbols: usize, days: usize, repeats: us
     let (mut ours, mut bare) = (Vec::new(), Vec::new());
     for r in 0..repeats {
         let dir = work.join(format!("append-{r}"));
-        let mut table = TimeSeriesTable::create_with_spec(TableLocation::local(&dir).expect("dir"), spec()).await.expect("create");
+        let mut table =
+            TimeSeriesTable::create_with_spec(TableLocation::local(&dir).expect("dir"), spec()).await.expect("create");
         let start = Instant::now();
         for batch in &batches {
             table.append(vec![batch.clone()]).await.expect("append");
@@ -213,7 +217,8 @@ async fn append_throughput(work: &Path, symbols: usize, days: usize, repeats: us
         for (i, batch) in batches.iter().enumerate() {
             let props = timeseries_table_core::formats::parquet::writer::writer_properties(0, true);
             let mut buffer = Vec::new();
-            let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buffer, batch.schema(), Some(props)).expect("writer");
+            let mut writer =
+                parquet::arrow::ArrowWriter::try_new(&mut buffer, batch.schema(), Some(props)).expect("writer");
             writer.write(batch).expect("write");
             writer.close().expect("close");
             std::fs::write(bare_dir.join(format!("{i}.parquet")), buffer).expect("write file");
@@ -227,7 +232,8 @@ async fn open_time(work: &Path, commits: usize, repeats: usize) -> Duration {
     let dir = work.join(format!("open-{commits}"));
     let bars = MarketBars::new(1, 1);
     let day = bars.day_batch(0);
-    let mut table = TimeSeriesTable::create_with_spec(TableLocation::local(&dir).expect("dir"), spec()).await.expect("create");
+    let mut table =
+        TimeSeriesTable::create_with_spec(TableLocation::local(&dir).expect("dir"), spec()).await.expect("create");
     let per_day = day.num_rows();
     for i in 0..commits.saturating_sub(1) {
         // One-row appends walking forward in time, one minute each.
@@ -248,8 +254,10 @@ async fn open_time(work: &Path, commits: usize, repeats: usize) -> Duration {
 fn shift_days(batch: &RecordBatch, days: i64) -> RecordBatch {
     use arrow::array::AsArray;
     let ts = batch.column(0).as_primitive::<arrow::datatypes::TimestampMillisecondType>();
-    let moved = arrow::array::TimestampMillisecondArray::from(ts.values().iter().map(|v| v + days * 86_400_000).collect::<Vec<_>>())
-        .with_timezone_opt(ts.timezone().map(str::to_string));
+    let moved = arrow::array::TimestampMillisecondArray::from(
+        ts.values().iter().map(|v| v + days * 86_400_000).collect::<Vec<_>>(),
+    )
+    .with_timezone_opt(ts.timezone().map(str::to_string));
     let mut columns = batch.columns().to_vec();
     columns[0] = Arc::new(moved);
     RecordBatch::try_new(batch.schema(), columns).expect("same schema")
@@ -263,7 +271,9 @@ fn writer_settings(symbols: usize, days: usize) {
     let bars = MarketBars::new(symbols, days);
     let batches: Vec<RecordBatch> = (0..days).map(|d| bars.day_batch(d)).collect();
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    println!("\n| compression | row group rows | encode {rows} rows (ms) | bytes | bytes/row |\n|---|---:|---:|---:|---:|");
+    println!(
+        "\n| compression | row group rows | encode {rows} rows (ms) | bytes | bytes/row |\n|---|---:|---:|---:|---:|"
+    );
     let codecs = [
         ("none", Compression::UNCOMPRESSED),
         ("snappy", Compression::SNAPPY),
@@ -283,7 +293,8 @@ fn writer_settings(symbols: usize, days: usize) {
                         .set_max_row_group_row_count(Some(group))
                         .build();
                     let mut buffer = Vec::new();
-                    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buffer, batch.schema(), Some(props)).expect("writer");
+                    let mut writer =
+                        parquet::arrow::ArrowWriter::try_new(&mut buffer, batch.schema(), Some(props)).expect("writer");
                     writer.write(batch).expect("write");
                     writer.close().expect("close");
                     bytes += buffer.len();
@@ -356,7 +367,8 @@ async fn main() {
         writer_settings(sizes.daily_symbols, sizes.append_days);
         return;
     }
-    let work: PathBuf = std::env::var("TSQ_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir().join("tsq-bench"));
+    let work: PathBuf =
+        std::env::var("TSQ_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir().join("tsq-bench"));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).expect("work dir");
     let mut results = Vec::new();
@@ -369,7 +381,11 @@ async fn main() {
         let start = Instant::now();
         let table = build(&dir, symbols, days, per_symbol).await;
         let segments = table.segments().len();
-        eprintln!("built {layout}: {segments} segments, {} rows in {:.1}s", table.snapshot().state().row_count(), start.elapsed().as_secs_f64());
+        eprintln!(
+            "built {layout}: {segments} segments, {} rows in {:.1}s",
+            table.snapshot().state().row_count(),
+            start.elapsed().as_secs_f64()
+        );
         let ctx = session_context();
         register_opened(&ctx, "bars", table.clone()).expect("register");
         listing_table(&ctx, "listing", &dir, &table).await;
@@ -380,15 +396,24 @@ async fn main() {
         }
     }
 
-    println!("\n| layout | query | this table (ms) | ListingTable (ms) | speed-up | rows |\n|---|---|---:|---:|---:|---:|");
+    println!(
+        "\n| layout | query | this table (ms) | ListingTable (ms) | speed-up | rows |\n|---|---|---:|---:|---:|---:|"
+    );
     for r in &results {
         let ratio = r.listing.as_secs_f64() / r.ours.as_secs_f64();
         println!("| {} | {} | {} | {} | {:.1}x | {} |", r.layout, r.query, ms(r.ours), ms(r.listing), ratio, r.rows);
     }
 
-    let (ours, bare, rows) = append_throughput(&work, sizes.daily_symbols, sizes.append_days, sizes.repeats.min(3)).await;
+    let (ours, bare, rows) =
+        append_throughput(&work, sizes.daily_symbols, sizes.append_days, sizes.repeats.min(3)).await;
     println!("\n| append {rows} rows in {} segments | this table (ms) | bare ArrowWriter (ms) | ratio |\n|---|---:|---:|---:|", sizes.append_days);
-    println!("| median of {} | {} | {} | {:.2} |", sizes.repeats.min(3), ms(ours), ms(bare), ours.as_secs_f64() / bare.as_secs_f64());
+    println!(
+        "| median of {} | {} | {} | {:.2} |",
+        sizes.repeats.min(3),
+        ms(ours),
+        ms(bare),
+        ours.as_secs_f64() / bare.as_secs_f64()
+    );
 
     println!("\n| commits | open (ms) |\n|---:|---:|");
     for &commits in &sizes.open_commits {

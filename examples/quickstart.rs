@@ -55,13 +55,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Which minutes are missing in the first hour?
     let hour = TimeRange::try_new(parse_timestamp("2024-01-02T14:30:00Z")?, parse_timestamp("2024-01-02T15:30:00Z")?)?;
     for gap in table.gaps(Some(hour), None).await? {
-        println!("gap for {}: [{}, {}) = {} minutes", gap.entity, format_nanos(gap.start), format_nanos(gap.end), gap.missing_buckets);
+        println!(
+            "gap for {}: [{}, {}) = {} minutes",
+            gap.entity,
+            format_nanos(gap.start),
+            format_nanos(gap.end),
+            gap.missing_buckets
+        );
     }
 
     // The same table in SQL.
     let ctx = session_context();
     register_opened(&ctx, "prices", table)?;
-    ctx.sql("SELECT symbol, count(*) AS bars, avg(price) AS avg_price FROM prices GROUP BY symbol").await?.show().await?;
+    ctx.sql("SELECT symbol, count(*) AS bars, avg(price) AS avg_price FROM prices GROUP BY symbol")
+        .await?
+        .show()
+        .await?;
     ctx.sql("SELECT * FROM coverage('prices')").await?.show().await?;
 
     std::fs::remove_dir_all(&dir)?;

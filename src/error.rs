@@ -29,7 +29,9 @@ pub enum Error {
     InvalidRange { start: String, end: String },
 
     /// A bucket specification that does not parse or is out of range.
-    #[error("invalid bucket '{spec}': {reason} (expected <n><unit> with unit s, m, h or d, e.g. 30s, 1m, 15m, 1h, 1d)")]
+    #[error(
+        "invalid bucket '{spec}': {reason} (expected <n><unit> with unit s, m, h or d, e.g. 30s, 1m, 15m, 1h, 1d)"
+    )]
     InvalidBucket { spec: String, reason: String },
 
     /// A timestamp (or bucket id) that does not fit the supported range.
@@ -50,20 +52,16 @@ pub enum Error {
 
     /// The append covers (entity, bucket) pairs that are already covered.
     #[error("overlap: entity {entity} already has data in {buckets} of the appended bucket(s), first at [{first_bucket_start}, {first_bucket_end}), in segment {segment}; nothing was committed")]
-    Overlap {
-        entity: String,
-        first_bucket_start: String,
-        first_bucket_end: String,
-        buckets: u64,
-        segment: String,
-    },
+    Overlap { entity: String, first_bucket_start: String, first_bucket_end: String, buckets: u64, segment: String },
 
     /// Coverage sidecars are missing or corrupt and could not be rebuilt.
     #[error("coverage unavailable: {detail} (missing or corrupt: {})", files.join(", "))]
     MissingCoverage { files: Vec<String>, detail: String },
 
     /// A commit lost the race for its version too many times.
-    #[error("commit conflict: version {version} was taken by another writer and {attempts} attempt(s) did not succeed")]
+    #[error(
+        "commit conflict: version {version} was taken by another writer and {attempts} attempt(s) did not succeed"
+    )]
     Conflict { version: u64, attempts: u32 },
 
     /// The commit write failed in a way that leaves its outcome unknown.

@@ -36,9 +36,8 @@ pub struct MarketBars {
 impl MarketBars {
     /// `symbols` symbols (real tickers first, then `S040`, `S041`, ...) over `days` trading days.
     pub fn new(symbols: usize, days: usize) -> Self {
-        let symbols = (0..symbols)
-            .map(|i| TICKERS.get(i).map_or_else(|| format!("S{i:03}"), |t| t.to_string()))
-            .collect();
+        let symbols =
+            (0..symbols).map(|i| TICKERS.get(i).map_or_else(|| format!("S{i:03}"), |t| t.to_string())).collect();
         MarketBars { symbols, days }
     }
 
@@ -87,7 +86,8 @@ impl MarketBars {
         let start = Self::day_start_ms(day) + OPEN_MINUTE * MINUTE_MS;
         let mut ts = Vec::new();
         let mut symbol = Vec::new();
-        let (mut open, mut high, mut low, mut close, mut volume) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut open, mut high, mut low, mut close, mut volume) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for minute in 0..SESSION_MINUTES {
             for (s, name) in self.symbols.iter().enumerate() {
                 if !self.has_bar(s, day, minute) {
@@ -125,8 +125,11 @@ pub async fn create_sample_table(
     bars: &MarketBars,
     mut on_day: impl FnMut(usize, &crate::table::AppendResult),
 ) -> crate::Result<crate::table::TimeSeriesTable> {
-    let spec = crate::metadata::TimeIndexSpec::new("ts", crate::metadata::TimeBucket::try_new(1, crate::metadata::BucketUnit::Minute)?)
-        .with_entity_columns(["symbol"]);
+    let spec = crate::metadata::TimeIndexSpec::new(
+        "ts",
+        crate::metadata::TimeBucket::try_new(1, crate::metadata::BucketUnit::Minute)?,
+    )
+    .with_entity_columns(["symbol"]);
     let mut table = crate::table::TimeSeriesTable::create_with_spec(location, spec).await?;
     for day in 0..bars.days {
         let result = table.append(vec![bars.day_batch(day)]).await?;

@@ -25,7 +25,6 @@ const OPTION_KEYS: [&str; 4] = ["time_column", "bucket", "entity_columns", "time
 #[derive(Debug, Default)]
 pub struct TimeSeriesTableFactory;
 
-
 /// OPTIONS arrive lowercased as `format.<key>`; unknown keys are rejected here because
 /// DataFusion does not.
 fn parse_options(options: &HashMap<String, String>) -> DfResult<HashMap<&'static str, String>> {
@@ -37,7 +36,10 @@ fn parse_options(options: &HashMap<String, String>) -> DfResult<HashMap<&'static
                 parsed.insert(*known, value.clone());
             }
             None => {
-                return plan_err!("unknown option '{short}' for STORED AS {FORMAT_NAME}; valid options: {}", OPTION_KEYS.join(", "))
+                return plan_err!(
+                    "unknown option '{short}' for STORED AS {FORMAT_NAME}; valid options: {}",
+                    OPTION_KEYS.join(", ")
+                )
             }
         }
     }
@@ -46,7 +48,9 @@ fn parse_options(options: &HashMap<String, String>) -> DfResult<HashMap<&'static
 
 fn spec_from_options(options: &HashMap<&'static str, String>) -> DfResult<TimeIndexSpec> {
     let Some(time_column) = options.get("time_column") else {
-        return plan_err!("creating a {FORMAT_NAME} table needs OPTIONS ('time_column' '<column>', 'bucket' '<e.g. 1m>')");
+        return plan_err!(
+            "creating a {FORMAT_NAME} table needs OPTIONS ('time_column' '<column>', 'bucket' '<e.g. 1m>')"
+        );
     };
     let Some(bucket) = options.get("bucket") else {
         return plan_err!("creating a {FORMAT_NAME} table needs OPTIONS ('bucket' '<e.g. 1m>')");

@@ -6,7 +6,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
@@ -98,7 +100,13 @@ impl TableFunctionImpl for MetadataFunction {
         let exprs = args.exprs();
         let (min, max) = kind.arity();
         if exprs.len() < min || exprs.len() > max {
-            return plan_err!("{} takes {} argument(s), got {}; usage: {}", kind.name(), arity_text(min, max), exprs.len(), kind.usage());
+            return plan_err!(
+                "{} takes {} argument(s), got {}; usage: {}",
+                kind.name(),
+                arity_text(min, max),
+                exprs.len(),
+                kind.usage()
+            );
         }
         let provider = resolve_table(args.session(), &exprs[0], kind)?;
         let mut params = Params::default();
@@ -108,7 +116,8 @@ impl TableFunctionImpl for MetadataFunction {
                 3 => {
                     let start = timestamp_arg(&exprs[1], "start", kind)?;
                     let end = timestamp_arg(&exprs[2], "end", kind)?;
-                    params.window = Some(TimeRange::try_new(start, end).map_err(|e| DataFusionError::Plan(e.to_string()))?);
+                    params.window =
+                        Some(TimeRange::try_new(start, end).map_err(|e| DataFusionError::Plan(e.to_string()))?);
                 }
                 _ => return plan_err!("{} needs both start and end, or neither; usage: {}", kind.name(), kind.usage()),
             },
@@ -137,10 +146,17 @@ fn arity_text(min: usize, max: usize) -> String {
 /// path/URL of a table root.
 fn resolve_table(session: &dyn Session, expr: &Expr, kind: MetadataKind) -> DfResult<TimeSeriesProvider> {
     let name = match expr {
-        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => s.clone(),
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)),
+            _,
+        ) => s.clone(),
         Expr::Column(c) => c.flat_name(),
         other => {
-            return plan_err!("the first argument of {} must be a table name or a path as a string, got {other}; usage: {}", kind.name(), kind.usage())
+            return plan_err!(
+                "the first argument of {} must be a table name or a path as a string, got {other}; usage: {}",
+                kind.name(),
+                kind.usage()
+            )
         }
     };
     if let Some(provider) = registered(session, &name)? {
@@ -202,25 +218,33 @@ fn timestamp_arg(expr: &Expr, what: &str, kind: MetadataKind) -> DfResult<i64> {
 /// A window length: an interval literal or a string like `'2h'`.
 fn length_arg(expr: &Expr, bucket: TimeBucket) -> DfResult<i64> {
     let usage = MetadataKind::LastCoveredWindow.usage();
-    let nanos = match expr {
-        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
-            match s.parse::<TimeBucket>() {
+    let nanos =
+        match expr {
+            Expr::Literal(
+                ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)),
+                _,
+            ) => match s.parse::<TimeBucket>() {
                 Ok(length) => Some(length.nanos()),
-                Err(_) => return plan_err!("bad window length '{s}': expected <n><unit> with unit s, m, h or d (e.g. '2h'); usage: {usage}"),
+                Err(_) => return plan_err!(
+                    "bad window length '{s}': expected <n><unit> with unit s, m, h or d (e.g. '2h'); usage: {usage}"
+                ),
+            },
+            Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
+                (v.days as i64).checked_mul(86_400_000_000_000).and_then(|d| d.checked_add(v.nanoseconds))
             }
-        }
-        Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
-            (v.days as i64).checked_mul(86_400_000_000_000).and_then(|d| d.checked_add(v.nanoseconds))
-        }
-        Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => {
-            (v.days as i64).checked_mul(86_400_000_000_000).and_then(|d| d.checked_add(v.milliseconds as i64 * 1_000_000))
-        }
-        _ => None,
-    };
+            Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => (v.days as i64)
+                .checked_mul(86_400_000_000_000)
+                .and_then(|d| d.checked_add(v.milliseconds as i64 * 1_000_000)),
+            _ => None,
+        };
     match nanos {
         Some(n) if n > 0 && n % bucket.nanos() == 0 => Ok(n),
-        Some(_) => plan_err!("the window length must be a positive multiple of the table's bucket {bucket}; usage: {usage}"),
-        None => plan_err!("the length argument must be an interval without months or a string like '2h', got {expr}; usage: {usage}"),
+        Some(_) => {
+            plan_err!("the window length must be a positive multiple of the table's bucket {bucket}; usage: {usage}")
+        }
+        None => plan_err!(
+            "the length argument must be an interval without months or a string like '2h', got {expr}; usage: {usage}"
+        ),
     }
 }
 
@@ -289,7 +313,6 @@ impl fmt::Debug for MetadataTable {
     }
 }
 
-
 #[async_trait]
 impl TableProvider for MetadataTable {
     fn schema(&self) -> SchemaRef {
@@ -357,7 +380,8 @@ impl MetadataTable {
                 rest = int_columns(&gaps, |g| [g.missing_buckets]);
             }
             MetadataKind::LastCoveredWindow => {
-                let windows = snapshot.last_covered_windows(self.params.length_nanos, self.params.end, entities).await?;
+                let windows =
+                    snapshot.last_covered_windows(self.params.length_nanos, self.params.end, entities).await?;
                 keys = windows.iter().map(|(k, _)| k.clone()).collect();
                 times.push(windows.iter().map(|(_, w)| Some(w.start)).collect());
                 times.push(windows.iter().map(|(_, w)| Some(w.end)).collect());
@@ -372,7 +396,9 @@ impl MetadataTable {
                     time_array(segments.iter().map(|s| Some(s.ts_max)).collect(), ts)?,
                 ];
                 let mut columns = columns;
-                columns.extend(int_columns(&segments, |s| [s.row_count, s.size_bytes, s.entity_count, s.added_in_version]));
+                columns.extend(int_columns(&segments, |s| {
+                    [s.row_count, s.size_bytes, s.entity_count, s.added_in_version]
+                }));
                 columns.push(Arc::new(segments.iter().map(|s| Some(s.sorted)).collect::<BooleanArray>()));
                 return Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?);
             }
@@ -401,7 +427,9 @@ impl MetadataTable {
 fn int_columns<T, const N: usize>(rows: &[T], values: impl Fn(&T) -> [u64; N]) -> Vec<ArrayRef> {
     let table: Vec<[u64; N]> = rows.iter().map(values).collect();
     (0..N)
-        .map(|i| Arc::new(table.iter().map(|r| Some(r[i].min(i64::MAX as u64) as i64)).collect::<Int64Array>()) as ArrayRef)
+        .map(|i| {
+            Arc::new(table.iter().map(|r| Some(r[i].min(i64::MAX as u64) as i64)).collect::<Int64Array>()) as ArrayRef
+        })
         .collect()
 }
 
@@ -421,7 +449,8 @@ fn entity_columns(keys: &[EntityKey], schema: &Schema, count: usize) -> crate::R
         .map(|i| {
             let data_type = schema.field(i).data_type();
             let scalars = keys.iter().map(|k| entity_scalar(k.0.get(i), data_type));
-            Ok(ScalarValue::iter_to_array(scalars).or_else(|_| Ok::<_, DataFusionError>(arrow::array::new_empty_array(data_type)))?)
+            Ok(ScalarValue::iter_to_array(scalars)
+                .or_else(|_| Ok::<_, DataFusionError>(arrow::array::new_empty_array(data_type)))?)
         })
         .collect()
 }

@@ -118,7 +118,10 @@ fn is_time_column(expr: &Expr, time_column: &str) -> bool {
 
 fn preserves_time(target: &datafusion::arrow::datatypes::DataType) -> bool {
     // Only nanoseconds can hold every value of every unit without truncation.
-    matches!(target, datafusion::arrow::datatypes::DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Nanosecond, _))
+    matches!(
+        target,
+        datafusion::arrow::datatypes::DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Nanosecond, _)
+    )
 }
 
 /// A literal (possibly under casts) as nanoseconds since the epoch.
@@ -164,10 +167,7 @@ pub fn entity_constraints(filters: &[Expr], entity_columns: &[String]) -> HashMa
     for expr in conjuncts {
         let Some((column, values)) = entity_values(expr) else { continue };
         let Some(index) = entity_columns.iter().position(|c| *c == column) else { continue };
-        constraints
-            .entry(index)
-            .and_modify(|set| set.retain(|v| values.contains(v)))
-            .or_insert(values);
+        constraints.entry(index).and_modify(|set| set.retain(|v| values.contains(v))).or_insert(values);
     }
     constraints
 }

@@ -178,7 +178,6 @@ fn ordered_groups(segments: &[Arc<SegmentMeta>], partitions: usize) -> Vec<Vec<A
     chains
 }
 
-
 #[async_trait]
 impl TableProvider for TimeSeriesProvider {
     fn schema(&self) -> SchemaRef {

@@ -111,7 +111,8 @@ mod tests {
 
     #[test]
     fn splits_on_semicolons_outside_quotes_and_comments() {
-        let script = "-- intro; not a statement\nSELECT 'a;b' AS x;\n\nSELECT 2 -- trailing; comment\n;  -- only a comment\n";
+        let script =
+            "-- intro; not a statement\nSELECT 'a;b' AS x;\n\nSELECT 2 -- trailing; comment\n;  -- only a comment\n";
         assert_eq!(split_statements(script), vec!["SELECT 'a;b' AS x".to_string(), "SELECT 2".to_string()]);
         assert!(is_complete("SELECT 1;\n"));
         assert!(is_complete("SELECT 1; -- done"));

@@ -158,7 +158,12 @@ pub fn check_append_schema(table: &Schema, input: &Schema, null_free: &[bool]) -
     }
     for (i, (want, got)) in table.fields().iter().zip(input.fields()).enumerate() {
         if want.name() != got.name() {
-            return Err(mismatch(format!("column {} is '{}' in the table but '{}' in the input", i + 1, want.name(), got.name())));
+            return Err(mismatch(format!(
+                "column {} is '{}' in the table but '{}' in the input",
+                i + 1,
+                want.name(),
+                got.name()
+            )));
         }
         if want.data_type() != got.data_type() {
             return Err(mismatch(format!(
@@ -169,7 +174,10 @@ pub fn check_append_schema(table: &Schema, input: &Schema, null_free: &[bool]) -
             )));
         }
         if !want.is_nullable() && got.is_nullable() && !null_free.get(i).copied().unwrap_or(false) {
-            return Err(mismatch(format!("column '{}' is NOT NULL in the table but the input has nulls in it", want.name())));
+            return Err(mismatch(format!(
+                "column '{}' is NOT NULL in the table but the input has nulls in it",
+                want.name()
+            )));
         }
     }
     Ok(())

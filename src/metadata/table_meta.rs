@@ -61,7 +61,9 @@ impl TimeIndexSpec {
                 return Err(Error::invalid_spec("an entity column name is empty"));
             }
             if column == &self.time_column {
-                return Err(Error::invalid_spec(format!("'{column}' cannot be both the time column and an entity column")));
+                return Err(Error::invalid_spec(format!(
+                    "'{column}' cannot be both the time column and an entity column"
+                )));
             }
             if !seen.insert(column) {
                 return Err(Error::invalid_spec(format!("entity column '{column}' is listed twice")));
@@ -106,7 +108,10 @@ impl TimeIndexSpec {
         }
         for column in &self.entity_columns {
             let field = schema.field_with_name(column).map_err(|_| {
-                Error::invalid_input(format!("the entity column '{column}' is missing (columns: {})", describe_schema(schema)))
+                Error::invalid_input(format!(
+                    "the entity column '{column}' is missing (columns: {})",
+                    describe_schema(schema)
+                ))
             })?;
             if !is_entity_type(field.data_type()) {
                 return Err(Error::invalid_input(format!(
@@ -212,7 +217,8 @@ mod tests {
         let adopted = spec().adopt_schema(&ok).unwrap();
         assert!(!adopted.field(0).is_nullable() && !adopted.field(1).is_nullable() && adopted.field(2).is_nullable());
 
-        let wrong_time = Schema::new(vec![Field::new("ts", DataType::Int64, false), Field::new("symbol", DataType::Utf8, false)]);
+        let wrong_time =
+            Schema::new(vec![Field::new("ts", DataType::Int64, false), Field::new("symbol", DataType::Utf8, false)]);
         assert!(spec().validate_schema(&wrong_time).unwrap_err().to_string().contains("expected a Timestamp"));
         let no_entity = Schema::new(vec![Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), false)]);
         assert!(spec().validate_schema(&no_entity).unwrap_err().to_string().contains("'symbol' is missing"));

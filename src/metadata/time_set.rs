@@ -84,7 +84,6 @@ impl TimeSet {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

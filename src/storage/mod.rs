@@ -66,10 +66,8 @@ impl TableLocation {
     /// Resolves a local path or a URL. A string without `://` is a local path.
     pub fn parse(location: &str) -> Result<Self> {
         if location.contains("://") {
-            let url = Url::parse(location).map_err(|e| Error::InvalidLocation {
-                location: location.to_string(),
-                reason: e.to_string(),
-            })?;
+            let url = Url::parse(location)
+                .map_err(|e| Error::InvalidLocation { location: location.to_string(), reason: e.to_string() })?;
             Self::from_url(&url)
         } else {
             Self::local(location)
@@ -136,7 +134,8 @@ impl TableLocation {
     /// A location over a caller-supplied store (e.g. a wrapper that injects faults).
     /// `store_url` (`scheme://authority`) is the name DataFusion will know the store by.
     pub fn from_store(store: Arc<dyn ObjectStore>, store_url: Url, root: &str) -> Result<Self> {
-        let root = Path::parse(root).map_err(|e| Error::InvalidLocation { location: root.to_string(), reason: e.to_string() })?;
+        let root = Path::parse(root)
+            .map_err(|e| Error::InvalidLocation { location: root.to_string(), reason: e.to_string() })?;
         let display = format!("{}{}", store_url.as_str().trim_end_matches('/'), format_args!("/{root}"));
         Ok(TableLocation { store, store_url, root, display })
     }

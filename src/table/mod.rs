@@ -53,7 +53,8 @@ impl TimeSeriesTable {
                 return Err(Error::TableExists { location: location.to_string(), version: 1 });
             }
         }
-        let state = TableState::from_first_commit(&commit, &location.describe(&crate::transaction_log::commit_path(1)))?;
+        let state =
+            TableState::from_first_commit(&commit, &location.describe(&crate::transaction_log::commit_path(1)))?;
         Ok(Self::from_state(log, state, false))
     }
 

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use super::snapshot::Snapshot;
 use super::TimeSeriesTable;
-use crate::coverage::{bucket_end, bucket_start, entity_metrics, expected_buckets, last_covered_window, BucketSet, Coverage};
+use crate::coverage::{
+    bucket_end, bucket_start, entity_metrics, expected_buckets, last_covered_window, BucketSet, Coverage,
+};
 use crate::error::{Error, Result};
 use crate::metadata::{format_nanos, EntityKey, SegmentMeta, TimeBucket};
 
@@ -74,7 +76,11 @@ pub struct CommitInfo {
 impl TimeSeriesTable {
     /// Per-entity coverage over `window` (default: the table's covered extent), for the
     /// given entities (default: all).
-    pub async fn coverage(&self, window: Option<TimeRange>, entities: Option<&[EntityKey]>) -> Result<Vec<EntityCoverage>> {
+    pub async fn coverage(
+        &self,
+        window: Option<TimeRange>,
+        entities: Option<&[EntityKey]>,
+    ) -> Result<Vec<EntityCoverage>> {
         self.snapshot().coverage_report(window, entities).await
     }
 
@@ -123,7 +129,11 @@ impl TimeSeriesTable {
 impl Snapshot {
     /// The window to report on, as a time range and the bucket ids it intersects.
     /// `None` when the table covers nothing and no window was given.
-    pub fn resolve_window(&self, coverage: &Coverage, window: Option<TimeRange>) -> Result<Option<(TimeRange, Range<i64>)>> {
+    pub fn resolve_window(
+        &self,
+        coverage: &Coverage,
+        window: Option<TimeRange>,
+    ) -> Result<Option<(TimeRange, Range<i64>)>> {
         let bucket = self.spec().bucket;
         match window {
             Some(range) => Ok(Some((range, expected_buckets(range.start, range.end, &bucket)?))),
@@ -138,7 +148,11 @@ impl Snapshot {
     }
 
     /// See [`TimeSeriesTable::coverage`].
-    pub async fn coverage_report(&self, window: Option<TimeRange>, entities: Option<&[EntityKey]>) -> Result<Vec<EntityCoverage>> {
+    pub async fn coverage_report(
+        &self,
+        window: Option<TimeRange>,
+        entities: Option<&[EntityKey]>,
+    ) -> Result<Vec<EntityCoverage>> {
         let coverage = self.table_coverage().await?;
         let Some((range, ids)) = self.resolve_window(&coverage, window)? else {
             return Ok(Vec::new());
@@ -204,7 +218,10 @@ impl Snapshot {
         let mut windows = Vec::new();
         for (entity, set) in selected(&coverage, entities) {
             if let Some(ids) = last_covered_window(set, length, end_id) {
-                windows.push((entity.clone(), TimeRange::try_new(bucket_start(ids.start, &bucket)?, bucket_end(ids.end - 1, &bucket)?)?));
+                windows.push((
+                    entity.clone(),
+                    TimeRange::try_new(bucket_start(ids.start, &bucket)?, bucket_end(ids.end - 1, &bucket)?)?,
+                ));
             }
         }
         Ok(windows)

@@ -163,17 +163,17 @@ impl Snapshot {
             detail,
         };
         tracing::warn!(segment = %segment.id, "segment coverage sidecar missing or corrupt; recomputing from Parquet");
-        let bytes = self
-            .location
-            .get(&segment.path)
-            .await?
-            .ok_or_else(|| missing(format!("segment {} has neither a readable sidecar nor its data file", segment.id)))?;
+        let bytes = self.location.get(&segment.path).await?.ok_or_else(|| {
+            missing(format!("segment {} has neither a readable sidecar nor its data file", segment.id))
+        })?;
         let spec = self.spec().clone();
         let name = self.location.describe(&segment.path);
         let inspected = tokio::task::spawn_blocking(move || inspect_parquet(bytes, &spec, &name))
             .await
             .map_err(|e| Error::Task(e.to_string()))?
-            .map_err(|e| missing(format!("segment {} sidecar is unreadable and its data file failed: {e}", segment.id)))?;
+            .map_err(|e| {
+                missing(format!("segment {} sidecar is unreadable and its data file failed: {e}", segment.id))
+            })?;
         Ok(inspected.stats.coverage)
     }
 }

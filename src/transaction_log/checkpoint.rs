@@ -97,7 +97,9 @@ mod tests {
 
     fn state() -> TableState {
         let meta = TableMeta::try_new(TimeIndexSpec::new("ts", "1m".parse().unwrap())).unwrap();
-        let mut state = TableState::from_first_commit(&Commit::new(1, "create", vec![LogAction::UpdateTableMeta(meta)]), "1").unwrap();
+        let mut state =
+            TableState::from_first_commit(&Commit::new(1, "create", vec![LogAction::UpdateTableMeta(meta)]), "1")
+                .unwrap();
         let segment = SegmentMeta {
             id: SegmentId("a".into()),
             path: "data/a.parquet".into(),

@@ -205,11 +205,7 @@ impl LogStore {
 
     /// Every commit from 1 to `version`, oldest first.
     pub async fn commits(&self, version: u64) -> Result<Vec<Commit>> {
-        futures::stream::iter(1..=version)
-            .map(|v| self.read_commit(v))
-            .buffered(READ_CONCURRENCY)
-            .try_collect()
-            .await
+        futures::stream::iter(1..=version).map(|v| self.read_commit(v)).buffered(READ_CONCURRENCY).try_collect().await
     }
 }
 

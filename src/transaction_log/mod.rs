@@ -10,6 +10,6 @@ pub mod log_store;
 pub mod state;
 
 pub use actions::{Commit, LogAction, FORMAT_VERSION};
-pub use log_store::{commit_path, CommitOutcome, LogStore, LOG_DIR};
 pub use checkpoint::{checkpoint_path, CHECKPOINT_INTERVAL};
+pub use log_store::{commit_path, CommitOutcome, LogStore, LOG_DIR};
 pub use state::{CoverageSnapshotRef, TableState};

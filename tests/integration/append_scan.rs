@@ -130,7 +130,8 @@ async fn existing_parquet_files_are_adopted_as_is() {
     let rows = [("A", T0 + 2 * MINUTE), ("A", T0), ("B", T0 + MINUTE)];
     let batch = bars(TimeUnit::Microsecond, Some("UTC"), &rows);
     let file = dir.path().join("input.parquet");
-    let mut writer = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&file).unwrap(), batch.schema(), None).unwrap();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&file).unwrap(), batch.schema(), None).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
 
@@ -156,7 +157,8 @@ async fn multi_batch_input_and_integer_entities() {
     let spec = TimeIndexSpec::new("ts", "15m".parse().unwrap()).with_entity_columns(["sensor"]);
     let mut table = TimeSeriesTable::create(location, TableMeta::try_new(spec).unwrap()).await.unwrap();
     let batch = |sensors: Vec<i64>, minutes: Vec<i64>| {
-        let ts: Arc<dyn Array> = Arc::new(TimestampNanosecondArray::from(minutes.iter().map(|m| T0 + m * MINUTE).collect::<Vec<_>>()));
+        let ts: Arc<dyn Array> =
+            Arc::new(TimestampNanosecondArray::from(minutes.iter().map(|m| T0 + m * MINUTE).collect::<Vec<_>>()));
         let ts = cast(&ts, schema.field(1).data_type()).unwrap();
         RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(sensors)), ts]).unwrap()
     };

@@ -46,7 +46,12 @@ async fn every_bad_append_is_a_clear_error_and_changes_nothing() {
         (
             "null timestamps",
             vec![batch(
-                vec![ts_field(true), Field::new("symbol", DataType::Utf8, false), Field::new("price", DataType::Float64, true), Field::new("volume", DataType::Int64, true)],
+                vec![
+                    ts_field(true),
+                    Field::new("symbol", DataType::Utf8, false),
+                    Field::new("price", DataType::Float64, true),
+                    Field::new("volume", DataType::Int64, true),
+                ],
                 vec![
                     Arc::new(TimestampNanosecondArray::from(vec![None, Some(T0 + HOUR)])),
                     Arc::new(StringArray::from(vec!["A", "A"])),
@@ -59,7 +64,12 @@ async fn every_bad_append_is_a_clear_error_and_changes_nothing() {
         (
             "null entity values",
             vec![batch(
-                vec![ts_field(false), Field::new("symbol", DataType::Utf8, true), Field::new("price", DataType::Float64, true), Field::new("volume", DataType::Int64, true)],
+                vec![
+                    ts_field(false),
+                    Field::new("symbol", DataType::Utf8, true),
+                    Field::new("price", DataType::Float64, true),
+                    Field::new("volume", DataType::Int64, true),
+                ],
                 vec![
                     Arc::new(TimestampNanosecondArray::from(vec![T0 + HOUR])),
                     Arc::new(StringArray::from(vec![None::<&str>])),

@@ -174,7 +174,11 @@ async fn checkpoints_shorten_replay_and_a_torn_one_is_ignored() {
         }
         assert_eq!(table.version(), 206);
         for v in [100u64, 200] {
-            assert!(location.size(&timeseries_table_core::transaction_log::checkpoint_path(v)).await.unwrap().is_some());
+            assert!(location
+                .size(&timeseries_table_core::transaction_log::checkpoint_path(v))
+                .await
+                .unwrap()
+                .is_some());
         }
         let reference = table.segments();
         let opened = TimeSeriesTable::open(location.clone()).await.unwrap();

@@ -15,9 +15,10 @@ async fn readme_sql_tour_runs() {
     let scratch = format!("memory://{}/trades", uuid_like());
     let script = block.replace("'data/trades'", &format!("'{scratch}'"));
 
-    let table = create_sample_table(TableLocation::memory(&uuid_like(), "bars").unwrap(), &MarketBars::new(6, 5), |_, _| {})
-        .await
-        .unwrap();
+    let table =
+        create_sample_table(TableLocation::memory(&uuid_like(), "bars").unwrap(), &MarketBars::new(6, 5), |_, _| {})
+            .await
+            .unwrap();
     let ctx = session_context();
     register_opened(&ctx, "bars", table).unwrap();
     let results = run_script(&ctx, &script).await.unwrap();

@@ -57,9 +57,10 @@ fn null_free_columns(metadata: &ParquetMetaData, columns: usize) -> Vec<bool> {
     (0..columns)
         .map(|c| {
             leaves == columns
-                && metadata.row_groups().iter().all(|rg| {
-                    rg.column(c).statistics().and_then(|s| s.null_count_opt()) == Some(0)
-                })
+                && metadata
+                    .row_groups()
+                    .iter()
+                    .all(|rg| rg.column(c).statistics().and_then(|s| s.null_count_opt()) == Some(0))
         })
         .collect()
 }

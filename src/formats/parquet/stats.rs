@@ -7,7 +7,10 @@
 use std::collections::HashMap;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Schema, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, TimeUnit};
+use arrow::datatypes::{
+    DataType, Schema, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
+};
 use arrow::row::{RowConverter, SortField};
 
 use crate::coverage::{bucket_of, BucketSet, Coverage};
@@ -148,7 +151,9 @@ pub fn timestamps_as_nanos(array: &ArrayRef, column: &str) -> Result<Vec<i64>> {
         )));
     }
     let (values, unit): (&[i64], TimeUnit) = match array.data_type() {
-        DataType::Timestamp(TimeUnit::Second, _) => (array.as_primitive::<TimestampSecondType>().values(), TimeUnit::Second),
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            (array.as_primitive::<TimestampSecondType>().values(), TimeUnit::Second)
+        }
         DataType::Timestamp(TimeUnit::Millisecond, _) => {
             (array.as_primitive::<TimestampMillisecondType>().values(), TimeUnit::Millisecond)
         }
@@ -159,7 +164,9 @@ pub fn timestamps_as_nanos(array: &ArrayRef, column: &str) -> Result<Vec<i64>> {
             (array.as_primitive::<TimestampNanosecondType>().values(), TimeUnit::Nanosecond)
         }
         other => {
-            return Err(Error::invalid_input(format!("the time column '{column}' has type {other}, expected a Timestamp")))
+            return Err(Error::invalid_input(format!(
+                "the time column '{column}' has type {other}, expected a Timestamp"
+            )))
         }
     };
     if nanos_per_unit(unit) == 1 {

@@ -11,8 +11,8 @@ use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
 use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::WriterProperties;
 
 use super::stats::{timestamps_as_nanos, SegmentStats, StatsCollector};
 use crate::error::{Error, Result};
@@ -35,7 +35,11 @@ pub fn writer_properties(time_index: usize, sorted: bool) -> WriterProperties {
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
     let builder = if sorted {
-        builder.set_sorting_columns(Some(vec![SortingColumn { column_idx: time_index as i32, descending: false, nulls_first: false }]))
+        builder.set_sorting_columns(Some(vec![SortingColumn {
+            column_idx: time_index as i32,
+            descending: false,
+            nulls_first: false,
+        }]))
     } else {
         builder
     };
@@ -100,6 +104,7 @@ fn is_sorted(batches: &[RecordBatch], time_index: usize, column: &str) -> Result
 
 fn sort_by_time(batches: &[RecordBatch], schema: &SchemaRef, time_index: usize) -> Result<RecordBatch> {
     let all = concat_batches(schema, batches)?;
-    let order = sort_to_indices(all.column(time_index), Some(SortOptions { descending: false, nulls_first: false }), None)?;
+    let order =
+        sort_to_indices(all.column(time_index), Some(SortOptions { descending: false, nulls_first: false }), None)?;
     Ok(take_record_batch(&all, &order)?)
 }
