@@ -218,25 +218,26 @@ fn timestamp_arg(expr: &Expr, what: &str, kind: MetadataKind) -> DfResult<i64> {
 /// A window length: an interval literal or a string like `'2h'`.
 fn length_arg(expr: &Expr, bucket: TimeBucket) -> DfResult<i64> {
     let usage = MetadataKind::LastCoveredWindow.usage();
-    let nanos =
-        match expr {
-            Expr::Literal(
-                ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)),
-                _,
-            ) => match s.parse::<TimeBucket>() {
-                Ok(length) => Some(length.nanos()),
-                Err(_) => return plan_err!(
+    let nanos = match expr {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)),
+            _,
+        ) => match s.parse::<TimeBucket>() {
+            Ok(length) => Some(length.nanos()),
+            Err(_) => {
+                return plan_err!(
                     "bad window length '{s}': expected <n><unit> with unit s, m, h or d (e.g. '2h'); usage: {usage}"
-                ),
-            },
-            Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
-                (v.days as i64).checked_mul(86_400_000_000_000).and_then(|d| d.checked_add(v.nanoseconds))
+                )
             }
-            Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => (v.days as i64)
-                .checked_mul(86_400_000_000_000)
-                .and_then(|d| d.checked_add(v.milliseconds as i64 * 1_000_000)),
-            _ => None,
-        };
+        },
+        Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
+            (v.days as i64).checked_mul(86_400_000_000_000).and_then(|d| d.checked_add(v.nanoseconds))
+        }
+        Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => (v.days as i64)
+            .checked_mul(86_400_000_000_000)
+            .and_then(|d| d.checked_add(v.milliseconds as i64 * 1_000_000)),
+        _ => None,
+    };
     match nanos {
         Some(n) if n > 0 && n % bucket.nanos() == 0 => Ok(n),
         Some(_) => {
