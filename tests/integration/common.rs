@@ -74,6 +74,17 @@ pub fn uuid_like() -> String {
     format!("mem{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// Runs `check` once on a fresh in-memory location and once on a fresh local directory.
+pub async fn on_every_backend<F, Fut>(check: F)
+where
+    F: Fn(TableLocation) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    check(memory_location()).await;
+    let (_dir, local) = temp_location();
+    check(local).await;
+}
+
 pub async fn new_table(location: TableLocation, bucket: &str) -> TimeSeriesTable {
     TimeSeriesTable::create(location, TableMeta::try_new(spec(bucket)).unwrap()).await.unwrap()
 }

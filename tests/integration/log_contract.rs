@@ -2,22 +2,10 @@
 //! replay, time travel, orphan commits beyond `CURRENT`, racing writers, damaged logs.
 
 use bytes::Bytes;
-use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::TimeSeriesTable;
 use timeseries_table_core::Error;
 
 use crate::common::*;
-
-/// Runs `check` once on a fresh in-memory location and once on a fresh local directory.
-async fn on_every_backend<F, Fut>(check: F)
-where
-    F: Fn(TableLocation) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    check(memory_location()).await;
-    let (_dir, local) = temp_location();
-    check(local).await;
-}
 
 #[tokio::test]
 async fn replay_and_time_travel_to_every_version() {

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use object_store::memory::InMemory;
-use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::{OrphanStatus, TimeSeriesTable, VacuumOptions};
 use timeseries_table_core::transaction_log::{Commit, CommitOutcome, LogAction, LogStore};
 use timeseries_table_core::Error;
@@ -18,19 +17,9 @@ use super::faulty_store::{clean_location, Call, CallKind, FaultyStore, When};
 use super::{observe, referenced_by_log, table_files, unreferenced_files};
 use crate::common::*;
 
-async fn on_both_backends<F, Fut>(check: F)
-where
-    F: Fn(TableLocation) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    check(memory_location()).await;
-    let (_dir, local) = temp_location();
-    check(local).await;
-}
-
 #[tokio::test]
 async fn vacuum_respects_retention_dry_run_and_references() {
-    on_both_backends(|location| async move {
+    on_every_backend(|location| async move {
         let mut table = new_table(location.clone(), "1m").await;
         let empty = table.vacuum(VacuumOptions::new().with_retention(Duration::ZERO)).await.unwrap();
         assert!(empty.orphans.is_empty() && empty.files_scanned == 0, "{empty:?}");
@@ -75,7 +64,7 @@ async fn vacuum_respects_retention_dry_run_and_references() {
 
 #[tokio::test]
 async fn vacuum_keeps_files_of_removed_segments_and_old_versions() {
-    on_both_backends(|location| async move {
+    on_every_backend(|location| async move {
         let mut table = new_table(location.clone(), "1m").await;
         table.append(vec![minute_bars(&["A"], T0, 10)]).await.unwrap();
         table.append(vec![minute_bars(&["B"], T0, 10)]).await.unwrap();
