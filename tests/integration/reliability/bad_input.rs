@@ -168,7 +168,11 @@ async fn bad_inputs_across_rust_sql_and_cli_are_specific_errors_and_change_nothi
     let no_symbol =
         batch(vec![ts(TimeUnit::Nanosecond, None), price.clone(), volume.clone()], vec![col(0), col(2), col(3)]);
     let cases: Vec<(&str, RecordBatch, Vec<&str>)> = vec![
-        ("an extra column", extra, vec!["schema mismatch", "the table has 4 columns, the input has 5", "extra"]),
+        (
+            "an extra column",
+            extra.clone(),
+            vec!["schema mismatch", "the table has 4 columns, the input has 5", "extra"],
+        ),
         (
             "a column of another type",
             price_as_text,
@@ -197,21 +201,9 @@ async fn bad_inputs_across_rust_sql_and_cli_are_specific_errors_and_change_nothi
     m.check("rust", "zero bytes as Parquet", &text, &["upload-0.parquet"]);
     let text = err_text("a directory", table.append_parquet_file(&inputs).await);
     m.check("rust", "a directory given as the Parquet file", &text, &["cannot read", &inputs.display().to_string()]);
+    let wide_batch = extra;
     let wide = inputs.join("wide.parquet");
-    std::fs::write(
-        &wide,
-        parquet_bytes(&batch(
-            vec![
-                ts(TimeUnit::Nanosecond, None),
-                sym.clone(),
-                price.clone(),
-                volume.clone(),
-                Field::new("extra", DataType::Int64, true),
-            ],
-            vec![col(0), col(1), col(2), col(3), Arc::new(Int64Array::from(vec![1]))],
-        )),
-    )
-    .unwrap();
+    std::fs::write(&wide, parquet_bytes(&wide_batch)).unwrap();
     let text = err_text("wide file", table.append_parquet_file(&wide).await);
     m.check("rust", "a Parquet file with another schema", &text, &["schema mismatch", "extra"]);
     let overlapping = inputs.join("overlapping.parquet");
