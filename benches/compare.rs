@@ -215,7 +215,9 @@ async fn append_throughput(work: &Path, symbols: usize, days: usize, repeats: us
         std::fs::create_dir_all(&bare_dir).expect("dir");
         let start = Instant::now();
         for (i, batch) in batches.iter().enumerate() {
-            let props = timeseries_table_core::formats::parquet::writer::writer_properties(0, true);
+            let props =
+                timeseries_table_core::formats::parquet::writer::writer_properties(0, true, &Default::default())
+                    .unwrap();
             let mut buffer = Vec::new();
             let mut writer =
                 parquet::arrow::ArrowWriter::try_new(&mut buffer, batch.schema(), Some(props)).expect("writer");
@@ -383,7 +385,7 @@ async fn main() {
         let segments = table.segments().len();
         eprintln!(
             "built {layout}: {segments} segments, {} rows in {:.1}s",
-            table.snapshot().state().row_count(),
+            table.snapshot().row_count(),
             start.elapsed().as_secs_f64()
         );
         let ctx = session_context();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow::array::{Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use timeseries_table_core::datafusion::{register_opened, session_context};
-use timeseries_table_core::metadata::{format_nanos, parse_timestamp, TimeIndexSpec};
+use timeseries_table_core::metadata::TimeIndexSpec;
 use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::{TimeRange, TimeSeriesTable};
 
@@ -53,15 +53,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("rejected: {overlap}");
 
     // Which minutes are missing in the first hour?
-    let hour = TimeRange::try_new(parse_timestamp("2024-01-02T14:30:00Z")?, parse_timestamp("2024-01-02T15:30:00Z")?)?;
+    let hour = TimeRange::parse("2024-01-02T14:30:00Z", "2024-01-02T15:30:00Z")?;
     for gap in table.gaps(Some(hour), None).await? {
-        println!(
-            "gap for {}: [{}, {}) = {} minutes",
-            gap.entity,
-            format_nanos(gap.start),
-            format_nanos(gap.end),
-            gap.missing_buckets
-        );
+        println!("gap for {}: [{}, {}) = {} minutes", gap.entity, gap.start, gap.end, gap.missing_buckets);
     }
 
     // The same table in SQL.

@@ -5,6 +5,9 @@
 
 use std::path::PathBuf;
 
+use crate::metadata::{EntityKey, SegmentId, Timestamp};
+use crate::table::TimeRange;
+
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -26,7 +29,12 @@ pub enum Error {
 
     /// A half-open range whose start is not before its end.
     #[error("invalid time range: start {start} must be before end {end}")]
-    InvalidRange { start: String, end: String },
+    InvalidRange {
+        /// The requested start.
+        start: Timestamp,
+        /// The requested (exclusive) end.
+        end: Timestamp,
+    },
 
     /// A bucket specification that does not parse or is out of range.
     #[error(
@@ -51,8 +59,23 @@ pub enum Error {
     SchemaMismatch { expected: String, found: String, detail: String },
 
     /// The append covers (entity, bucket) pairs that are already covered.
-    #[error("overlap: entity {entity} already has data in {buckets} of the appended bucket(s), first at [{first_bucket_start}, {first_bucket_end}), in segment {segment}; nothing was committed")]
-    Overlap { entity: String, first_bucket_start: String, first_bucket_end: String, buckets: u64, segment: String },
+    #[error(
+        "overlap: entity {} already has data in {buckets} of the appended bucket(s), first at {first_bucket}, in segment {}; nothing was committed",
+        entity.describe(entity_columns),
+        segment.as_ref().map_or_else(|| "(unknown)".to_string(), |s| s.to_string())
+    )]
+    Overlap {
+        /// The entity whose buckets collide.
+        entity: EntityKey,
+        /// The table's entity columns, naming the parts of `entity`.
+        entity_columns: Vec<String>,
+        /// The first colliding bucket.
+        first_bucket: TimeRange,
+        /// How many of the appended buckets collide.
+        buckets: u64,
+        /// A live segment holding the first colliding bucket, when it could be found.
+        segment: Option<SegmentId>,
+    },
 
     /// Coverage sidecars are missing or corrupt and could not be rebuilt.
     #[error("coverage unavailable: {detail} (missing or corrupt: {})", files.join(", "))]
@@ -118,6 +141,7 @@ pub enum Error {
     Arrow(#[from] arrow::error::ArrowError),
 
     /// A query over the table failed inside DataFusion.
+    #[cfg(feature = "sql")]
     #[error("query error: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
 
@@ -141,6 +165,7 @@ impl Error {
 }
 
 /// Errors enter DataFusion as `External`, so callers can downcast back to [`Error`].
+#[cfg(feature = "sql")]
 impl From<Error> for datafusion::error::DataFusionError {
     fn from(error: Error) -> Self {
         datafusion::error::DataFusionError::External(Box::new(error))

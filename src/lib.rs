@@ -6,15 +6,12 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> timeseries_table_core::Result<()> {
 //! use timeseries_table_core::datafusion::{register_opened, session_context};
-//! use timeseries_table_core::metadata::TimeIndexSpec;
 //! use timeseries_table_core::sample::MarketBars;
-//! use timeseries_table_core::storage::TableLocation;
-//! use timeseries_table_core::table::TimeSeriesTable;
+//! use timeseries_table_core::TimeIndexSpec;
 //!
 //! // One-minute buckets per symbol; the first append fixes the schema.
-//! let location = TableLocation::memory("doc", "bars")?;
 //! let spec = TimeIndexSpec::new("ts", "1m".parse()?).with_entity_columns(["symbol"]);
-//! let mut table = TimeSeriesTable::create_with_spec(location, spec).await?;
+//! let mut table = timeseries_table_core::create("memory://doc/bars", spec).await?;
 //! table.append(vec![MarketBars::new(3, 1).day_batch(0)]).await?;
 //!
 //! // Which minutes are missing, per symbol?
@@ -30,24 +27,55 @@
 //! # }
 //! ```
 //!
+//! The crate root holds what a program needs: [`open`], [`create`], [`TableBuilder`] for
+//! storage and writer options, [`TimeSeriesTable`] and the types its answers come in.
 //! Modules, from the bottom up:
 //! - [`storage`]: the only module that does I/O, over `object_store` (local, `memory://`, cloud).
 //! - [`metadata`]: the table model (time index, buckets, entities, schema, segments); pure.
 //! - [`coverage`]: bucket math, per-entity bucket sets, gap metrics, the `.roar` codec; pure.
-//! - [`transaction_log`]: commit actions, replay into a state, checkpoints, the commit protocol.
-//! - [`formats`]: Parquet segment encoding and inspection; pure.
-//! - [`table`]: [`table::TimeSeriesTable`], where every rule lives (validation, overlap, commits).
-//! - [`datafusion`]: the SQL surface (provider, `INSERT`, `CREATE EXTERNAL TABLE`, table functions).
+//! - `transaction_log` (feature `internal-api`): commit actions, replay, checkpoints, the
+//!   commit protocol. Crate-private by default, because a commit written around the table
+//!   layer skips its overlap and schema checks.
+//! - `formats` (feature `internal-api`): Parquet segment encoding and inspection; pure.
+//! - [`table`]: [`TimeSeriesTable`], where every rule lives (validation, overlap, commits).
+//! - [`datafusion`] (feature `sql`, on by default): the SQL surface (provider, `INSERT`,
+//!   `CREATE EXTERNAL TABLE`, table functions).
 //! - [`sample`]: deterministic market bars for the demo, examples and benchmarks.
 
+#![warn(missing_docs)]
+
+/// Declares an item that is public with the `internal-api` feature and crate-private
+/// without it: the log, the Parquet codec and raw file access are for tests, fuzzing and
+/// tools, not for programs, which go through [`TimeSeriesTable`].
+macro_rules! internal_api {
+    ($(#[$meta:meta])* pub $($item:tt)*) => {
+        #[cfg(feature = "internal-api")]
+        $(#[$meta])* pub $($item)*
+        #[cfg(not(feature = "internal-api"))]
+        #[allow(dead_code, unused_imports)]
+        $(#[$meta])* pub(crate) $($item)*
+    };
+}
+
+mod builder;
 pub mod coverage;
+#[cfg(feature = "sql")]
 pub mod datafusion;
 pub mod error;
-pub mod formats;
+internal_api! {
+    pub mod formats;
+}
 pub mod metadata;
 pub mod sample;
 pub mod storage;
 pub mod table;
-pub mod transaction_log;
+internal_api! {
+    pub mod transaction_log;
+}
 
+pub use builder::{create, open, TableBuilder};
 pub use error::{Error, Result};
+pub use formats::parquet::{SegmentCompression, WriterOptions};
+pub use metadata::{EntityKey, EntityValue, TableMeta, TimeBucket, TimeIndexSpec, Timestamp};
+pub use storage::TableLocation;
+pub use table::{AppendResult, EntityCoverage, Gap, TimeRange, TimeSeriesTable};

@@ -7,7 +7,7 @@
 use std::ops::Range;
 
 use crate::error::{Error, Result};
-use crate::metadata::{format_nanos, TimeBucket};
+use crate::metadata::{TimeBucket, Timestamp};
 
 /// The id of the bucket holding `ts`.
 ///
@@ -32,7 +32,7 @@ pub fn bucket_end(id: i64, bucket: &TimeBucket) -> Result<i64> {
 /// it is always a caller mistake.
 pub fn expected_buckets(start: i64, end: i64, bucket: &TimeBucket) -> Result<Range<i64>> {
     if start >= end {
-        return Err(Error::InvalidRange { start: format_nanos(start), end: format_nanos(end) });
+        return Err(Error::InvalidRange { start: Timestamp::from_nanos(start), end: Timestamp::from_nanos(end) });
     }
     let first = bucket_of(start, bucket);
     // `end > start >= i64::MIN`, so `end - 1` cannot overflow.
@@ -131,8 +131,8 @@ mod tests {
         for (start, end) in [(5, 5), (6, 5), (0, -1), (i64::MAX, i64::MIN)] {
             match expected_buckets(start, end, &m) {
                 Err(Error::InvalidRange { start: s, end: e }) => {
-                    assert_eq!(s, format_nanos(start));
-                    assert_eq!(e, format_nanos(end));
+                    assert_eq!(s.as_nanos(), start);
+                    assert_eq!(e.as_nanos(), end);
                 }
                 other => panic!("({start}, {end}): {other:?}"),
             }

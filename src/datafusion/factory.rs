@@ -55,7 +55,7 @@ fn spec_from_options(options: &HashMap<&'static str, String>) -> DfResult<TimeIn
     let Some(bucket) = options.get("bucket") else {
         return plan_err!("creating a {FORMAT_NAME} table needs OPTIONS ('bucket' '<e.g. 1m>')");
     };
-    let bucket: TimeBucket = bucket.parse().map_err(|e: crate::Error| DataFusionError::Plan(e.to_string()))?;
+    let bucket: TimeBucket = bucket.parse().map_err(DataFusionError::from)?;
     let mut spec = TimeIndexSpec::new(time_column.clone(), bucket);
     if let Some(entities) = options.get("entity_columns") {
         spec = spec.with_entity_columns(entities.split(',').map(str::trim).filter(|s| !s.is_empty()));
@@ -63,7 +63,7 @@ fn spec_from_options(options: &HashMap<&'static str, String>) -> DfResult<TimeIn
     if let Some(tz) = options.get("timezone") {
         spec = spec.with_timezone(tz.clone());
     }
-    spec.validate().map_err(|e| DataFusionError::Plan(e.to_string()))?;
+    spec.validate().map_err(DataFusionError::from)?;
     Ok(spec)
 }
 
@@ -111,7 +111,7 @@ impl TableProviderFactory for TimeSeriesTableFactory {
         } else {
             let spec = spec_from_options(&options)?;
             let schema = table_schema(cmd.schema.as_arrow(), &spec);
-            let meta = TableMeta::try_with_schema(spec, &schema).map_err(|e| DataFusionError::Plan(e.to_string()))?;
+            let meta = TableMeta::try_with_schema(spec, &schema).map_err(DataFusionError::from)?;
             TimeSeriesTable::create(location, meta).await?
         };
         Ok(Arc::new(TimeSeriesProvider::try_new(table)?))

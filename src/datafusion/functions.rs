@@ -19,10 +19,11 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use futures::FutureExt;
 
-use super::predicate::{entity_constraints, scalar_nanos};
+use super::predicate::entity_constraints;
 use super::provider::TimeSeriesProvider;
+use super::time_literal::scalar_nanos;
 use crate::error::Error;
-use crate::metadata::{EntityKey, EntityValue, TimeBucket};
+use crate::metadata::{EntityKey, EntityValue, TimeBucket, Timestamp};
 use crate::storage::TableLocation;
 use crate::table::{key_matches, Snapshot, TimeRange, TimeSeriesTable};
 
@@ -90,8 +91,8 @@ impl MetadataFunction {
 #[derive(Debug, Clone, Copy, Default)]
 struct Params {
     window: Option<TimeRange>,
-    length_nanos: i64,
-    end: Option<i64>,
+    length: std::time::Duration,
+    end: Option<Timestamp>,
 }
 
 impl TableFunctionImpl for MetadataFunction {
@@ -116,13 +117,14 @@ impl TableFunctionImpl for MetadataFunction {
                 3 => {
                     let start = timestamp_arg(&exprs[1], "start", kind)?;
                     let end = timestamp_arg(&exprs[2], "end", kind)?;
+                    // A reversed range is a bad argument, reported like the others.
                     params.window =
                         Some(TimeRange::try_new(start, end).map_err(|e| DataFusionError::Plan(e.to_string()))?);
                 }
                 _ => return plan_err!("{} needs both start and end, or neither; usage: {}", kind.name(), kind.usage()),
             },
             MetadataKind::LastCoveredWindow => {
-                params.length_nanos = length_arg(&exprs[1], provider.spec().bucket)?;
+                params.length = length_arg(&exprs[1], provider.spec().bucket)?;
                 if let Some(end) = exprs.get(2) {
                     params.end = Some(timestamp_arg(end, "end", kind)?);
                 }
@@ -163,12 +165,12 @@ fn resolve_table(session: &dyn Session, expr: &Expr, kind: MetadataKind) -> DfRe
         return Ok(provider);
     }
     match open_blocking(&name) {
-        Ok(table) => TimeSeriesProvider::try_new(table).map_err(|e| DataFusionError::Plan(e.to_string())),
+        Ok(table) => TimeSeriesProvider::try_new(table).map_err(DataFusionError::from),
         Err(Error::EmptyTable { .. }) | Err(Error::InvalidLocation { .. }) => plan_err!(
             "unknown table '{name}' in {}: it is not registered in this session and no time-series table exists at that path",
             kind.name()
         ),
-        Err(e) => plan_err!("cannot open table '{name}' for {}: {e}", kind.name()),
+        Err(e) => Err(DataFusionError::from(e).context(format!("cannot open table '{name}' for {}", kind.name()))),
     }
 }
 
@@ -202,10 +204,10 @@ fn open_blocking(location: &str) -> crate::Result<TimeSeriesTable> {
     .map_err(|_| Error::Task("opening the table panicked".into()))?
 }
 
-fn timestamp_arg(expr: &Expr, what: &str, kind: MetadataKind) -> DfResult<i64> {
+fn timestamp_arg(expr: &Expr, what: &str, kind: MetadataKind) -> DfResult<Timestamp> {
     if let Expr::Literal(value, _) = expr {
         if let Some(nanos) = scalar_nanos(value) {
-            return Ok(nanos);
+            return Ok(Timestamp::from_nanos(nanos));
         }
     }
     plan_err!(
@@ -216,7 +218,7 @@ fn timestamp_arg(expr: &Expr, what: &str, kind: MetadataKind) -> DfResult<i64> {
 }
 
 /// A window length: an interval literal or a string like `'2h'`.
-fn length_arg(expr: &Expr, bucket: TimeBucket) -> DfResult<i64> {
+fn length_arg(expr: &Expr, bucket: TimeBucket) -> DfResult<std::time::Duration> {
     let usage = MetadataKind::LastCoveredWindow.usage();
     let nanos = match expr {
         Expr::Literal(
@@ -239,7 +241,7 @@ fn length_arg(expr: &Expr, bucket: TimeBucket) -> DfResult<i64> {
         _ => None,
     };
     match nanos {
-        Some(n) if n > 0 && n % bucket.nanos() == 0 => Ok(n),
+        Some(n) if n > 0 && n % bucket.nanos() == 0 => Ok(std::time::Duration::from_nanos(n as u64)),
         Some(_) => {
             plan_err!("the window length must be a positive multiple of the table's bucket {bucket}; usage: {usage}")
         }
@@ -330,12 +332,12 @@ impl TableProvider for MetadataTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let snapshot = self.provider.current_snapshot().await?;
+        let snapshot = self.provider.statement_snapshot(state).await?;
         let batch = self.compute(&snapshot, filters).await?;
         Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], Arc::clone(&self.schema), projection.cloned())?)
     }
@@ -362,30 +364,29 @@ impl MetadataTable {
             MetadataKind::Coverage => {
                 let report = snapshot.coverage_report(self.params.window, entities).await?;
                 keys = report.iter().map(|r| r.entity.clone()).collect();
-                times.push(report.iter().map(|r| Some(r.window.start)).collect());
-                times.push(report.iter().map(|r| Some(r.window.end)).collect());
+                times.push(report.iter().map(|r| Some(r.window.start.as_nanos())).collect());
+                times.push(report.iter().map(|r| Some(r.window.end.as_nanos())).collect());
                 let mut columns = int_columns(&report, |r| [r.expected_buckets, r.covered_buckets, r.missing_buckets]);
                 columns.push(Arc::new(report.iter().map(|r| r.coverage_ratio).collect::<Float64Array>()));
                 columns.extend(int_columns(&report, |r| [r.gap_count, r.max_gap_buckets]));
                 rest = columns;
                 // covered_from / covered_until go after the counts.
                 let ts = self.provider.time_type();
-                rest.push(time_array(report.iter().map(|r| r.covered_from).collect(), ts)?);
-                rest.push(time_array(report.iter().map(|r| r.covered_until).collect(), ts)?);
+                rest.push(time_array(report.iter().map(|r| r.covered_from.map(Timestamp::as_nanos)).collect(), ts)?);
+                rest.push(time_array(report.iter().map(|r| r.covered_until.map(Timestamp::as_nanos)).collect(), ts)?);
             }
             MetadataKind::Gaps => {
                 let gaps = snapshot.gaps(self.params.window, entities).await?;
                 keys = gaps.iter().map(|g| g.entity.clone()).collect();
-                times.push(gaps.iter().map(|g| Some(g.start)).collect());
-                times.push(gaps.iter().map(|g| Some(g.end)).collect());
+                times.push(gaps.iter().map(|g| Some(g.start.as_nanos())).collect());
+                times.push(gaps.iter().map(|g| Some(g.end.as_nanos())).collect());
                 rest = int_columns(&gaps, |g| [g.missing_buckets]);
             }
             MetadataKind::LastCoveredWindow => {
-                let windows =
-                    snapshot.last_covered_windows(self.params.length_nanos, self.params.end, entities).await?;
+                let windows = snapshot.last_covered_windows(self.params.length, self.params.end, entities).await?;
                 keys = windows.iter().map(|(k, _)| k.clone()).collect();
-                times.push(windows.iter().map(|(_, w)| Some(w.start)).collect());
-                times.push(windows.iter().map(|(_, w)| Some(w.end)).collect());
+                times.push(windows.iter().map(|(_, w)| Some(w.start.as_nanos())).collect());
+                times.push(windows.iter().map(|(_, w)| Some(w.end.as_nanos())).collect());
             }
             MetadataKind::Segments => {
                 let segments = snapshot.segments();
@@ -404,10 +405,9 @@ impl MetadataTable {
                 return Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?);
             }
             MetadataKind::History => {
-                let table = self.provider.table();
-                let history = table.lock().await.history().await?;
+                let history = snapshot.history().await?;
                 let mut columns = int_columns(&history, |c| [c.version]);
-                let committed = history.iter().map(|c| Some(c.committed_at.saturating_mul(1_000_000))).collect();
+                let committed = history.iter().map(|c| Some(c.committed_at.as_nanos())).collect();
                 columns.push(time_array(committed, &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())))?);
                 columns.push(Arc::new(history.iter().map(|c| Some(c.operation.clone())).collect::<StringArray>()));
                 columns.extend(int_columns(&history, |c| [c.segments_added, c.segments_removed, c.rows_added]));

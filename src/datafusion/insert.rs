@@ -1,5 +1,6 @@
 //! `INSERT INTO`: a `DataSink` that appends the statement's rows as one segment through
-//! the table layer (same schema, overlap and commit rules as the Rust API).
+//! the table layer (same schema, overlap and commit rules as the Rust API). The append
+//! runs on a private copy of the shared handle, so scans never wait for it.
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,19 +12,18 @@ use datafusion::error::Result as DfResult;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::TryStreamExt;
-use tokio::sync::Mutex;
 
-use crate::table::TimeSeriesTable;
+use super::statement_snapshots::SharedTable;
 
 /// Appends everything an `INSERT` produces as one segment.
-pub struct TimeSeriesSink {
-    table: Arc<Mutex<TimeSeriesTable>>,
+pub(crate) struct TimeSeriesSink {
+    shared: Arc<SharedTable>,
     schema: SchemaRef,
 }
 
 impl TimeSeriesSink {
-    pub fn new(table: Arc<Mutex<TimeSeriesTable>>, schema: SchemaRef) -> Self {
-        TimeSeriesSink { table, schema }
+    pub(crate) fn new(shared: Arc<SharedTable>, schema: SchemaRef) -> Self {
+        TimeSeriesSink { shared, schema }
     }
 }
 
@@ -50,9 +50,10 @@ impl DataSink for TimeSeriesSink {
         if batches.iter().all(|b| b.num_rows() == 0) {
             return Ok(0);
         }
-        let mut table = self.table.lock().await;
+        let mut table = self.shared.handle();
         table.refresh().await?;
         let result = table.append_as(batches, "insert").await?;
+        self.shared.publish(table);
         Ok(result.rows)
     }
 }

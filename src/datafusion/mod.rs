@@ -5,9 +5,12 @@
 mod factory;
 mod functions;
 mod insert;
-pub mod predicate;
+mod predicate;
 mod provider;
 pub mod script;
+mod statement_snapshots;
+mod table_scan;
+mod time_literal;
 
 use std::sync::Arc;
 
@@ -15,7 +18,7 @@ use datafusion::prelude::SessionContext;
 
 pub use factory::{TimeSeriesTableFactory, FORMAT_NAME};
 pub use functions::{MetadataFunction, MetadataKind};
-pub use provider::{time_scalar, time_scalar_ceil, TimeSeriesProvider};
+pub use provider::TimeSeriesProvider;
 
 use crate::error::Result;
 use crate::storage::TableLocation;

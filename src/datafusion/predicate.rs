@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
 
-use crate::metadata::time::to_nanos;
+use super::time_literal::scalar_nanos;
 use crate::metadata::{EntityValue, TimeSet};
 
 /// A superset of the timestamps a filter admits; `exact` when it is exactly that set.
@@ -68,7 +68,7 @@ fn analyze(expr: &Expr, time_column: &str) -> Analysis {
         Expr::Between(Between { expr, negated, low, high }) if is_time_column(expr, time_column) => {
             match (literal_nanos(low), literal_nanos(high)) {
                 (Some(lo), Some(hi)) => {
-                    let set = TimeSet::range(lo, hi.saturating_add(1));
+                    let set = TimeSet::closed(lo, hi);
                     Analysis::exact(if *negated { set.complement() } else { set })
                 }
                 _ => Analysis::unknown(),
@@ -89,17 +89,17 @@ fn analyze(expr: &Expr, time_column: &str) -> Analysis {
 }
 
 fn point(v: i64) -> TimeSet {
-    TimeSet::range(v, v.saturating_add(1))
+    TimeSet::closed(v, v)
 }
 
 fn compare(op: Operator, v: i64) -> Analysis {
     let set = match op {
         Operator::Eq => point(v),
         Operator::NotEq => point(v).complement(),
-        Operator::Lt => TimeSet::range(i64::MIN, v),
-        Operator::LtEq => TimeSet::range(i64::MIN, v.saturating_add(1)),
-        Operator::Gt => TimeSet::range(v.saturating_add(1), i64::MAX),
-        Operator::GtEq => TimeSet::range(v, i64::MAX),
+        Operator::Lt => v.checked_sub(1).map_or_else(TimeSet::empty, |hi| TimeSet::closed(i64::MIN, hi)),
+        Operator::LtEq => TimeSet::closed(i64::MIN, v),
+        Operator::Gt => v.checked_add(1).map_or_else(TimeSet::empty, |lo| TimeSet::closed(lo, i64::MAX)),
+        Operator::GtEq => TimeSet::closed(v, i64::MAX),
         _ => return Analysis::unknown(),
     };
     Analysis::exact(set)
@@ -135,23 +135,6 @@ fn literal(expr: &Expr) -> Option<ScalarValue> {
         Expr::Literal(value, _) => Some(value.clone()),
         Expr::Cast(cast) => literal(&cast.expr)?.cast_to(cast.field.data_type()).ok(),
         Expr::TryCast(cast) => literal(&cast.expr)?.cast_to(cast.field.data_type()).ok(),
-        _ => None,
-    }
-}
-
-/// A timestamp-like scalar as nanoseconds; strings are parsed as RFC 3339.
-pub fn scalar_nanos(value: &ScalarValue) -> Option<i64> {
-    use datafusion::arrow::datatypes::TimeUnit::*;
-    match value {
-        ScalarValue::TimestampSecond(Some(v), _) => to_nanos(*v, Second).ok(),
-        ScalarValue::TimestampMillisecond(Some(v), _) => to_nanos(*v, Millisecond).ok(),
-        ScalarValue::TimestampMicrosecond(Some(v), _) => to_nanos(*v, Microsecond).ok(),
-        ScalarValue::TimestampNanosecond(Some(v), _) => Some(*v),
-        ScalarValue::Date32(Some(days)) => (*days as i64).checked_mul(86_400_000_000_000),
-        ScalarValue::Date64(Some(ms)) => to_nanos(*ms, Millisecond).ok(),
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-            crate::metadata::parse_timestamp(s).ok()
-        }
         _ => None,
     }
 }
@@ -245,14 +228,25 @@ mod tests {
         let e = col("ts").gt_eq(ts(10)).and(col("ts").lt(ts(20)));
         assert_eq!(time_set(&[e], "ts"), TimeSet::range(10, 20));
         let e = col("ts").lt(ts(5)).or(col("ts").gt(ts(30)));
-        assert_eq!(time_set(std::slice::from_ref(&e), "ts").intervals(), &[(i64::MIN, 5), (31, i64::MAX)]);
+        assert_eq!(time_set(std::slice::from_ref(&e), "ts").intervals(), &[(i64::MIN, 4), (31, i64::MAX)]);
         assert_eq!(time_set(&[Expr::Not(Box::new(e))], "ts"), TimeSet::range(5, 31));
         let between = col("ts").between(ts(1), ts(3));
         assert_eq!(time_set(&[between], "ts"), TimeSet::range(1, 4));
         let list = col("ts").in_list(vec![ts(7), ts(9)], false);
-        assert_eq!(time_set(&[list], "ts").intervals(), &[(7, 8), (9, 10)]);
+        assert_eq!(time_set(&[list], "ts").intervals(), &[(7, 7), (9, 9)]);
         let flipped = ts(10).lt(col("ts"));
-        assert_eq!(time_set(&[flipped], "ts"), TimeSet::range(11, i64::MAX));
+        assert_eq!(time_set(&[flipped], "ts"), TimeSet::closed(11, i64::MAX));
+    }
+
+    #[test]
+    fn both_ends_of_the_representable_range() {
+        assert_eq!(time_set(&[col("ts").gt_eq(ts(i64::MAX))], "ts"), TimeSet::closed(i64::MAX, i64::MAX));
+        assert_eq!(time_set(&[col("ts").eq(ts(i64::MAX))], "ts"), TimeSet::closed(i64::MAX, i64::MAX));
+        assert!(time_set(&[col("ts").gt(ts(i64::MAX))], "ts").is_empty());
+        assert_eq!(time_set(&[col("ts").lt_eq(ts(i64::MIN))], "ts"), TimeSet::closed(i64::MIN, i64::MIN));
+        assert!(time_set(&[col("ts").lt(ts(i64::MIN))], "ts").is_empty());
+        let not_max = Expr::Not(Box::new(col("ts").eq(ts(i64::MAX))));
+        assert_eq!(time_set(&[not_max], "ts"), TimeSet::closed(i64::MIN, i64::MAX - 1));
     }
 
     #[test]
@@ -271,7 +265,7 @@ mod tests {
         let s = lit(ScalarValue::TimestampSecond(Some(2), Some("UTC".into())));
         assert_eq!(time_set(&[col("ts").eq(s)], "ts"), TimeSet::range(2_000_000_000, 2_000_000_001));
         let text = lit("1970-01-01T00:00:01Z");
-        assert_eq!(time_set(&[col("ts").gt_eq(text)], "ts"), TimeSet::range(1_000_000_000, i64::MAX));
+        assert_eq!(time_set(&[col("ts").gt_eq(text)], "ts"), TimeSet::closed(1_000_000_000, i64::MAX));
     }
 
     #[test]

@@ -9,11 +9,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::compute::SortOptions;
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::stats::Precision;
-use datafusion::common::{ColumnStatistics, ScalarValue, Statistics};
+use datafusion::common::{ColumnStatistics, Statistics};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, FileSource, ParquetSource};
 use datafusion::datasource::sink::DataSinkExec;
@@ -27,20 +27,21 @@ use datafusion::physical_expr::{LexOrdering, LexRequirement, PhysicalSortExpr, P
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::metrics::MetricBuilder;
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
-use tokio::sync::Mutex;
 
 use super::insert::TimeSeriesSink;
 use super::predicate::{entity_constraints, time_set};
+use super::statement_snapshots::SharedTable;
+use super::time_literal::time_scalar;
 use crate::error::Error;
-use crate::metadata::time::from_nanos;
 use crate::metadata::{SegmentMeta, TimeIndexSpec};
 use crate::table::{Snapshot, TimeSeriesTable};
 
-/// A DataFusion table backed by a time-series table. It checks for new commits before
-/// every query, so it always reads the latest committed version. Clones share the handle.
+/// A DataFusion table backed by a time-series table. Each statement reads the version
+/// that was latest when its first scan was planned, the same for all its scans and table
+/// functions; the next statement sees newer commits. Clones share the handle.
 #[derive(Clone)]
 pub struct TimeSeriesProvider {
-    table: Arc<Mutex<TimeSeriesTable>>,
+    shared: Arc<SharedTable>,
     schema: SchemaRef,
     spec: TimeIndexSpec,
     time_index: usize,
@@ -66,7 +67,7 @@ impl TimeSeriesProvider {
         let spec = table.spec().clone();
         let time_index = schema.index_of(&spec.time_column).map_err(|e| Error::invalid_input(e.to_string()))?;
         let store_url = ObjectStoreUrl::parse(table.location().store_url().as_str())?;
-        Ok(TimeSeriesProvider { table: Arc::new(Mutex::new(table)), schema, spec, time_index, store_url })
+        Ok(TimeSeriesProvider { shared: Arc::new(SharedTable::new(table)), schema, spec, time_index, store_url })
     }
 
     /// The Arrow type of the time column.
@@ -74,20 +75,20 @@ impl TimeSeriesProvider {
         self.schema.field(self.time_index).data_type()
     }
 
+    /// The table's time index.
     pub fn spec(&self) -> &TimeIndexSpec {
         &self.spec
     }
 
-    /// The snapshot after catching up with new commits (cheap when there are none).
-    pub async fn current_snapshot(&self) -> crate::Result<Arc<Snapshot>> {
-        let mut table = self.table.lock().await;
-        table.refresh().await?;
-        Ok(table.snapshot())
+    /// The latest committed version, after catching up with new commits (cheap when
+    /// there are none).
+    pub async fn latest_snapshot(&self) -> crate::Result<Arc<Snapshot>> {
+        self.shared.latest_snapshot().await
     }
 
-    /// The shared table handle (appends go through it so the provider sees them at once).
-    pub(crate) fn table(&self) -> Arc<Mutex<TimeSeriesTable>> {
-        Arc::clone(&self.table)
+    /// The version the statement running in `session` reads (see the module docs).
+    pub(crate) async fn statement_snapshot(&self, session: &dyn Session) -> crate::Result<Arc<Snapshot>> {
+        self.shared.statement_snapshot(session).await
     }
 
     fn file_statistics(&self, segment: &SegmentMeta) -> Statistics {
@@ -107,40 +108,6 @@ impl TimeSeriesProvider {
     fn time_ordering(&self) -> Option<LexOrdering> {
         let column = Arc::new(Column::new(&self.spec.time_column, self.time_index));
         LexOrdering::new(vec![PhysicalSortExpr::new(column, SortOptions { descending: false, nulls_first: false })])
-    }
-}
-
-/// A nanosecond timestamp as a scalar of the time column's exact type (unit and zone).
-pub fn time_scalar(nanos: i64, data_type: &DataType) -> ScalarValue {
-    time_scalar_rounded(from_nanos(nanos, unit_of(data_type)), data_type)
-}
-
-/// Like [`time_scalar`], rounding up to the column's unit.
-pub fn time_scalar_ceil(nanos: i64, data_type: &DataType) -> ScalarValue {
-    let unit = unit_of(data_type);
-    let per = crate::metadata::time::nanos_per_unit(unit);
-    let floor = from_nanos(nanos, unit);
-    let value = if floor.saturating_mul(per) == nanos { floor } else { floor.saturating_add(1) };
-    time_scalar_rounded(value, data_type)
-}
-
-fn unit_of(data_type: &DataType) -> TimeUnit {
-    match data_type {
-        DataType::Timestamp(unit, _) => *unit,
-        _ => TimeUnit::Nanosecond,
-    }
-}
-
-fn time_scalar_rounded(value: i64, data_type: &DataType) -> ScalarValue {
-    let tz = match data_type {
-        DataType::Timestamp(_, tz) => tz.clone(),
-        _ => None,
-    };
-    match unit_of(data_type) {
-        TimeUnit::Second => ScalarValue::TimestampSecond(Some(value), tz),
-        TimeUnit::Millisecond => ScalarValue::TimestampMillisecond(Some(value), tz),
-        TimeUnit::Microsecond => ScalarValue::TimestampMicrosecond(Some(value), tz),
-        TimeUnit::Nanosecond => ScalarValue::TimestampNanosecond(Some(value), tz),
     }
 }
 
@@ -200,7 +167,7 @@ impl TableProvider for TimeSeriesProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let snapshot = self.current_snapshot().await?;
+        let snapshot = self.statement_snapshot(state).await?;
         let location = snapshot.location().clone();
         if !location.is_local() {
             state.runtime_env().register_object_store(location.store_url(), Arc::clone(location.store()));
@@ -292,7 +259,7 @@ impl TableProvider for TimeSeriesProvider {
                 "{insert_op} is not supported: time-series tables only append (use INSERT INTO)"
             );
         }
-        let sink = TimeSeriesSink::new(self.table(), Arc::clone(&self.schema));
+        let sink = TimeSeriesSink::new(Arc::clone(&self.shared), Arc::clone(&self.schema));
         let column = Arc::new(Column::new(&self.spec.time_column, self.time_index));
         let requirement = LexRequirement::new(vec![PhysicalSortRequirement::new(
             column,

@@ -57,6 +57,34 @@ impl EntityKey {
     }
 }
 
+impl From<&str> for EntityKey {
+    /// The key of a table with one string entity column.
+    fn from(value: &str) -> Self {
+        EntityKey(vec![EntityValue::Str(value.to_string())])
+    }
+}
+
+impl From<String> for EntityKey {
+    /// The key of a table with one string entity column.
+    fn from(value: String) -> Self {
+        EntityKey(vec![EntityValue::Str(value)])
+    }
+}
+
+impl From<i64> for EntityKey {
+    /// The key of a table with one integer entity column.
+    fn from(value: i64) -> Self {
+        EntityKey(vec![EntityValue::Int(value)])
+    }
+}
+
+impl From<Vec<EntityValue>> for EntityKey {
+    /// The key of a table with several entity columns, values in column order.
+    fn from(values: Vec<EntityValue>) -> Self {
+        EntityKey(values)
+    }
+}
+
 impl fmt::Display for EntityKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let parts: Vec<String> = self.0.iter().map(|v| v.to_string()).collect();

@@ -8,7 +8,7 @@ pub mod time_set;
 
 pub use bucket::{BucketUnit, TimeBucket};
 pub use entity::{EntityKey, EntityValue};
-pub use time::{format_nanos, parse_timestamp};
+pub use time::{format_nanos, parse_timestamp, Timestamp};
 pub use time_set::TimeSet;
 pub mod schema;
 pub mod segment;

@@ -4,9 +4,64 @@
 //! Pure; no I/O. Internal timestamps are `i64` nanoseconds, so the supported range is
 //! roughly 1677-09-21 to 2262-04-11; values outside it are an error, never a wrap.
 
+use std::fmt;
+use std::str::FromStr;
+
 use arrow::datatypes::TimeUnit;
 
 use crate::error::{Error, Result};
+
+/// A point in time, in nanoseconds since the Unix epoch (UTC): the unit every time value
+/// of the API is expressed in. Displays as RFC 3339 and parses from RFC 3339 or a date
+/// (`"2024-01-02T09:30:00Z"`, `"2024-01-02"`; no offset means UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// The earliest representable instant (1677-09-21).
+    pub const MIN: Timestamp = Timestamp(i64::MIN);
+    /// The latest representable instant (2262-04-11).
+    pub const MAX: Timestamp = Timestamp(i64::MAX);
+
+    /// The instant `nanos` nanoseconds after the epoch.
+    pub const fn from_nanos(nanos: i64) -> Self {
+        Timestamp(nanos)
+    }
+
+    /// Nanoseconds since the epoch.
+    pub const fn as_nanos(self) -> i64 {
+        self.0
+    }
+
+    /// The same instant as a `chrono` UTC date-time.
+    pub fn to_datetime(self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp_nanos(self.0)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_nanos(self.0))
+    }
+}
+
+impl FromStr for Timestamp {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        parse_timestamp(text).map(Timestamp)
+    }
+}
+
+impl TryFrom<chrono::DateTime<chrono::Utc>> for Timestamp {
+    type Error = Error;
+
+    fn try_from(value: chrono::DateTime<chrono::Utc>) -> Result<Self> {
+        value.timestamp_nanos_opt().map(Timestamp).ok_or_else(|| Error::TimestampOutOfRange {
+            detail: format!("{value} is outside the years 1677-2262 that nanoseconds can hold"),
+        })
+    }
+}
 
 /// Nanoseconds in one unit of `unit`.
 pub fn nanos_per_unit(unit: TimeUnit) -> i64 {
@@ -28,6 +83,17 @@ pub fn to_nanos(value: i64, unit: TimeUnit) -> Result<i64> {
 /// Converts nanoseconds to `unit`, rounding toward negative infinity.
 pub fn from_nanos(nanos: i64, unit: TimeUnit) -> i64 {
     nanos.div_euclid(nanos_per_unit(unit))
+}
+
+/// Converts nanoseconds to `unit`, rounding toward positive infinity.
+pub fn ceil_nanos(nanos: i64, unit: TimeUnit) -> i64 {
+    let per = nanos_per_unit(unit);
+    let floor = nanos.div_euclid(per);
+    if nanos.rem_euclid(per) == 0 {
+        floor
+    } else {
+        floor + 1
+    }
 }
 
 /// Formats nanoseconds since the epoch as an RFC 3339 UTC timestamp.
@@ -63,5 +129,17 @@ mod tests {
         assert_eq!(format_nanos(nanos), "2024-01-02T09:30:00Z");
         assert_eq!(parse_timestamp("1969-12-31T23:59:59Z").unwrap(), -1_000_000_000);
         assert!(parse_timestamp("yesterday").is_err());
+        let t: Timestamp = "2024-01-02".parse().unwrap();
+        assert_eq!(t.to_string(), "2024-01-02T00:00:00Z");
+        assert_eq!(Timestamp::try_from(t.to_datetime()).unwrap(), t);
+    }
+
+    #[test]
+    fn both_ends_of_the_range_format_and_round() {
+        assert_eq!(Timestamp::MIN.to_string().parse::<Timestamp>().unwrap(), Timestamp::MIN);
+        assert_eq!(Timestamp::MAX.to_string().parse::<Timestamp>().unwrap(), Timestamp::MAX);
+        assert_eq!(ceil_nanos(i64::MAX, TimeUnit::Second), i64::MAX / 1_000_000_000 + 1);
+        assert_eq!(ceil_nanos(-1, TimeUnit::Second), 0);
+        assert_eq!(ceil_nanos(i64::MIN, TimeUnit::Nanosecond), i64::MIN);
     }
 }

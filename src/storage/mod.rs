@@ -74,6 +74,26 @@ impl TableLocation {
         }
     }
 
+    /// Like [`Self::parse`], with options for a cloud store (credentials, region,
+    /// endpoint). Keys may use the `aws.`/`google.`/`azure.` prefix with a dot, as in
+    /// `datafusion-cli` (`aws.region`), or object_store's own names (`aws_region`).
+    /// Options on a local or in-memory location are an error: they would be ignored.
+    pub fn parse_with_options(location: &str, options: &[(String, String)]) -> Result<Self> {
+        if options.is_empty() {
+            return Self::parse(location);
+        }
+        let invalid = |reason: String| Error::InvalidLocation { location: location.to_string(), reason };
+        let url = match Url::parse(location) {
+            Ok(url) if location.contains("://") && !matches!(url.scheme(), "file" | "memory") => url,
+            _ => return Err(invalid("storage options apply only to cloud URLs (s3://, gs://, az://)".into())),
+        };
+        let options = options.iter().map(|(k, v)| (k.replacen('.', "_", 1).to_ascii_lowercase(), v.clone()));
+        let (store, root) = object_store::parse_url_opts(&url, options).map_err(|e| invalid(e.to_string()))?;
+        let store_url =
+            Url::parse(&format!("{}://{}", url.scheme(), url.authority())).map_err(|e| invalid(e.to_string()))?;
+        Ok(TableLocation { store: Arc::from(store), store_url, root, display: url.to_string() })
+    }
+
     /// A table in a directory of the local filesystem (it need not exist yet).
     pub fn local(dir: impl AsRef<std::path::Path>) -> Result<Self> {
         let dir = dir.as_ref();

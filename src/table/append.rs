@@ -11,13 +11,14 @@ use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
 
 use super::snapshot::Snapshot;
+use super::TimeRange;
 use super::TimeSeriesTable;
 use crate::coverage::{bucket_end, bucket_start, sidecar, Coverage, Overlap};
 use crate::error::{Error, Result};
 use crate::formats::parquet::{encode_segment, inspect_parquet, SegmentStats};
 use crate::metadata::schema::check_append_schema;
 use crate::metadata::segment::MAX_LISTED_ENTITIES;
-use crate::metadata::{format_nanos, SegmentId, SegmentMeta, TableMeta};
+use crate::metadata::{SegmentId, SegmentMeta, TableMeta, Timestamp};
 use crate::storage::{read_local_file, PutOutcome};
 use crate::transaction_log::{Commit, CommitOutcome, LogAction};
 
@@ -68,7 +69,8 @@ impl TimeSeriesTable {
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let spec = self.spec().clone();
         let encode_schema = Arc::clone(&schema);
-        let encoded = tokio::task::spawn_blocking(move || encode_segment(batches, &encode_schema, &spec))
+        let options = self.writer_options().clone();
+        let encoded = tokio::task::spawn_blocking(move || encode_segment(batches, &encode_schema, &spec, &options))
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
         let staged = self.stage(encoded.bytes, encoded.stats, schema, true).await?;
@@ -281,22 +283,22 @@ impl TimeSeriesTable {
         let bucket = snapshot.spec().bucket;
         let start = bucket_start(overlap.first_bucket, &bucket).unwrap_or(i64::MIN);
         let end = bucket_end(overlap.first_bucket, &bucket).unwrap_or(i64::MAX);
-        let mut colliding = "(unknown)".to_string();
+        let mut colliding = None;
         for segment in snapshot.segments() {
             if !segment.overlaps_time(start, end) || !segment.may_hold_any(std::slice::from_ref(&overlap.entity)) {
                 continue;
             }
             if let Ok(coverage) = snapshot.segment_coverage(&segment).await {
                 if coverage.entity(&overlap.entity).is_some_and(|s| s.contains(overlap.first_bucket)) {
-                    colliding = format!("{} ({})", segment.id, segment.path);
+                    colliding = Some(segment.id.clone());
                     break;
                 }
             }
         }
         Error::Overlap {
-            entity: overlap.entity.describe(&snapshot.spec().entity_columns),
-            first_bucket_start: format_nanos(start),
-            first_bucket_end: format_nanos(end),
+            entity: overlap.entity,
+            entity_columns: snapshot.spec().entity_columns.clone(),
+            first_bucket: TimeRange { start: Timestamp::from_nanos(start), end: Timestamp::from_nanos(end) },
             buckets: overlap.buckets,
             segment: colliding,
         }

@@ -7,7 +7,7 @@
 
 mod append;
 mod read;
-mod scan;
+mod select;
 mod snapshot;
 mod vacuum;
 
@@ -18,11 +18,12 @@ use arrow::datatypes::SchemaRef;
 
 pub use append::AppendResult;
 pub use read::{CommitInfo, EntityCoverage, Gap, TimeRange};
-pub use scan::{key_matches, EntityFilter, SegmentSelection};
+pub use select::{key_matches, EntityFilter, SegmentSelection};
 pub use snapshot::Snapshot;
 pub use vacuum::{OrphanFile, OrphanStatus, VacuumOptions, VacuumReport};
 
 use crate::error::{Error, Result};
+use crate::formats::parquet::WriterOptions;
 use crate::metadata::{TableMeta, TimeIndexSpec};
 use crate::storage::TableLocation;
 use crate::transaction_log::{Commit, CommitOutcome, LogAction, LogStore, TableState};
@@ -34,6 +35,7 @@ pub struct TimeSeriesTable {
     snapshot: Arc<Snapshot>,
     /// Opened at a fixed version (time travel): never moves, never appends.
     pinned: bool,
+    writer: WriterOptions,
 }
 
 impl TimeSeriesTable {
@@ -81,7 +83,18 @@ impl TimeSeriesTable {
     fn from_state(log: LogStore, state: TableState, pinned: bool) -> Self {
         let cache = Arc::new(Mutex::new(HashMap::new()));
         let snapshot = Arc::new(Snapshot::new(log.location().clone(), state, cache));
-        TimeSeriesTable { log, snapshot, pinned }
+        TimeSeriesTable { log, snapshot, pinned, writer: WriterOptions::default() }
+    }
+
+    /// Uses `options` for the segments this handle writes.
+    pub fn with_writer_options(mut self, options: WriterOptions) -> Self {
+        self.writer = options;
+        self
+    }
+
+    /// How this handle writes segments.
+    pub fn writer_options(&self) -> &WriterOptions {
+        &self.writer
     }
 
     /// Catches up with commits made by others; returns whether anything changed.
@@ -97,23 +110,32 @@ impl TimeSeriesTable {
         Ok(true)
     }
 
+    /// A read-only copy that stays at this handle's version.
+    pub(crate) fn frozen(&self) -> Self {
+        TimeSeriesTable { pinned: true, ..self.clone() }
+    }
+
     /// The snapshot this handle currently sees.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         Arc::clone(&self.snapshot)
     }
 
+    /// Where the table lives.
     pub fn location(&self) -> &TableLocation {
         self.log.location()
     }
 
+    /// The version this handle sees.
     pub fn version(&self) -> u64 {
         self.snapshot.version()
     }
 
+    /// The table metadata (time index and schema).
     pub fn meta(&self) -> &TableMeta {
         &self.snapshot.state().meta
     }
 
+    /// The time index: time column, bucket, zone, entity columns.
     pub fn spec(&self) -> &TimeIndexSpec {
         &self.meta().time_index
     }

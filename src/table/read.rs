@@ -7,69 +7,103 @@ use std::sync::Arc;
 
 use super::snapshot::Snapshot;
 use super::TimeSeriesTable;
-use crate::coverage::{
-    bucket_end, bucket_start, entity_metrics, expected_buckets, last_covered_window, BucketSet, Coverage,
-};
+use crate::coverage::{bucket_start, entity_metrics, expected_buckets, last_covered_window, BucketSet, Coverage};
 use crate::error::{Error, Result};
-use crate::metadata::{format_nanos, EntityKey, SegmentMeta, TimeBucket};
+use crate::metadata::{EntityKey, SegmentMeta, TimeBucket, Timestamp};
+use crate::transaction_log::LogStore;
 
-/// A half-open time range `[start, end)` in nanoseconds since the epoch (UTC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A half-open time range `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimeRange {
-    pub start: i64,
-    pub end: i64,
+    /// First instant in the range.
+    pub start: Timestamp,
+    /// First instant after the range.
+    pub end: Timestamp,
 }
 
 impl TimeRange {
     /// A range; `start >= end` is [`Error::InvalidRange`].
-    pub fn try_new(start: i64, end: i64) -> Result<Self> {
+    pub fn try_new(start: Timestamp, end: Timestamp) -> Result<Self> {
         if start >= end {
-            return Err(Error::InvalidRange { start: format_nanos(start), end: format_nanos(end) });
+            return Err(Error::InvalidRange { start, end });
         }
         Ok(TimeRange { start, end })
     }
 
+    /// A range from nanoseconds since the epoch.
+    pub fn from_nanos(start: i64, end: i64) -> Result<Self> {
+        Self::try_new(Timestamp::from_nanos(start), Timestamp::from_nanos(end))
+    }
+
     /// Parses two RFC 3339 timestamps (or dates).
     pub fn parse(start: &str, end: &str) -> Result<Self> {
-        Self::try_new(crate::metadata::parse_timestamp(start)?, crate::metadata::parse_timestamp(end)?)
+        Self::try_new(start.parse()?, end.parse()?)
+    }
+
+    /// The length of the range.
+    pub fn duration(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.end.as_nanos().abs_diff(self.start.as_nanos()))
     }
 }
 
-/// Coverage of one entity over a window. Timestamps in nanoseconds.
+impl std::fmt::Display for TimeRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}, {})", self.start, self.end)
+    }
+}
+
+/// Coverage of one entity over a window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntityCoverage {
+    /// The entity (empty for a table without entity columns).
     pub entity: EntityKey,
+    /// The window the counts are over.
     pub window: TimeRange,
+    /// Buckets the window intersects.
     pub expected_buckets: u64,
+    /// Of those, buckets holding at least one row of the entity.
     pub covered_buckets: u64,
+    /// `expected_buckets - covered_buckets`.
     pub missing_buckets: u64,
+    /// `covered_buckets / expected_buckets`.
     pub coverage_ratio: f64,
+    /// Runs of missing buckets.
     pub gap_count: u64,
+    /// The longest run of missing buckets.
     pub max_gap_buckets: u64,
     /// Start of the first covered bucket in the window.
-    pub covered_from: Option<i64>,
-    /// End of the last covered bucket in the window.
-    pub covered_until: Option<i64>,
+    pub covered_from: Option<Timestamp>,
+    /// End (exclusive) of the last covered bucket in the window.
+    pub covered_until: Option<Timestamp>,
 }
 
 /// A run of missing buckets `[start, end)` for one entity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gap {
+    /// The entity the buckets are missing for.
     pub entity: EntityKey,
-    pub start: i64,
-    pub end: i64,
+    /// Start of the first missing bucket.
+    pub start: Timestamp,
+    /// End of the last missing bucket (exclusive).
+    pub end: Timestamp,
+    /// How many buckets are missing.
     pub missing_buckets: u64,
 }
 
 /// One commit, as listed by `history()`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitInfo {
+    /// The version the commit created.
     pub version: u64,
-    /// Milliseconds since the epoch.
-    pub committed_at: i64,
+    /// When it was committed, by the writer's clock (millisecond precision).
+    pub committed_at: Timestamp,
+    /// What produced it: `create`, `append`, `insert`, ...
     pub operation: String,
+    /// Segments that became live.
     pub segments_added: u64,
+    /// Segments that stopped being live.
     pub segments_removed: u64,
+    /// Rows in the added segments.
     pub rows_added: u64,
 }
 
@@ -89,16 +123,16 @@ impl TimeSeriesTable {
         self.snapshot().gaps(window, entities).await
     }
 
-    /// Per entity, the latest fully covered window of `length_nanos` ending at or before
-    /// `end` (default: the end of the covered extent). `length_nanos` must be a positive
-    /// multiple of the bucket length.
+    /// Per entity, the latest fully covered window of `length` ending at or before `end`
+    /// (default: the end of the covered extent). `length` must be a positive multiple of
+    /// the bucket length.
     pub async fn last_covered_window(
         &self,
-        length_nanos: i64,
-        end: Option<i64>,
+        length: std::time::Duration,
+        end: Option<Timestamp>,
         entities: Option<&[EntityKey]>,
     ) -> Result<Vec<(EntityKey, TimeRange)>> {
-        self.snapshot().last_covered_windows(length_nanos, end, entities).await
+        self.snapshot().last_covered_windows(length, end, entities).await
     }
 
     /// Live segments, ordered by start time.
@@ -108,14 +142,21 @@ impl TimeSeriesTable {
 
     /// Every commit up to this handle's version, oldest first.
     pub async fn history(&self) -> Result<Vec<CommitInfo>> {
-        let commits = self.log.commits(self.version()).await?;
+        self.snapshot().history().await
+    }
+}
+
+impl Snapshot {
+    /// See [`TimeSeriesTable::history`].
+    pub async fn history(&self) -> Result<Vec<CommitInfo>> {
+        let commits = LogStore::new(self.location().clone()).commits(self.version()).await?;
         Ok(commits
             .into_iter()
             .map(|c| {
                 let (segments_added, segments_removed, rows_added) = c.summary();
                 CommitInfo {
                     version: c.version,
-                    committed_at: c.committed_at,
+                    committed_at: Timestamp::from_nanos(c.committed_at.saturating_mul(1_000_000)),
                     operation: c.operation,
                     segments_added,
                     segments_removed,
@@ -124,9 +165,7 @@ impl TimeSeriesTable {
             })
             .collect())
     }
-}
 
-impl Snapshot {
     /// The window to report on, as a time range and the bucket ids it intersects.
     /// `None` when the table covers nothing and no window was given.
     pub fn resolve_window(
@@ -136,10 +175,10 @@ impl Snapshot {
     ) -> Result<Option<(TimeRange, Range<i64>)>> {
         let bucket = self.spec().bucket;
         match window {
-            Some(range) => Ok(Some((range, expected_buckets(range.start, range.end, &bucket)?))),
+            Some(range) => Ok(Some((range, expected_buckets(range.start.as_nanos(), range.end.as_nanos(), &bucket)?))),
             None => match coverage.extent() {
                 Some(ids) => {
-                    let range = TimeRange::try_new(bucket_start(ids.start, &bucket)?, bucket_start(ids.end, &bucket)?)?;
+                    let range = TimeRange::try_new(bucket_time(ids.start, &bucket)?, bucket_time(ids.end, &bucket)?)?;
                     Ok(Some((range, ids)))
                 }
                 None => Ok(None),
@@ -170,8 +209,8 @@ impl Snapshot {
                     coverage_ratio: m.ratio,
                     gap_count: m.gaps.len() as u64,
                     max_gap_buckets: m.max_gap,
-                    covered_from: m.covered_from.map(|id| bucket_start(id, &bucket)).transpose()?,
-                    covered_until: m.covered_until.map(|id| bucket_start(id, &bucket)).transpose()?,
+                    covered_from: m.covered_from.map(|id| bucket_time(id, &bucket)).transpose()?,
+                    covered_until: m.covered_until.map(|id| bucket_time(id, &bucket)).transpose()?,
                 })
             })
             .collect()
@@ -189,8 +228,8 @@ impl Snapshot {
             for run in set.missing_runs_in(ids.clone()) {
                 gaps.push(Gap {
                     entity: entity.clone(),
-                    start: bucket_start(run.start, &bucket)?,
-                    end: bucket_start(run.end, &bucket)?,
+                    start: bucket_time(run.start, &bucket)?,
+                    end: bucket_time(run.end, &bucket)?,
                     missing_buckets: (run.end - run.start) as u64,
                 });
             }
@@ -201,15 +240,15 @@ impl Snapshot {
     /// See [`TimeSeriesTable::last_covered_window`].
     pub async fn last_covered_windows(
         &self,
-        length_nanos: i64,
-        end: Option<i64>,
+        length: std::time::Duration,
+        end: Option<Timestamp>,
         entities: Option<&[EntityKey]>,
     ) -> Result<Vec<(EntityKey, TimeRange)>> {
         let bucket = self.spec().bucket;
-        let length = window_length_in_buckets(length_nanos, &bucket)?;
+        let length = window_length_in_buckets(length, &bucket)?;
         let coverage = self.table_coverage().await?;
         let end_id = match end {
-            Some(end) => end.div_euclid(bucket.nanos()),
+            Some(end) => end.as_nanos().div_euclid(bucket.nanos()),
             None => match coverage.extent() {
                 Some(ids) => ids.end,
                 None => return Ok(Vec::new()),
@@ -220,7 +259,7 @@ impl Snapshot {
             if let Some(ids) = last_covered_window(set, length, end_id) {
                 windows.push((
                     entity.clone(),
-                    TimeRange::try_new(bucket_start(ids.start, &bucket)?, bucket_end(ids.end - 1, &bucket)?)?,
+                    TimeRange::try_new(bucket_time(ids.start, &bucket)?, bucket_time(ids.end, &bucket)?)?,
                 ));
             }
         }
@@ -239,12 +278,31 @@ fn selected<'a>(
     }
 }
 
-fn window_length_in_buckets(length_nanos: i64, bucket: &TimeBucket) -> Result<u64> {
-    if length_nanos <= 0 || length_nanos % bucket.nanos() != 0 {
+fn window_length_in_buckets(length: std::time::Duration, bucket: &TimeBucket) -> Result<u64> {
+    let nanos = length.as_nanos();
+    let per = bucket.nanos() as u128;
+    if nanos == 0 || nanos % per != 0 {
         return Err(Error::invalid_input(format!(
             "window length {}s must be a positive multiple of the table's bucket {bucket}",
-            length_nanos as f64 / 1e9
+            length.as_secs_f64()
         )));
     }
-    Ok((length_nanos / bucket.nanos()) as u64)
+    u64::try_from(nanos / per).map_err(|_| Error::invalid_input(format!("window length {length:?} is too long")))
+}
+
+/// The start of bucket `id` as a timestamp. The first and last buckets of the `i64`
+/// range stick out of it (bucket ids are floor-divided); their edges are clamped to
+/// [`Timestamp::MIN`] and [`Timestamp::MAX`], so a table holding rows at the very first
+/// or last instant still reports its coverage. Further out is an error.
+fn bucket_time(id: i64, bucket: &TimeBucket) -> Result<Timestamp> {
+    let len = i128::from(bucket.nanos());
+    let nanos = i128::from(id) * len;
+    let (min, max) = (i128::from(i64::MIN), i128::from(i64::MAX));
+    if nanos < min && nanos + len > min {
+        Ok(Timestamp::MIN)
+    } else if nanos > max && nanos - len <= max {
+        Ok(Timestamp::MAX)
+    } else {
+        bucket_start(id, bucket).map(Timestamp::from_nanos)
+    }
 }

@@ -14,7 +14,7 @@ use tokio::sync::OnceCell;
 use crate::coverage::{sidecar, Coverage};
 use crate::error::{Error, Result};
 use crate::formats::parquet::inspect_parquet;
-use crate::metadata::{SegmentId, SegmentMeta, TimeIndexSpec};
+use crate::metadata::{SegmentId, SegmentMeta, TableMeta, TimeIndexSpec, Timestamp};
 use crate::storage::TableLocation;
 use crate::transaction_log::TableState;
 
@@ -35,25 +35,27 @@ pub struct Snapshot {
 #[derive(Debug)]
 pub(crate) struct TimeIndex {
     pub by_start: Vec<Arc<SegmentMeta>>,
-    /// The longest `ts_max - ts_min`: a segment meeting `[s, e)` starts at or after
-    /// `s - max_span`, which bounds the search from below.
-    pub max_span: i64,
+    /// The longest `ts_max - ts_min` (a `u64`: a segment may span the whole `i64` range):
+    /// a segment meeting `[lo, hi]` starts at or after `lo - max_span`, which bounds the
+    /// search from below.
+    pub max_span: u64,
 }
 
 impl TimeIndex {
     fn new(state: &TableState) -> Self {
         let mut by_start: Vec<_> = state.segments.values().cloned().collect();
         by_start.sort_by(|a, b| (a.ts_min, &a.id).cmp(&(b.ts_min, &b.id)));
-        let max_span = by_start.iter().map(|s| s.ts_max.saturating_sub(s.ts_min)).max().unwrap_or(0);
+        let max_span = by_start.iter().map(|s| s.ts_max.abs_diff(s.ts_min)).max().unwrap_or(0);
         TimeIndex { by_start, max_span }
     }
 
-    /// Positions of the segments that may meet `[start, end)`: those starting in
-    /// `[start - max_span, end)`.
-    pub fn candidates(&self, start: i64, end: i64) -> std::ops::Range<usize> {
-        let lo = self.by_start.partition_point(|s| s.ts_min < start.saturating_sub(self.max_span));
-        let hi = self.by_start.partition_point(|s| s.ts_min < end);
-        lo..hi.max(lo)
+    /// Positions of the segments that may meet the closed range `[lo, hi]`: those
+    /// starting in `[lo - max_span, hi]`.
+    pub fn candidates(&self, lo: i64, hi: i64) -> std::ops::Range<usize> {
+        let earliest = (i128::from(lo) - i128::from(self.max_span)).max(i128::from(i64::MIN));
+        let first = self.by_start.partition_point(|s| i128::from(s.ts_min) < earliest);
+        let end = self.by_start.partition_point(|s| s.ts_min <= hi);
+        first..end.max(first)
     }
 }
 
@@ -78,20 +80,46 @@ impl Snapshot {
         }
     }
 
-    pub fn state(&self) -> &TableState {
-        &self.state
+    internal_api! {
+        /// The replayed log state.
+        pub fn state(&self) -> &TableState {
+            &self.state
+        }
     }
 
+    /// The committed version this snapshot is.
     pub fn version(&self) -> u64 {
         self.state.version
     }
 
+    /// The table metadata (time index and schema) at this version.
+    pub fn meta(&self) -> &TableMeta {
+        &self.state.meta
+    }
+
+    /// The time index: time column, bucket, zone, entity columns.
     pub fn spec(&self) -> &TimeIndexSpec {
         &self.state.meta.time_index
     }
 
+    /// Where the table lives.
     pub fn location(&self) -> &TableLocation {
         &self.location
+    }
+
+    /// Rows in the live segments.
+    pub fn row_count(&self) -> u64 {
+        self.state.row_count()
+    }
+
+    /// Bytes of the live segments' data files.
+    pub fn size_bytes(&self) -> u64 {
+        self.state.segments.values().map(|s| s.size_bytes).sum()
+    }
+
+    /// The first and last row's timestamps, or `None` for an empty table.
+    pub fn time_extent(&self) -> Option<(Timestamp, Timestamp)> {
+        self.state.time_extent().map(|(min, max)| (Timestamp::from_nanos(min), Timestamp::from_nanos(max)))
     }
 
     pub(crate) fn segment_cache(&self) -> SegmentCoverageCache {

@@ -7,7 +7,7 @@ use arrow::array::{Array, AsArray, Int64Array, RecordBatch, TimestampNanosecondA
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use futures::TryStreamExt;
-use timeseries_table_core::metadata::{TableMeta, TimeIndexSpec};
+use timeseries_table_core::metadata::{EntityKey, TableMeta, TimeIndexSpec};
 use timeseries_table_core::table::{TimeRange, TimeSeriesTable};
 use timeseries_table_core::Error;
 
@@ -43,7 +43,7 @@ async fn round_trip_every_unit_and_zone() {
             expected.sort_unstable();
             assert_eq!(scanned_times(&all), expected, "{unit:?} {tz:?}: chronological");
 
-            let window = TimeRange::try_new(T0, T0 + 2 * MINUTE).unwrap();
+            let window = TimeRange::from_nanos(T0, T0 + 2 * MINUTE).unwrap();
             let some: Vec<RecordBatch> = table.scan(Some(window)).await.unwrap().try_collect().await.unwrap();
             assert_eq!(scanned_times(&some), vec![T0, T0 + 90 * 1_000_000_000], "{unit:?} {tz:?}");
             assert_eq!(table.segments()[0].ts_min, -60_000_000_000);
@@ -78,12 +78,15 @@ async fn overlap_is_per_entity_and_the_error_names_everything() {
     // Same entity, overlapping minutes 20..29 (10 buckets): rejected.
     let err = table.append(vec![minute_bars(&["MSFT"], T0 + 20 * MINUTE, 15)]).await.unwrap_err();
     match &err {
-        Error::Overlap { entity, first_bucket_start, first_bucket_end, buckets, segment } => {
-            assert_eq!(entity, "symbol=MSFT");
-            assert_eq!(first_bucket_start, "2024-01-01T00:20:00Z");
-            assert_eq!(first_bucket_end, "2024-01-01T00:21:00Z");
+        Error::Overlap { entity, entity_columns, first_bucket, buckets, segment } => {
+            assert_eq!(*entity, EntityKey::from("MSFT"));
+            assert_eq!(entity_columns, &["symbol".to_string()]);
+            assert_eq!(first_bucket.start.to_string(), "2024-01-01T00:20:00Z");
+            assert_eq!(first_bucket.end.to_string(), "2024-01-01T00:21:00Z");
             assert_eq!(*buckets, 10);
-            assert!(segment.contains(&first.segment_id.to_string()), "{segment}");
+            assert_eq!(segment.as_ref(), Some(&first.segment_id));
+            let text = err.to_string();
+            assert!(text.contains("symbol=MSFT") && text.contains(&first.segment_id.to_string()), "{text}");
         }
         other => panic!("expected an overlap, got {other}"),
     }

@@ -132,7 +132,7 @@ fn demo_small_builds_the_table_runs_sql_and_draws_a_true_heatmap() {
         let (start, end) = span.split_once(" – ").unwrap();
         let at = |t: &str| parse_timestamp(&format!("{}:00Z", t.replace(' ', "T"))).unwrap();
         let key = EntityKey(vec![EntityValue::Str(entity.to_string())]);
-        let window = TimeRange::try_new(at(start), at(end)).unwrap();
+        let window = TimeRange::from_nanos(at(start), at(end)).unwrap();
         let report = rt.block_on(table.coverage(Some(window), Some(std::slice::from_ref(&key)))).unwrap();
         let expected = report[0].coverage_ratio * 100.0;
         let shown: f64 = pct.trim_end_matches('%').parse().unwrap();

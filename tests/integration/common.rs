@@ -15,6 +15,16 @@ pub const DAY: i64 = 24 * HOUR;
 /// 2024-01-01T00:00:00Z in nanoseconds.
 pub const T0: i64 = 1_704_067_200_000_000_000;
 
+/// Nanoseconds of a typed timestamp, for arithmetic against the constants above.
+pub fn ns(t: timeseries_table_core::metadata::Timestamp) -> i64 {
+    t.as_nanos()
+}
+
+/// A window length of `n` minutes.
+pub fn minutes(n: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(60 * n)
+}
+
 pub fn ts_type(unit: TimeUnit, tz: Option<&str>) -> DataType {
     DataType::Timestamp(unit, tz.map(Arc::from))
 }

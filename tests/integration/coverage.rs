@@ -2,7 +2,7 @@
 //! missing or corrupt.
 
 use bytes::Bytes;
-use timeseries_table_core::metadata::{EntityKey, EntityValue};
+use timeseries_table_core::metadata::{EntityKey, EntityValue, Timestamp};
 use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::{TimeRange, TimeSeriesTable};
 use timeseries_table_core::Error;
@@ -24,51 +24,58 @@ fn key(symbol: &str) -> EntityKey {
 
 /// Everything a user can ask, rendered so two tables can be compared.
 async fn answers(table: &TimeSeriesTable) -> String {
-    let window = TimeRange::try_new(T0, T0 + 4 * HOUR).unwrap();
+    let window = TimeRange::from_nanos(T0, T0 + 4 * HOUR).unwrap();
     format!(
         "{:?}\n{:?}\n{:?}\n{:?}",
         table.coverage(None, None).await.unwrap(),
         table.coverage(Some(window), None).await.unwrap(),
         table.gaps(Some(window), None).await.unwrap(),
-        table.last_covered_window(30 * MINUTE, None, None).await.unwrap()
+        table.last_covered_window(minutes(30), None, None).await.unwrap()
     )
 }
 
 #[tokio::test]
 async fn known_holes_give_exact_gaps_ratios_and_windows() {
     let table = holey_table(memory_location()).await;
-    let window = TimeRange::try_new(T0, T0 + 4 * HOUR).unwrap();
+    let window = TimeRange::from_nanos(T0, T0 + 4 * HOUR).unwrap();
     let cov = table.coverage(Some(window), None).await.unwrap();
     let aapl = &cov[0];
     assert_eq!(aapl.entity, key("AAPL"));
     assert_eq!((aapl.expected_buckets, aapl.covered_buckets, aapl.missing_buckets), (240, 120, 120));
     assert_eq!(aapl.coverage_ratio, 0.5);
     assert_eq!((aapl.gap_count, aapl.max_gap_buckets), (2, 60));
-    assert_eq!((aapl.covered_from, aapl.covered_until), (Some(T0), Some(T0 + 3 * HOUR)));
+    assert_eq!((aapl.covered_from.map(ns), aapl.covered_until.map(ns)), (Some(T0), Some(T0 + 3 * HOUR)));
     let msft = &cov[1];
     assert_eq!((msft.covered_buckets, msft.gap_count, msft.max_gap_buckets), (30, 1, 210));
 
     let gaps = table.gaps(Some(window), Some(&[key("AAPL")])).await.unwrap();
-    let spans: Vec<(i64, i64, u64)> = gaps.iter().map(|g| (g.start - T0, g.end - T0, g.missing_buckets)).collect();
+    let spans: Vec<(i64, i64, u64)> =
+        gaps.iter().map(|g| (ns(g.start) - T0, ns(g.end) - T0, g.missing_buckets)).collect();
     assert_eq!(spans, vec![(HOUR, 2 * HOUR, 60), (3 * HOUR, 4 * HOUR, 60)]);
 
     // Default window: the covered extent [00:00, 03:00).
     let default = table.coverage(None, None).await.unwrap();
-    assert_eq!((default[0].window.start, default[0].window.end), (T0, T0 + 3 * HOUR));
+    assert_eq!((ns(default[0].window.start), ns(default[0].window.end)), (T0, T0 + 3 * HOUR));
     assert_eq!(default[0].expected_buckets, 180);
 
     // Last fully covered hour before 02:30 is 00:00-01:00 for AAPL; MSFT has none.
-    let windows = table.last_covered_window(HOUR, Some(T0 + 2 * HOUR + 30 * MINUTE), None).await.unwrap();
+    let windows = table
+        .last_covered_window(minutes(60), Some(Timestamp::from_nanos(T0 + 2 * HOUR + 30 * MINUTE)), None)
+        .await
+        .unwrap();
     assert_eq!(windows.len(), 1);
-    assert_eq!((windows[0].1.start, windows[0].1.end), (T0, T0 + HOUR));
-    let latest = table.last_covered_window(HOUR, None, None).await.unwrap();
-    assert_eq!((latest[0].1.start, latest[0].1.end), (T0 + 2 * HOUR, T0 + 3 * HOUR));
+    assert_eq!((ns(windows[0].1.start), ns(windows[0].1.end)), (T0, T0 + HOUR));
+    let latest = table.last_covered_window(minutes(60), None, None).await.unwrap();
+    assert_eq!((ns(latest[0].1.start), ns(latest[0].1.end)), (T0 + 2 * HOUR, T0 + 3 * HOUR));
 
     // A window not aligned to buckets counts the buckets it touches.
-    let odd = TimeRange::try_new(T0 + 30 * 1_000_000_000, T0 + 2 * MINUTE).unwrap();
+    let odd = TimeRange::from_nanos(T0 + 30 * 1_000_000_000, T0 + 2 * MINUTE).unwrap();
     assert_eq!(table.coverage(Some(odd), Some(&[key("MSFT")])).await.unwrap()[0].expected_buckets, 2);
-    assert!(matches!(TimeRange::try_new(T0, T0), Err(Error::InvalidRange { .. })));
-    assert!(table.last_covered_window(90 * 1_000_000_000, None, None).await.is_err(), "length not a bucket multiple");
+    assert!(matches!(TimeRange::from_nanos(T0, T0), Err(Error::InvalidRange { .. })));
+    assert!(
+        table.last_covered_window(std::time::Duration::from_secs(90), None, None).await.is_err(),
+        "length not a bucket multiple"
+    );
 }
 
 #[tokio::test]

@@ -13,3 +13,4 @@ mod sql;
 mod sql_coverage;
 mod sql_differential;
 mod sql_examples;
+mod statements;

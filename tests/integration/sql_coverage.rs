@@ -12,12 +12,12 @@ use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit, TimestampNano
 use chrono::{DateTime, SecondsFormat};
 use datafusion::prelude::SessionContext;
 use timeseries_table_core::datafusion::{register_opened, session_context};
-use timeseries_table_core::metadata::{parse_timestamp, EntityKey, EntityValue};
+use timeseries_table_core::metadata::{parse_timestamp, EntityKey, EntityValue, Timestamp};
 use timeseries_table_core::sample::{create_sample_table, MarketBars};
 use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::{TimeRange, TimeSeriesTable};
 
-use crate::common::{uuid_like, MINUTE};
+use crate::common::{ns, uuid_like, MINUTE};
 
 async fn fixture() -> (SessionContext, TimeSeriesTable) {
     let location = TableLocation::memory(&uuid_like(), "bars").unwrap();
@@ -254,15 +254,15 @@ async fn coverage_and_gaps_agree_with_the_rust_api_and_the_data() {
             .into_iter()
             .map(|c| CoverageRow {
                 symbol: symbol_of(&c.entity),
-                window: (c.window.start, c.window.end),
+                window: (ns(c.window.start), ns(c.window.end)),
                 expected: c.expected_buckets as i64,
                 covered: c.covered_buckets as i64,
                 missing: c.missing_buckets as i64,
                 ratio: c.coverage_ratio,
                 gap_count: c.gap_count as i64,
                 max_gap: c.max_gap_buckets as i64,
-                covered_from: c.covered_from,
-                covered_until: c.covered_until,
+                covered_from: c.covered_from.map(ns),
+                covered_until: c.covered_until.map(ns),
             })
             .collect();
         let mut api_coverage = api_coverage;
@@ -278,7 +278,7 @@ async fn coverage_and_gaps_agree_with_the_rust_api_and_the_data() {
             .await
             .unwrap()
             .into_iter()
-            .map(|g| (symbol_of(&g.entity), g.start, g.end, g.missing_buckets as i64))
+            .map(|g| (symbol_of(&g.entity), ns(g.start), ns(g.end), g.missing_buckets as i64))
             .collect();
         api_gaps.sort();
         assert_eq!(sql_gaps, api_gaps, "{what}: gaps, SQL vs Rust API");
@@ -430,11 +430,11 @@ async fn last_covered_window_agrees_with_the_rust_api_and_the_data() {
         from_sql.sort();
         let end_nanos = end.map(|e| parse_timestamp(e).unwrap());
         let mut from_api: Vec<(String, i64, i64)> = table
-            .last_covered_window(length * MINUTE, end_nanos, None)
+            .last_covered_window(crate::common::minutes(length as u64), end_nanos.map(Timestamp::from_nanos), None)
             .await
             .unwrap()
             .into_iter()
-            .map(|(k, r)| (symbol_of(&k), r.start, r.end))
+            .map(|(k, r)| (symbol_of(&k), ns(r.start), ns(r.end)))
             .collect();
         from_api.sort();
         assert_eq!(from_sql, from_api, "{what}: SQL vs Rust API");

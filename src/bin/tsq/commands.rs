@@ -122,7 +122,7 @@ pub async fn append_files(table: &mut TimeSeriesTable, dir: &str, files: &[PathB
         bar.suspend(|| writeln!(std::io::stdout(), "{line}"))?;
     }
     bar.finish_and_clear();
-    let total = table.snapshot().state().row_count();
+    let total = table.snapshot().row_count();
     writeln!(
         std::io::stdout(),
         "{} file(s), {} rows, {} in {:.1}s; the table is at version {} with {} rows",

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{anyhow, bail};
-use timeseries_table_core::metadata::{describe_schema, format_nanos};
+use timeseries_table_core::metadata::describe_schema;
 use timeseries_table_core::table::{TimeRange, TimeSeriesTable};
 
 use crate::commands::{open_table, write_spec};
@@ -15,7 +15,6 @@ use crate::output::{fmt_bytes, fmt_int, fmt_pct, fmt_span, TextTable};
 pub async fn info(dir: &str) -> anyhow::Result<()> {
     let table = open_table(dir).await?;
     let snapshot = table.snapshot();
-    let state = snapshot.state();
     let coverage = snapshot.table_coverage().await?;
     let report = table.coverage(None, None).await?;
     let mut out = std::io::stdout().lock();
@@ -32,13 +31,11 @@ pub async fn info(dir: &str) -> anyhow::Result<()> {
         }
         None => writeln!(out, "  schema       (not yet fixed: the first append sets it)")?,
     }
-    let bytes: u64 = state.segments.values().map(|s| s.size_bytes).sum();
-    writeln!(out, "  segments     {} ({})", fmt_int(state.segments.len() as u64), fmt_bytes(bytes))?;
-    writeln!(out, "  rows         {}", fmt_int(state.row_count()))?;
-    match state.time_extent() {
-        Some((min, max)) => {
-            writeln!(out, "  time span    {} .. {} (first and last row)", format_nanos(min), format_nanos(max))?
-        }
+    let segments = snapshot.segments().len() as u64;
+    writeln!(out, "  segments     {} ({})", fmt_int(segments), fmt_bytes(snapshot.size_bytes()))?;
+    writeln!(out, "  rows         {}", fmt_int(snapshot.row_count()))?;
+    match snapshot.time_extent() {
+        Some((min, max)) => writeln!(out, "  time span    {min} .. {max} (first and last row)")?,
         None => writeln!(out, "  time span    (empty)")?,
     }
     writeln!(out, "  entities     {}", fmt_int(coverage.entity_count() as u64))?;
@@ -51,8 +48,8 @@ pub async fn info(dir: &str) -> anyhow::Result<()> {
             fmt_pct(covered as f64 / expected as f64),
             fmt_int(covered),
             fmt_int(expected),
-            format_nanos(r.window.start),
-            format_nanos(r.window.end)
+            r.window.start,
+            r.window.end
         )?,
         _ => writeln!(out, "  coverage     (no data yet)")?,
     }
@@ -86,13 +83,7 @@ pub async fn write_coverage(
         return Ok(());
     };
     let window = first.window;
-    writeln!(
-        out,
-        "coverage of {} bucket(s) from {} to {}",
-        table.spec().bucket,
-        format_nanos(window.start),
-        format_nanos(window.end)
-    )?;
+    writeln!(out, "coverage of {} bucket(s) from {} to {}", table.spec().bucket, window.start, window.end)?;
     let mut text = TextTable::new(&[
         (&entity_header(table), false),
         ("covered", true),
@@ -115,8 +106,8 @@ pub async fn write_coverage(
             fmt_pct(r.coverage_ratio),
             fmt_int(r.gap_count),
             if r.max_gap_buckets > 0 { fmt_span(r.max_gap_buckets as i64 * bucket_nanos) } else { "-".into() },
-            r.covered_from.map(format_nanos).unwrap_or_else(|| "-".into()),
-            r.covered_until.map(format_nanos).unwrap_or_else(|| "-".into()),
+            r.covered_from.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+            r.covered_until.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
         ]);
     }
     text.write(out)?;
@@ -169,7 +160,7 @@ pub async fn gaps(dir: &str, from: Option<&str>, to: Option<&str>) -> anyhow::Re
         writeln!(out, "no data: the table has no rows yet")?;
         return Ok(());
     };
-    let span = format!("from {} to {}", format_nanos(range.start), format_nanos(range.end));
+    let span = format!("from {} to {}", range.start, range.end);
     if gaps.is_empty() {
         writeln!(out, "no gaps: every entity has data in every {} bucket {span}", table.spec().bucket)?;
         return Ok(());
@@ -186,10 +177,10 @@ pub async fn gaps(dir: &str, from: Option<&str>, to: Option<&str>) -> anyhow::Re
         missing += g.missing_buckets;
         text.push(vec![
             g.entity.to_string(),
-            format_nanos(g.start),
-            format_nanos(g.end),
+            g.start.to_string(),
+            g.end.to_string(),
             fmt_int(g.missing_buckets),
-            fmt_span(g.end - g.start),
+            fmt_span(g.end.as_nanos() - g.start.as_nanos()),
         ]);
     }
     text.write(&mut out)?;

@@ -7,4 +7,4 @@ pub mod writer;
 
 pub use inspect::{inspect_parquet, InspectedFile};
 pub use stats::{SegmentStats, StatsCollector};
-pub use writer::{encode_segment, EncodedSegment};
+pub use writer::{encode_segment, EncodedSegment, SegmentCompression, WriterOptions};

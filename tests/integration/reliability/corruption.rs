@@ -161,7 +161,7 @@ async fn a_missing_data_file_is_named_at_scan_time() {
     let reopened = TimeSeriesTable::open(location.clone()).await.unwrap();
     assert_eq!(coverage_answers(&reopened).await.unwrap(), answers);
     // A scan that prunes the damaged segment by time still works.
-    let first_hour = timeseries_table_core::table::TimeRange::try_new(T0, T0 + HOUR).unwrap();
+    let first_hour = timeseries_table_core::table::TimeRange::from_nanos(T0, T0 + HOUR).unwrap();
     let rows: Vec<_> = reopened.scan(Some(first_hour)).await.unwrap().try_collect().await.unwrap();
     assert_eq!(row_count(&rows), 10);
 }

@@ -87,7 +87,7 @@ struct Fault {
 struct Plan {
     fault: Option<Fault>,
     delay: Option<(Option<CallKind>, Duration)>,
-    hook: Option<(u64, When, Hook)>,
+    hook: Option<(Option<CallKind>, u64, When, Hook)>,
 }
 
 #[derive(Default)]
@@ -115,11 +115,11 @@ impl Decision {
     }
 
     async fn before(&self) -> Result<()> {
-        if let Some(delay) = self.delay {
-            tokio::time::sleep(delay).await;
-        }
         if let Some((When::Before, hook)) = &self.hook {
             hook(&self.call);
+        }
+        if let Some(delay) = self.delay {
+            tokio::time::sleep(delay).await;
         }
         match self.fail {
             Some(FaultMode::FailBefore) => Err(self.error()),
@@ -180,7 +180,12 @@ impl FaultyStore {
 
     /// Runs `hook` just before or just after call `at` (any kind).
     pub fn hook_at(&self, at: u64, when: When, hook: Hook) {
-        self.state.plan.lock().unwrap().hook = Some((at, when, hook));
+        self.state.plan.lock().unwrap().hook = Some((None, at, when, hook));
+    }
+
+    /// Runs `hook` just before or just after the `at`-th call of `kind` (before any delay).
+    pub fn hook_on(&self, kind: CallKind, at: u64, when: When, hook: Hook) {
+        self.state.plan.lock().unwrap().hook = Some((Some(kind), at, when, hook));
     }
 
     /// Forgets recorded calls and counters, and disarms faults, delays and hooks.
@@ -234,7 +239,13 @@ impl FaultyStore {
             self.state.injected.fetch_add(1, Ordering::SeqCst);
         }
         let delay = plan.delay.and_then(|(k, d)| (k.is_none() || k == Some(kind)).then_some(d));
-        let hook = plan.hook.as_ref().and_then(|(at, when, hook)| (*at == n).then(|| (*when, Arc::clone(hook))));
+        let hook = plan.hook.as_ref().and_then(|(k, at, when, hook)| {
+            let hit = match k {
+                None => *at == n,
+                Some(k) => *k == kind && *at == kind_n,
+            };
+            hit.then(|| (*when, Arc::clone(hook)))
+        });
         Decision { call, fail, delay, hook }
     }
 }

@@ -57,7 +57,7 @@ pub fn sorted_rows(batches: &[arrow::array::RecordBatch]) -> Vec<String> {
 
 /// Coverage and gaps, rendered so two tables can be compared.
 pub async fn coverage_answers(table: &TimeSeriesTable) -> timeseries_table_core::Result<String> {
-    let window = TimeRange::try_new(T0 - DAY, T0 + DAY).unwrap();
+    let window = TimeRange::from_nanos(T0 - DAY, T0 + DAY).unwrap();
     Ok(format!(
         "{:?}\n{:?}\n{:?}",
         table.coverage(None, None).await?,

@@ -1,20 +1,12 @@
-//! Choosing the segments a read must open (by time extent, by entity, by coverage), and
-//! the Rust API's chronological scan, which runs through the DataFusion provider so every
-//! surface reads the same way.
+//! Choosing the segments a read must open: by time extent, by entity, by coverage.
 //!
-//! Does I/O: sidecar reads for coverage pruning, Parquet reads for scans.
+//! Does I/O: sidecar reads for coverage pruning.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 
-use datafusion::execution::SendableRecordBatchStream;
-use datafusion::prelude::{col, lit, SessionContext};
-
-use super::read::TimeRange;
 use super::snapshot::Snapshot;
-use super::TimeSeriesTable;
-use crate::datafusion::time_scalar_ceil;
 use crate::error::Result;
 use crate::metadata::{EntityKey, EntityValue, SegmentMeta, TimeBucket, TimeSet};
 
@@ -39,7 +31,7 @@ pub fn key_matches(key: &EntityKey, filter: &EntityFilter) -> bool {
 /// Bucket-id ranges that the intervals of `times` intersect.
 fn bucket_ranges(times: &TimeSet, bucket: &TimeBucket) -> Vec<Range<i64>> {
     let len = bucket.nanos();
-    times.intervals().iter().map(|&(s, e)| s.div_euclid(len)..(e - 1).div_euclid(len) + 1).collect()
+    times.intervals().iter().map(|&(lo, hi)| lo.div_euclid(len)..hi.div_euclid(len) + 1).collect()
 }
 
 impl Snapshot {
@@ -52,8 +44,8 @@ impl Snapshot {
         let ranges = bucket_ranges(times, &self.spec().bucket);
         // Candidate positions from the time index, merged across the (sorted) intervals.
         let mut positions: Vec<std::ops::Range<usize>> = Vec::new();
-        for &(start, end) in times.intervals() {
-            let next = index.candidates(start, end);
+        for &(lo, hi) in times.intervals() {
+            let next = index.candidates(lo, hi);
             match positions.last_mut() {
                 Some(last) if next.start <= last.end => last.end = last.end.max(next.end),
                 _ => positions.push(next),
@@ -86,31 +78,5 @@ impl Snapshot {
         }
         selection.pruned_by_time = selection.total - time_survivors;
         Ok(selection)
-    }
-}
-
-impl TimeSeriesTable {
-    /// Streams the rows with a timestamp in `range` (all rows when `None`) in
-    /// chronological order, as of this handle's version (call [`Self::refresh`] first to
-    /// read newer commits). Memory stays bounded: sorted segments are merged, not sorted.
-    pub async fn scan(&self, range: Option<TimeRange>) -> Result<SendableRecordBatchStream> {
-        let ctx = SessionContext::new();
-        // The provider catches up with new commits before it scans; a handle's scan must
-        // read the handle's own version (what `version()`, `segments()` and `coverage()`
-        // describe), so the provider gets a pinned copy.
-        let mut this_version = self.clone();
-        this_version.pinned = true;
-        let provider = crate::datafusion::TimeSeriesProvider::try_new(this_version)?;
-        let time_column = self.spec().time_column.clone();
-        let time_type = provider.time_type().clone();
-        let mut frame = ctx.read_table(Arc::new(provider))?;
-        if let Some(range) = range {
-            // Rounding both bounds up keeps `[start, end)` exact for coarser units.
-            let start = lit(time_scalar_ceil(range.start, &time_type));
-            let end = lit(time_scalar_ceil(range.end, &time_type));
-            frame = frame.filter(col(&time_column).gt_eq(start).and(col(&time_column).lt(end)))?;
-        }
-        let frame = frame.sort(vec![col(&time_column).sort(true, false)])?;
-        Ok(frame.execute_stream().await?)
     }
 }
