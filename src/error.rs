@@ -17,15 +17,30 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The table location holds no committed version.
     #[error("no table at {location}: the transaction log has no commits (create the table first)")]
-    EmptyTable { location: String },
+    EmptyTable {
+        /// The table location as the caller gave it.
+        location: String,
+    },
 
     /// `create` found a table already there.
     #[error("a table already exists at {location} (version {version}); open it instead")]
-    TableExists { location: String, version: u64 },
+    TableExists {
+        /// The table location as the caller gave it.
+        location: String,
+        /// The latest committed version found there.
+        version: u64,
+    },
 
     /// A requested version does not exist.
     #[error("version {requested} does not exist at {location} (latest is {latest})")]
-    VersionNotFound { location: String, requested: u64, latest: u64 },
+    VersionNotFound {
+        /// The table location as the caller gave it.
+        location: String,
+        /// The version asked for.
+        requested: u64,
+        /// The latest committed version.
+        latest: u64,
+    },
 
     /// A half-open range whose start is not before its end.
     #[error("invalid time range: start {start} must be before end {end}")]
@@ -40,23 +55,44 @@ pub enum Error {
     #[error(
         "invalid bucket '{spec}': {reason} (expected <n><unit> with unit s, m, h or d, e.g. 30s, 1m, 15m, 1h, 1d)"
     )]
-    InvalidBucket { spec: String, reason: String },
+    InvalidBucket {
+        /// The bucket text as given (e.g. `15m`).
+        spec: String,
+        /// Why it was rejected.
+        reason: String,
+    },
 
     /// A timestamp (or bucket id) that does not fit the supported range.
     #[error("timestamp out of range: {detail}")]
-    TimestampOutOfRange { detail: String },
+    TimestampOutOfRange {
+        /// The value and the range it falls outside.
+        detail: String,
+    },
 
     /// The table specification itself is invalid.
     #[error("invalid table specification: {reason}")]
-    InvalidSpec { reason: String },
+    InvalidSpec {
+        /// Why the specification was rejected.
+        reason: String,
+    },
 
     /// Input data is unusable (missing or null time column, empty input, ...).
     #[error("invalid input: {reason}")]
-    InvalidInput { reason: String },
+    InvalidInput {
+        /// Why the input was rejected.
+        reason: String,
+    },
 
     /// Input schema differs from the table schema.
     #[error("schema mismatch: {detail}\n  table schema: {expected}\n  input schema: {found}")]
-    SchemaMismatch { expected: String, found: String, detail: String },
+    SchemaMismatch {
+        /// The table schema, rendered for messages.
+        expected: String,
+        /// The input schema, rendered for messages.
+        found: String,
+        /// The first difference found.
+        detail: String,
+    },
 
     /// The append covers (entity, bucket) pairs that are already covered.
     #[error(
@@ -79,43 +115,78 @@ pub enum Error {
 
     /// Coverage sidecars are missing or corrupt and could not be rebuilt.
     #[error("coverage unavailable: {detail} (missing or corrupt: {})", files.join(", "))]
-    MissingCoverage { files: Vec<String>, detail: String },
+    MissingCoverage {
+        /// Full locations of the sidecar and the data file it would be rebuilt from.
+        files: Vec<String>,
+        /// Why the rebuild failed.
+        detail: String,
+    },
 
     /// A commit lost the race for its version too many times.
     #[error(
         "commit conflict: version {version} was taken by another writer and {attempts} attempt(s) did not succeed"
     )]
-    Conflict { version: u64, attempts: u32 },
+    Conflict {
+        /// The version the last attempt tried to commit.
+        version: u64,
+        /// How many commit attempts were made.
+        attempts: u32,
+    },
 
     /// The commit write failed in a way that leaves its outcome unknown.
     #[error("commit outcome unknown for {path}: {source}; the data files were kept; reopen the table to see whether version {version} landed")]
     CommitOutcomeUnknown {
+        /// Full location of the log file that was being written.
         path: String,
+        /// The version being committed.
         version: u64,
+        /// The store error from the write.
         #[source]
         source: object_store::Error,
     },
 
     /// A log file that exists but cannot be parsed or violates the format.
     #[error("corrupt log file {path}: {reason}")]
-    CorruptLog { path: String, reason: String },
+    CorruptLog {
+        /// The log file concerned.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// A commit file missing from the middle of the log.
     #[error("missing log file {path}: versions must be contiguous")]
-    MissingLog { path: String },
+    MissingLog {
+        /// Full location of the missing commit file.
+        path: String,
+    },
 
     /// The table uses a format version this build cannot read.
     #[error("unsupported format version {found} in {path} (this build reads up to {supported})")]
-    UnsupportedFormat { path: String, found: u32, supported: u32 },
+    UnsupportedFormat {
+        /// The log file that declares the format version.
+        path: String,
+        /// The format version it declares.
+        found: u32,
+        /// The newest format version this build reads.
+        supported: u32,
+    },
 
     /// A table location string that cannot be resolved to a store.
     #[error("invalid table location '{location}': {reason}")]
-    InvalidLocation { location: String, reason: String },
+    InvalidLocation {
+        /// The location as given.
+        location: String,
+        /// Why it cannot be resolved.
+        reason: String,
+    },
 
     /// Object store failure, with the path it happened on.
     #[error("storage error at {path}: {source}")]
     Storage {
+        /// Full location of the file or folder concerned.
         path: String,
+        /// The store error.
         #[source]
         source: object_store::Error,
     },
@@ -123,7 +194,9 @@ pub enum Error {
     /// Local file failure (input files given by path).
     #[error("cannot read {}: {source}", path.display())]
     Io {
+        /// The local path that could not be read.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -131,7 +204,9 @@ pub enum Error {
     /// Parquet encode/decode failure, with the file it concerns.
     #[error("parquet error in {path}: {source}")]
     Parquet {
+        /// The file name, or `new segment` while encoding one.
         path: String,
+        /// The Parquet error.
         #[source]
         source: parquet::errors::ParquetError,
     },

@@ -73,6 +73,11 @@ internal_api! {
     pub mod transaction_log;
 }
 
+/// The README's Rust examples compile as doctests, so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use builder::{create, open, TableBuilder};
 pub use error::{Error, Result};
 pub use formats::parquet::{SegmentCompression, WriterOptions};

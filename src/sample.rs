@@ -28,6 +28,7 @@ const TICKERS: [&str; 40] = [
 /// A deterministic market-bar dataset description.
 #[derive(Debug, Clone)]
 pub struct MarketBars {
+    /// Ticker of each symbol; a symbol's index here decides its gaps.
     pub symbols: Vec<String>,
     /// Number of trading days (weekdays) starting 2024-01-02.
     pub days: usize,
@@ -41,6 +42,7 @@ impl MarketBars {
         MarketBars { symbols, days }
     }
 
+    /// `ts` (milliseconds, UTC), `symbol`, `open`, `high`, `low`, `close`, `volume`; none nullable.
     pub fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
             Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),

@@ -30,14 +30,21 @@ use crate::table::{key_matches, Snapshot, TimeRange, TimeSeriesTable};
 /// Which metadata question a function answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetadataKind {
+    /// `coverage(table [, start, end])`: bucket coverage per entity over a window.
     Coverage,
+    /// `gaps(table [, start, end])`: runs of missing buckets per entity.
     Gaps,
+    /// `last_covered_window(table, length [, end])`: per entity, the latest fully covered
+    /// window of `length`.
     LastCoveredWindow,
+    /// `segments(table)`: the live segments.
     Segments,
+    /// `history(table)`: one row per commit.
     History,
 }
 
 impl MetadataKind {
+    /// Every kind, for registering all the functions.
     pub const ALL: [MetadataKind; 5] = [
         MetadataKind::Coverage,
         MetadataKind::Gaps,
@@ -46,6 +53,7 @@ impl MetadataKind {
         MetadataKind::History,
     ];
 
+    /// The SQL function name.
     pub fn name(self) -> &'static str {
         match self {
             MetadataKind::Coverage => "coverage",
@@ -82,6 +90,7 @@ pub struct MetadataFunction {
 }
 
 impl MetadataFunction {
+    /// The function answering `kind`; register it under [`MetadataKind::name`].
     pub fn new(kind: MetadataKind) -> Self {
         MetadataFunction { kind }
     }

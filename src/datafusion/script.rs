@@ -10,12 +10,14 @@ use crate::error::Result;
 /// One executed statement and its result.
 #[derive(Debug)]
 pub struct StatementResult {
+    /// The statement as run: trimmed, without `--` comments or the closing `;`.
     pub sql: String,
+    /// The batches it returned (possibly none).
     pub batches: Vec<RecordBatch>,
 }
 
-/// Splits a script into statements. Comments stay attached to the statement they precede
-/// but a piece holding only comments and blanks is dropped.
+/// Splits a script into statements on `;` outside quotes. `--` comments are removed
+/// (block comments are not recognised) and empty statements are dropped.
 pub fn split_statements(script: &str) -> Vec<String> {
     let mut statements = Vec::new();
     let mut current = String::new();

@@ -14,9 +14,13 @@ const NANOS_PER_SECOND: i64 = 1_000_000_000;
 /// Unit of a bucket length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BucketUnit {
+    /// `s`
     Second,
+    /// `m`
     Minute,
+    /// `h`
     Hour,
+    /// `d`: always 86 400 s, since buckets are in UTC.
     Day,
 }
 

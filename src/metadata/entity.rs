@@ -15,8 +15,11 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum EntityValue {
+    /// A signed integer, or an unsigned one that fits in `i64`.
     Int(i64),
+    /// An unsigned integer above `i64::MAX`.
     UInt(u64),
+    /// A string.
     Str(String),
 }
 

@@ -13,9 +13,13 @@ use crate::error::{Error, Result};
 /// One column of the table schema, as stored in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldDef {
+    /// Column name.
     pub name: String,
+    /// Type in the format's own vocabulary (`int64`, `utf8`, `timestamp(ns,UTC)`, ...),
+    /// stored as `type`.
     #[serde(rename = "type")]
     pub data_type: String,
+    /// Whether the column may hold nulls.
     pub nullable: bool,
 }
 

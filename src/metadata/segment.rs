@@ -34,6 +34,7 @@ impl fmt::Display for SegmentId {
 /// One live (or once live) segment of the table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentMeta {
+    /// The segment's identifier; its file names derive from it.
     pub id: SegmentId,
     /// Parquet file, relative to the table root.
     pub path: String,
@@ -43,10 +44,13 @@ pub struct SegmentMeta {
     pub ts_min: i64,
     /// Largest timestamp in the segment, nanoseconds since the epoch (inclusive).
     pub ts_max: i64,
+    /// Number of rows in the Parquet file.
     pub row_count: u64,
+    /// Size of the Parquet file in bytes.
     pub size_bytes: u64,
     /// Whether rows are in non-decreasing time order.
     pub sorted: bool,
+    /// Number of distinct entities in the segment, listed or not.
     pub entity_count: u64,
     /// The segment's entities, when at most [`MAX_LISTED_ENTITIES`].
     #[serde(default, skip_serializing_if = "Option::is_none")]

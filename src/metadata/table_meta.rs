@@ -145,7 +145,9 @@ impl TimeIndexSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "TableMetaWire", into = "TableMetaWire")]
 pub struct TableMeta {
+    /// How the table is indexed in time and by entity.
     pub time_index: TimeIndexSpec,
+    /// The table schema; `None` until the first append unless declared at creation.
     pub schema: Option<SchemaRef>,
 }
 

@@ -45,15 +45,20 @@ impl fmt::Display for TableLocation {
 /// Result of a create-if-absent write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
+    /// The file was written.
     Created,
+    /// A file was already there; nothing was written.
     AlreadyExists,
 }
 
 /// A listed file, relative to the table root.
 #[derive(Debug, Clone)]
 pub struct ListedFile {
+    /// Path relative to the table root, `/`-separated.
     pub path: String,
+    /// Size in bytes.
     pub size: u64,
+    /// Last-modified time as reported by the store.
     pub last_modified: chrono::DateTime<chrono::Utc>,
 }
 
@@ -208,30 +213,38 @@ impl TableLocation {
         }
     }
 
-    /// Writes a file only if it does not exist yet (the commit primitive).
-    pub async fn put_if_absent(&self, relative: &str, bytes: Bytes) -> Result<PutOutcome, object_store::Error> {
-        let options = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.store.put_opts(&self.path(relative), PutPayload::from(bytes), options).await {
-            Ok(_) => Ok(PutOutcome::Created),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(PutOutcome::AlreadyExists),
-            Err(e) => Err(e),
+    // Writes go through the table layer, which applies the table's rules; raw writes are
+    // for tests and tools.
+    internal_api! {
+        /// Writes a file only if it does not exist yet (the commit primitive).
+        pub async fn put_if_absent(&self, relative: &str, bytes: Bytes) -> Result<PutOutcome, object_store::Error> {
+            let options = PutOptions { mode: PutMode::Create, ..Default::default() };
+            match self.store.put_opts(&self.path(relative), PutPayload::from(bytes), options).await {
+                Ok(_) => Ok(PutOutcome::Created),
+                Err(object_store::Error::AlreadyExists { .. }) => Ok(PutOutcome::AlreadyExists),
+                Err(e) => Err(e),
+            }
         }
     }
 
-    /// Writes (or replaces) a file atomically.
-    pub async fn put(&self, relative: &str, bytes: Bytes) -> Result<()> {
-        self.store
-            .put(&self.path(relative), PutPayload::from(bytes))
-            .await
-            .map(|_| ())
-            .map_err(|e| Error::storage(self.describe(relative), e))
+    internal_api! {
+        /// Writes (or replaces) a file atomically.
+        pub async fn put(&self, relative: &str, bytes: Bytes) -> Result<()> {
+            self.store
+                .put(&self.path(relative), PutPayload::from(bytes))
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::storage(self.describe(relative), e))
+        }
     }
 
-    /// Deletes a file; a file already gone is not an error.
-    pub async fn delete(&self, relative: &str) -> Result<()> {
-        match self.store.delete(&self.path(relative)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(Error::storage(self.describe(relative), e)),
+    internal_api! {
+        /// Deletes a file; a file already gone is not an error.
+        pub async fn delete(&self, relative: &str) -> Result<()> {
+            match self.store.delete(&self.path(relative)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(Error::storage(self.describe(relative), e)),
+            }
         }
     }
 

@@ -30,8 +30,11 @@ pub const COVERAGE_SNAPSHOT_EVERY: usize = 32;
 /// What a successful append produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendResult {
+    /// The version the append committed.
     pub version: u64,
+    /// The new segment.
     pub segment_id: SegmentId,
+    /// Rows appended.
     pub rows: u64,
     /// Commit attempts it took (more than one when other writers got there first).
     pub attempts: u32,

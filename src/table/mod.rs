@@ -111,6 +111,7 @@ impl TimeSeriesTable {
     }
 
     /// A read-only copy that stays at this handle's version.
+    #[cfg(feature = "sql")]
     pub(crate) fn frozen(&self) -> Self {
         TimeSeriesTable { pinned: true, ..self.clone() }
     }

@@ -16,10 +16,15 @@ pub type EntityFilter = HashMap<usize, BTreeSet<EntityValue>>;
 /// The segments a read must open and what pruning removed.
 #[derive(Debug, Default)]
 pub struct SegmentSelection {
+    /// The segments to open, ordered by start time.
     pub segments: Vec<Arc<SegmentMeta>>,
+    /// Live segments before pruning.
     pub total: usize,
+    /// Segments whose `[ts_min, ts_max]` misses the requested times.
     pub pruned_by_time: usize,
+    /// Segments left after time pruning whose listed entities all fail the filter.
     pub pruned_by_entity: usize,
+    /// Segments left after entity pruning with no matching covered bucket in the times.
     pub pruned_by_coverage: usize,
 }
 

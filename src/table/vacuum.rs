@@ -42,15 +42,19 @@ impl Default for VacuumOptions {
 }
 
 impl VacuumOptions {
+    /// The defaults: one hour of retention, deleting for real.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Sets how old an unreferenced file must be to be deleted; keep it above the longest
+    /// append, or in-flight files may go.
     pub fn with_retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
         self
     }
 
+    /// Sets whether to only report, deleting nothing.
     pub fn with_dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
         self
@@ -73,8 +77,11 @@ pub enum OrphanStatus {
 pub struct OrphanFile {
     /// Relative to the table root.
     pub path: String,
+    /// Size in bytes.
     pub size: u64,
+    /// Last-modified time as reported by the store; its age decides deletion.
     pub last_modified: DateTime<Utc>,
+    /// What vacuum did with the file.
     pub status: OrphanStatus,
 }
 
@@ -83,7 +90,9 @@ pub struct OrphanFile {
 pub struct VacuumReport {
     /// The log version whose commits (1 ..= version) were read for references.
     pub version: u64,
+    /// Whether this was a dry run ([`VacuumOptions::dry_run`]).
     pub dry_run: bool,
+    /// The retention period used ([`VacuumOptions::retention`]).
     pub retention: Duration,
     /// Files looked at (referenced or not).
     pub files_scanned: usize,

@@ -3,22 +3,81 @@
 //!
 //! Pure; no I/O. A checkpoint carries a CRC-32 of its own content: a torn or damaged
 //! checkpoint fails to decode and readers fall back to the commits, never trusting it.
+//! One written by a newer format is a different matter ([`CheckpointError::NewerFormat`]):
+//! writers write checkpoints in the table's format, so it means the table itself moved on.
+//!
+//! Checkpoints may sit at any version. Writers aim for the multiples of
+//! [`CHECKPOINT_INTERVAL`], and a commit that finds the newest one more than an interval
+//! behind (the writer due to write it crashed or failed) writes one for its own version.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::actions::FORMAT_VERSION;
+use super::actions::{format_version_of, FORMAT_VERSION};
 use super::state::{CoverageSnapshotRef, TableState};
 use crate::metadata::{SegmentMeta, TableMeta};
 
-/// A checkpoint is written after every commit whose version is a multiple of this.
+/// A checkpoint is written after every commit whose version is a multiple of this, and
+/// after any commit that finds the newest checkpoint more than this many versions behind.
 pub const CHECKPOINT_INTERVAL: u64 = 100;
+
+const SUFFIX: &str = ".checkpoint.json";
 
 /// Relative path of the checkpoint of `version`.
 pub fn checkpoint_path(version: u64) -> String {
-    format!("{}/{version:010}.checkpoint.json", super::log_store::LOG_DIR)
+    format!("{}/{version:010}{SUFFIX}", super::log_store::LOG_DIR)
+}
+
+/// The version of a checkpoint from its file name (`0000000150.checkpoint.json` -> 150);
+/// `None` for any other file.
+pub(crate) fn checkpoint_version(file_name: &str) -> Option<u64> {
+    let digits = file_name.strip_suffix(SUFFIX)?;
+    // `u64::from_str` would also take a sign.
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Whether the commit of a version writes a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CheckpointDue {
+    No,
+    /// The version is a multiple of [`CHECKPOINT_INTERVAL`].
+    Scheduled,
+    /// The newest checkpoint known is more than an interval behind: the one scheduled
+    /// since was never written (its writer crashed or failed).
+    Overdue,
+}
+
+/// Whether the commit of `version` writes a checkpoint, given the newest checkpoint its
+/// writer knows of (0 for none).
+pub(crate) fn checkpoint_due(version: u64, newest_known: u64) -> CheckpointDue {
+    if version == 0 {
+        CheckpointDue::No
+    } else if version % CHECKPOINT_INTERVAL == 0 {
+        CheckpointDue::Scheduled
+    } else if version.saturating_sub(newest_known) > CHECKPOINT_INTERVAL {
+        CheckpointDue::Overdue
+    } else {
+        CheckpointDue::No
+    }
+}
+
+/// Why a checkpoint cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckpointError {
+    /// Written by a newer format. Not to be skipped: the reader must refuse the table.
+    #[error("format version {found} is newer than this build reads ({FORMAT_VERSION})")]
+    NewerFormat {
+        /// The checkpoint's `format_version`.
+        found: u32,
+    },
+    /// Torn, damaged or holding another version: ignored, the commits are replayed instead.
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -66,24 +125,28 @@ pub fn encode_checkpoint(state: &TableState) -> Result<Vec<u8>, String> {
     serde_json::to_vec(&Checkpoint { body, crc32 }).map_err(|e| e.to_string())
 }
 
-/// Parses and verifies a checkpoint expected to hold `version`.
-pub fn decode_checkpoint(bytes: &[u8], version: u64) -> Result<TableState, String> {
-    let checkpoint: Checkpoint = serde_json::from_slice(bytes).map_err(|e| format!("not a checkpoint: {e}"))?;
-    if crc_of(&checkpoint.body)? != checkpoint.crc32 {
-        return Err("checksum mismatch".into());
+/// Parses and verifies a checkpoint expected to hold `version`. The format version is read
+/// first: a newer layout need not parse, nor checksum, the way this build expects.
+pub fn decode_checkpoint(bytes: &[u8], version: u64) -> Result<TableState, CheckpointError> {
+    let unreadable = CheckpointError::Unreadable;
+    let found = format_version_of(bytes).map_err(|e| unreadable(format!("not a checkpoint: {e}")))?;
+    if found > FORMAT_VERSION {
+        return Err(CheckpointError::NewerFormat { found });
+    }
+    let checkpoint: Checkpoint =
+        serde_json::from_slice(bytes).map_err(|e| unreadable(format!("not a checkpoint: {e}")))?;
+    if crc_of(&checkpoint.body).map_err(unreadable)? != checkpoint.crc32 {
+        return Err(unreadable("checksum mismatch".into()));
     }
     let body = checkpoint.body;
-    if body.format_version > FORMAT_VERSION {
-        return Err(format!("format version {} is newer than this build reads", body.format_version));
-    }
     if body.version != version {
-        return Err(format!("holds version {} instead of {version}", body.version));
+        return Err(unreadable(format!("holds version {} instead of {version}", body.version)));
     }
     let mut segments = BTreeMap::new();
     for CheckpointSegment { mut segment, added_in_version } in body.segments {
         segment.added_in_version = added_in_version;
         if segments.insert(segment.id.clone(), Arc::new(segment)).is_some() {
-            return Err("a segment is listed twice".into());
+            return Err(unreadable("a segment is listed twice".into()));
         }
     }
     Ok(TableState { version: body.version, meta: body.meta, segments, coverage_snapshot: body.coverage_snapshot })
@@ -131,7 +194,51 @@ mod tests {
         let bytes = encode_checkpoint(&state()).unwrap();
         assert!(decode_checkpoint(&bytes[..bytes.len() - 3], 2).is_err(), "torn");
         let text = String::from_utf8(bytes.clone()).unwrap().replace("\"row_count\":3", "\"row_count\":4");
-        assert_eq!(decode_checkpoint(text.as_bytes(), 2).unwrap_err(), "checksum mismatch");
+        assert_eq!(
+            decode_checkpoint(text.as_bytes(), 2).unwrap_err(),
+            CheckpointError::Unreadable("checksum mismatch".into())
+        );
         assert!(decode_checkpoint(&bytes, 3).is_err(), "wrong version");
+        for bad in [&bytes[..bytes.len() - 3], text.as_bytes()] {
+            assert!(matches!(decode_checkpoint(bad, 2), Err(CheckpointError::Unreadable(_))));
+        }
+    }
+
+    #[test]
+    fn a_newer_checkpoint_is_reported_as_such_before_its_checksum_or_layout_is_judged() {
+        let mut value: serde_json::Value = serde_json::from_slice(&encode_checkpoint(&state()).unwrap()).unwrap();
+        value["format_version"] = 2.into();
+        value["segments"] = "stored elsewhere in format 2".into();
+        let bytes = serde_json::to_vec(&value).unwrap();
+        assert_eq!(decode_checkpoint(&bytes, 2).unwrap_err(), CheckpointError::NewerFormat { found: 2 });
+    }
+
+    #[test]
+    fn checkpoint_names_parse_back_to_their_version() {
+        assert_eq!(checkpoint_version("0000000150.checkpoint.json"), Some(150));
+        assert_eq!(checkpoint_path(150).rsplit('/').next().and_then(checkpoint_version), Some(150));
+        for other in ["0000000150.json", "CURRENT", "+150.checkpoint.json", ".checkpoint.json", "x.checkpoint.json"] {
+            assert_eq!(checkpoint_version(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn checkpoints_are_due_on_the_schedule_or_when_the_newest_is_more_than_an_interval_behind() {
+        use CheckpointDue::*;
+        let cases = [
+            (0, 0, No),
+            (99, 0, No),
+            (100, 0, Scheduled),
+            (200, 100, Scheduled),
+            (200, 200, Scheduled),
+            (101, 0, Overdue),
+            (201, 100, Overdue),
+            (201, 200, No),
+            (201, 101, No),
+            (150, 150, No),
+        ];
+        for (version, newest_known, due) in cases {
+            assert_eq!(checkpoint_due(version, newest_known), due, "version {version}, newest known {newest_known}");
+        }
     }
 }

@@ -4,11 +4,17 @@
 //! Does I/O (through [`TableLocation`]). A lost race is a value ([`CommitOutcome::Conflict`]),
 //! not an error; deciding what to do about it belongs to the table layer.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-use super::actions::Commit;
-use super::checkpoint::{checkpoint_path, decode_checkpoint, encode_checkpoint, CHECKPOINT_INTERVAL};
+use super::actions::{parse_commit, Commit, FORMAT_VERSION};
+use super::checkpoint::{
+    checkpoint_due, checkpoint_path, checkpoint_version, decode_checkpoint, encode_checkpoint, CheckpointDue,
+    CheckpointError, CHECKPOINT_INTERVAL,
+};
 use super::state::TableState;
 use crate::error::{Error, Result};
 use crate::storage::{PutOutcome, TableLocation};
@@ -37,13 +43,21 @@ pub enum CommitOutcome {
 #[derive(Debug, Clone)]
 pub struct LogStore {
     location: TableLocation,
+    /// The newest checkpoint version this handle knows of (learnt when loading, or written
+    /// by it), or the version of its last failed attempt to write one; 0 for none. Only a
+    /// hint, kept here rather than in `TableState` because it describes the log's files, not
+    /// the table: it lets a commit decide with no I/O that no checkpoint is overdue, and it
+    /// is checked against a listing before a catch-up checkpoint is written.
+    newest_checkpoint: Arc<AtomicU64>,
 }
 
 impl LogStore {
+    /// The log of the table at `location` (nothing is read until asked).
     pub fn new(location: TableLocation) -> Self {
-        LogStore { location }
+        LogStore { location, newest_checkpoint: Arc::default() }
     }
 
+    /// Where the table lives.
     pub fn location(&self) -> &TableLocation {
         &self.location
     }
@@ -110,41 +124,82 @@ impl LogStore {
         Ok(state)
     }
 
-    /// The newest readable checkpoint at or before `version`. Unreadable ones are skipped
-    /// (a torn checkpoint is never trusted); the commits are always there to fall back on.
+    /// The newest readable checkpoint at or before `version`, found with one listing of the
+    /// log folder (checkpoints may sit at any version). A torn or damaged one is skipped, never
+    /// trusted: the commits are always there to fall back on. One written by a newer format is
+    /// an error, not skipped: writers write checkpoints in the table's format, so it means the
+    /// table was moved to that format at or before its version. Replaying past it would at best
+    /// fail later on a newer commit, and at worst (the older commits cleaned up, or a change of
+    /// meaning that needs no new action) misread the table without a word.
     async fn latest_checkpoint(&self, version: u64) -> Result<Option<TableState>> {
-        let mut candidate = version / CHECKPOINT_INTERVAL * CHECKPOINT_INTERVAL;
-        // Checkpoints are best effort: look back a few intervals, then replay.
-        for _ in 0..3 {
-            if candidate == 0 {
-                break;
-            }
-            let path = checkpoint_path(candidate);
-            if let Some(bytes) = self.location.get(&path).await? {
-                match decode_checkpoint(&bytes, candidate) {
-                    Ok(state) => return Ok(Some(state)),
-                    Err(reason) => tracing::warn!(path = %path, %reason, "ignoring unreadable checkpoint"),
+        let mut candidates: Vec<u64> = self.listed_checkpoints().await?.into_iter().filter(|v| *v <= version).collect();
+        candidates.sort_unstable_by(|a, b| b.cmp(a));
+        for candidate in candidates {
+            let relative = checkpoint_path(candidate);
+            // Gone since the listing (a writer replacing it, a cleanup): try the next one.
+            let Some(bytes) = self.location.get(&relative).await? else { continue };
+            match decode_checkpoint(&bytes, candidate) {
+                Ok(state) => {
+                    self.newest_checkpoint.fetch_max(candidate, Ordering::Relaxed);
+                    return Ok(Some(state));
+                }
+                Err(CheckpointError::NewerFormat { found }) => {
+                    return Err(Error::UnsupportedFormat {
+                        path: self.location.describe(&relative),
+                        found,
+                        supported: FORMAT_VERSION,
+                    })
+                }
+                Err(CheckpointError::Unreadable(reason)) => {
+                    tracing::warn!(path = %relative, %reason, "ignoring unreadable checkpoint")
                 }
             }
-            candidate -= CHECKPOINT_INTERVAL;
         }
         Ok(None)
     }
 
-    /// Writes a checkpoint of `state` if its version is due one. Best effort: a failure
-    /// only means readers replay a few more commits.
+    /// The versions of the checkpoint files in the log folder, in no particular order.
+    async fn listed_checkpoints(&self) -> Result<Vec<u64>> {
+        let prefix = format!("{LOG_DIR}/");
+        let files = self.location.list(LOG_DIR).await?;
+        Ok(files.iter().filter_map(|f| checkpoint_version(f.path.strip_prefix(&prefix)?)).collect())
+    }
+
+    /// Writes a checkpoint of `state` if its version is due one: a multiple of
+    /// [`CHECKPOINT_INTERVAL`], or the newest checkpoint is more than an interval behind (the
+    /// writer due to write it crashed or failed). Costs no I/O unless one is due; an overdue
+    /// one is first checked with one listing, since another writer may have written one this
+    /// handle has not seen. Best effort: a failure only means readers replay more commits.
     pub async fn checkpoint_if_due(&self, state: &TableState) {
-        if state.version == 0 || state.version % CHECKPOINT_INTERVAL != 0 {
-            return;
-        }
-        let path = checkpoint_path(state.version);
-        match encode_checkpoint(state) {
-            Ok(bytes) => {
-                if let Err(e) = self.location.put(&path, Bytes::from(bytes)).await {
-                    tracing::warn!(path = %path, error = %e, "could not write checkpoint");
+        let version = state.version;
+        match checkpoint_due(version, self.newest_checkpoint.load(Ordering::Relaxed)) {
+            CheckpointDue::No => return,
+            CheckpointDue::Scheduled => {}
+            CheckpointDue::Overdue => match self.listed_checkpoints().await {
+                Ok(listed) => {
+                    let newest = listed.into_iter().filter(|v| *v <= version).max().unwrap_or(0);
+                    let known = self.newest_checkpoint.fetch_max(newest, Ordering::Relaxed).max(newest);
+                    if checkpoint_due(version, known) == CheckpointDue::No {
+                        return;
+                    }
                 }
-            }
-            Err(e) => tracing::warn!(path = %path, error = %e, "could not encode checkpoint"),
+                // Write anyway: a redundant checkpoint costs less than replaying without one.
+                Err(e) => tracing::warn!(error = %e, "could not list checkpoints"),
+            },
+        }
+        let path = checkpoint_path(version);
+        let written = match encode_checkpoint(state) {
+            Ok(bytes) => self.location.put(&path, Bytes::from(bytes)).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        if let Err(error) = &written {
+            tracing::warn!(path = %path, %error, "could not write checkpoint");
+        }
+        // A failed scheduled checkpoint is caught up by the next commit. A failed catch-up
+        // counts as written, so a store that refuses them costs one attempt per interval,
+        // not one per commit.
+        if written.is_ok() || version % CHECKPOINT_INTERVAL != 0 {
+            self.newest_checkpoint.fetch_max(version, Ordering::Relaxed);
         }
     }
 
@@ -186,7 +241,8 @@ impl LogStore {
             Ok(PutOutcome::AlreadyExists) => CommitOutcome::Conflict,
             Err(source) => match self.read_commit(commit.version).await {
                 Ok(found) if found.txn_id == commit.txn_id => CommitOutcome::Committed,
-                Ok(_) => CommitOutcome::Conflict,
+                // A newer writer's commit is not ours; reloading will report its format.
+                Ok(_) | Err(Error::UnsupportedFormat { .. }) => CommitOutcome::Conflict,
                 Err(_) => {
                     return Err(Error::CommitOutcomeUnknown {
                         path: self.location.describe(&relative),
@@ -207,16 +263,4 @@ impl LogStore {
     pub async fn commits(&self, version: u64) -> Result<Vec<Commit>> {
         futures::stream::iter(1..=version).map(|v| self.read_commit(v)).buffered(READ_CONCURRENCY).try_collect().await
     }
-}
-
-fn parse_commit(bytes: &[u8], version: u64, path: &str) -> Result<Commit> {
-    let commit: Commit = serde_json::from_slice(bytes)
-        .map_err(|e| Error::CorruptLog { path: path.to_string(), reason: format!("not a valid commit: {e}") })?;
-    if commit.version != version {
-        return Err(Error::CorruptLog {
-            path: path.to_string(),
-            reason: format!("file holds version {} instead of {version}", commit.version),
-        });
-    }
-    Ok(commit)
 }

@@ -2,7 +2,8 @@
 //!
 //! `actions` (the commit file model), `state` (replay as a fold) and `checkpoint` (the
 //! state at a version in one file) are pure;
-//! `log_store` reads and writes commit files through storage with create-if-absent.
+//! `log_store` reads and writes commit files through storage with create-if-absent, and
+//! finds and writes checkpoints. Every log file is read `format_version` first.
 
 pub mod actions;
 pub mod checkpoint;

@@ -16,7 +16,9 @@ use crate::metadata::{SegmentId, SegmentMeta, TableMeta};
 /// The committed state of a table at `version`.
 #[derive(Debug, Clone)]
 pub struct TableState {
+    /// The version this state is as of.
     pub version: u64,
+    /// The time index and, once the first append fixed it, the schema.
     pub meta: TableMeta,
     /// Live segments, by id.
     pub segments: BTreeMap<SegmentId, Arc<SegmentMeta>>,
@@ -29,7 +31,9 @@ pub struct TableState {
 /// A table coverage snapshot named by the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CoverageSnapshotRef {
+    /// The snapshot file, relative to the table root.
     pub path: String,
+    /// The version whose commit named it.
     pub version: u64,
 }
 

@@ -7,6 +7,7 @@ mod common;
 mod coverage;
 mod format_fixture;
 mod log_contract;
+mod log_evolution;
 mod readme;
 mod reliability;
 mod sql;

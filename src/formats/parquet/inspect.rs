@@ -18,7 +18,9 @@ use crate::metadata::TimeIndexSpec;
 /// What inspection learned about a Parquet file.
 #[derive(Debug)]
 pub struct InspectedFile {
+    /// The file's Arrow schema, already checked against the table's time index.
     pub schema: SchemaRef,
+    /// Statistics and coverage of its rows.
     pub stats: SegmentStats,
     /// Per column, whether the file proves the column holds no nulls.
     pub null_free: Vec<bool>,

@@ -22,10 +22,13 @@ use crate::metadata::{EntityKey, TimeIndexSpec};
 /// Facts about one segment's rows.
 #[derive(Debug, Clone)]
 pub struct SegmentStats {
+    /// Number of rows.
     pub row_count: u64,
     /// Inclusive extent in nanoseconds; `None` for no rows.
     pub ts_range: Option<(i64, i64)>,
+    /// Whether the rows, in the order seen, are in non-decreasing time order.
     pub sorted: bool,
+    /// Per entity, the buckets its rows fall in.
     pub coverage: Coverage,
 }
 
@@ -113,6 +116,7 @@ impl StatsCollector {
         Ok(())
     }
 
+    /// The statistics of every batch observed.
     pub fn finish(self) -> SegmentStats {
         let mut coverage = Coverage::new();
         for (key, set, _) in self.entities.rows {

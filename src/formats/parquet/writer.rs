@@ -80,7 +80,9 @@ impl SegmentCompression {
 /// A segment ready to be stored.
 #[derive(Debug)]
 pub struct EncodedSegment {
+    /// The complete Parquet file, rows sorted by time.
     pub bytes: Bytes,
+    /// Statistics and coverage of its rows.
     pub stats: SegmentStats,
 }
 
