@@ -46,8 +46,8 @@ impl TableBuilder {
     }
 
     /// Adds a storage option for a cloud store, e.g. `aws.region` or `aws.endpoint`
-    /// (the `aws.`/`google.`/`azure.` prefix with a dot, as in `datafusion-cli`, or
-    /// object_store's own key).
+    /// (the `aws.`/`gcp.`/`azure.` prefix with a dot, as in `datafusion-cli`, or
+    /// object_store's own key). Unknown keys are an error when the table is opened.
     pub fn with_storage_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.storage_options.push((key.into(), value.into()));
         self

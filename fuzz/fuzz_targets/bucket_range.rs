@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let (Some(start), Some(end)) = (start, end) {
-        assert_eq!(TimeRange::try_new(start, end).is_ok(), start < end);
+        assert_eq!(TimeRange::from_nanos(start, end).is_ok(), start < end);
         if let Some(bucket) = &bucket {
             if let Ok(ids) = expected_buckets(start, end, bucket) {
                 assert!(ids.start < ids.end);

@@ -50,6 +50,7 @@ impl DataSink for TimeSeriesSink {
         if batches.iter().all(|b| b.num_rows() == 0) {
             return Ok(0);
         }
+        let _turn = self.shared.writer_turn().await;
         let mut table = self.shared.handle();
         table.refresh().await?;
         let result = table.append_as(batches, "insert").await?;

@@ -4,39 +4,29 @@
 //! the `INSERT` sink) share one [`SharedTable`]. Every scan of one statement reads the
 //! same snapshot: the first scan of a statement catches up with the log and pins the
 //! result under the statement's key, and the statement's other scans take the pin. A
-//! statement is identified by its session and its start time, which DataFusion stamps on
-//! the state of every `ctx.sql()` / `DataFrame` and hands to each `scan()`.
+//! statement is identified by the alias generator of its session state: DataFusion makes a
+//! new one each time it marks a statement's start (every `ctx.sql()` / `DataFrame`), and
+//! every clone of that state, which is what each `scan()` receives, shares it. A pin lives
+//! as long as its statement's state does.
 //!
 //! No lock is held across I/O: the latest handle sits behind a mutex that is taken only to
 //! clone or replace it; catching up, and appends, run on a private clone and publish the
-//! result if it is newer. Does I/O (catching up with the log).
+//! result if it is newer. INSERTs through one provider take turns on a lock of their own,
+//! which scans never take. Does I/O (catching up with the log).
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use datafusion::catalog::Session;
+use datafusion::common::alias::AliasGenerator;
 use tokio::sync::OnceCell;
 
 use crate::error::Result;
 use crate::table::{Snapshot, TimeSeriesTable};
 
-/// How many recent statements keep their pin; an older statement that scans again
-/// (a `DataFrame` executed twice, long after) simply pins anew.
-const PINNED_STATEMENTS: usize = 64;
-
-/// A statement: the session it runs in and the instant DataFusion stamped on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct StatementKey {
-    session: String,
-    started_at: i64,
-}
-
-impl StatementKey {
-    fn of(session: &dyn Session) -> Option<Self> {
-        let started = session.execution_props().query_execution_start_time?;
-        Some(StatementKey { session: session.session_id().to_string(), started_at: started.timestamp_nanos_opt()? })
-    }
-}
+/// A statement: the alias generator of its session state. Held weakly, so the allocation
+/// (and with it the identity) cannot be reused while the entry exists, and a finished
+/// statement's entry can be recognised and dropped.
+type StatementKey = Weak<AliasGenerator>;
 
 type Pin = Arc<OnceCell<Arc<Snapshot>>>;
 
@@ -44,12 +34,20 @@ type Pin = Arc<OnceCell<Arc<Snapshot>>>;
 #[derive(Debug)]
 pub(crate) struct SharedTable {
     latest: Mutex<TimeSeriesTable>,
-    pins: Mutex<VecDeque<(StatementKey, Pin)>>,
+    pins: Mutex<Vec<(StatementKey, Pin)>>,
+    /// Taken by INSERTs only, so that appends through one provider take turns instead of
+    /// racing each other through the commit retries.
+    writer: tokio::sync::Mutex<()>,
 }
 
 impl SharedTable {
     pub(crate) fn new(table: TimeSeriesTable) -> Self {
-        SharedTable { latest: Mutex::new(table), pins: Mutex::new(VecDeque::new()) }
+        SharedTable { latest: Mutex::new(table), pins: Mutex::new(Vec::new()), writer: tokio::sync::Mutex::new(()) }
+    }
+
+    /// The INSERT turn: held across one append, never by a scan.
+    pub(crate) async fn writer_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writer.lock().await
     }
 
     /// A private copy of the latest handle, to catch up or append on without a lock.
@@ -78,26 +76,27 @@ impl SharedTable {
 
     /// The snapshot the statement running in `session` reads: pinned by its first scan.
     pub(crate) async fn statement_snapshot(&self, session: &dyn Session) -> Result<Arc<Snapshot>> {
-        let Some(key) = StatementKey::of(session) else {
-            // A state built without a start time cannot be told apart from the next one.
+        let props = session.execution_props();
+        if props.query_execution_start_time.is_none() {
+            // A state that was never marked as a statement's start: no statement to pin for.
             return self.latest_snapshot().await;
-        };
-        let pin = self.pin(key);
+        }
+        let pin = self.pin(&props.alias_generator);
         // Scans of one statement may be planned concurrently: the first initialises the
         // pin, the others wait for that same catch-up (never for another statement).
         pin.get_or_try_init(|| self.latest_snapshot()).await.cloned()
     }
 
-    fn pin(&self, key: StatementKey) -> Pin {
+    fn pin(&self, statement: &Arc<AliasGenerator>) -> Pin {
+        let key = Arc::downgrade(statement);
         let mut pins = self.pins.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, pin)) = pins.iter().find(|(k, _)| *k == key) {
+        // Statements whose state is gone will never scan again.
+        pins.retain(|(k, _)| k.strong_count() > 0);
+        if let Some((_, pin)) = pins.iter().find(|(k, _)| Weak::ptr_eq(k, &key)) {
             return Arc::clone(pin);
         }
         let pin = Pin::default();
-        if pins.len() == PINNED_STATEMENTS {
-            pins.pop_front();
-        }
-        pins.push_back((key, Arc::clone(&pin)));
+        pins.push((key, Arc::clone(&pin)));
         pin
     }
 }

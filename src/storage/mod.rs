@@ -80,8 +80,9 @@ impl TableLocation {
     }
 
     /// Like [`Self::parse`], with options for a cloud store (credentials, region,
-    /// endpoint). Keys may use the `aws.`/`google.`/`azure.` prefix with a dot, as in
-    /// `datafusion-cli` (`aws.region`), or object_store's own names (`aws_region`).
+    /// endpoint). Keys may carry the `aws.`/`gcp.`/`azure.` prefix with a dot, as in
+    /// `datafusion-cli` (`aws.region`), or be object_store's own names (`aws_region`,
+    /// `region`). A key the store does not know is an error, not silently ignored.
     /// Options on a local or in-memory location are an error: they would be ignored.
     pub fn parse_with_options(location: &str, options: &[(String, String)]) -> Result<Self> {
         if options.is_empty() {
@@ -92,7 +93,15 @@ impl TableLocation {
             Ok(url) if location.contains("://") && !matches!(url.scheme(), "file" | "memory") => url,
             _ => return Err(invalid("storage options apply only to cloud URLs (s3://, gs://, az://)".into())),
         };
-        let options = options.iter().map(|(k, v)| (k.replacen('.', "_", 1).to_ascii_lowercase(), v.clone()));
+        // `aws.region` -> `region`: object_store takes the bare names for every backend.
+        let options = options.iter().map(|(k, v)| {
+            let key = k.split_once('.').map_or(k.as_str(), |(_, rest)| rest);
+            (key.to_ascii_lowercase(), v.clone())
+        });
+        let options: Vec<(String, String)> = options.collect();
+        if let Some((key, _)) = options.iter().find(|(key, _)| !known_option(url.scheme(), key)) {
+            return Err(invalid(format!("unknown storage option '{key}' for {}:// URLs", url.scheme())));
+        }
         let (store, root) = object_store::parse_url_opts(&url, options).map_err(|e| invalid(e.to_string()))?;
         let store_url =
             Url::parse(&format!("{}://{}", url.scheme(), url.authority())).map_err(|e| invalid(e.to_string()))?;
@@ -165,9 +174,11 @@ impl TableLocation {
         Ok(TableLocation { store, store_url, root, display })
     }
 
-    /// The underlying store.
-    pub fn store(&self) -> &Arc<dyn ObjectStore> {
-        &self.store
+    internal_api! {
+        /// The underlying store (raw access: writes through it skip the table's rules).
+        pub fn store(&self) -> &Arc<dyn ObjectStore> {
+            &self.store
+        }
     }
 
     /// `scheme://authority` for registering the store with DataFusion.
@@ -266,6 +277,24 @@ impl TableLocation {
                 last_modified: m.last_modified,
             })
             .collect())
+    }
+}
+
+/// Whether the store for `scheme` takes the option `key` (object_store itself drops keys
+/// it does not know, which would hide a typo in a credential).
+fn known_option(scheme: &str, key: &str) -> bool {
+    match scheme {
+        #[cfg(feature = "aws")]
+        "s3" | "s3a" => key.parse::<object_store::aws::AmazonS3ConfigKey>().is_ok(),
+        #[cfg(feature = "gcp")]
+        "gs" => key.parse::<object_store::gcp::GoogleConfigKey>().is_ok(),
+        #[cfg(feature = "azure")]
+        "az" | "adl" | "azure" | "abfs" | "abfss" => key.parse::<object_store::azure::AzureConfigKey>().is_ok(),
+        // Other schemes fail to resolve without their feature; let object_store say so.
+        _ => {
+            let _ = key;
+            true
+        }
     }
 }
 

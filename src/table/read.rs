@@ -248,6 +248,8 @@ impl Snapshot {
         let length = window_length_in_buckets(length, &bucket)?;
         let coverage = self.table_coverage().await?;
         let end_id = match end {
+            // The last instant is the (clamped) end of the top bucket, as reported.
+            Some(end) if end == Timestamp::MAX => i64::MAX.div_euclid(bucket.nanos()) + 1,
             Some(end) => end.as_nanos().div_euclid(bucket.nanos()),
             None => match coverage.extent() {
                 Some(ids) => ids.end,

@@ -124,38 +124,56 @@ impl LogStore {
         Ok(state)
     }
 
-    /// The newest readable checkpoint at or before `version`, found with one listing of the
-    /// log folder (checkpoints may sit at any version). A torn or damaged one is skipped, never
+    /// The newest readable checkpoint at or before `version` (checkpoints may sit at any
+    /// version). A torn or damaged one is skipped, never
     /// trusted: the commits are always there to fall back on. One written by a newer format is
     /// an error, not skipped: writers write checkpoints in the table's format, so it means the
     /// table was moved to that format at or before its version. Replaying past it would at best
     /// fail later on a newer commit, and at worst (the older commits cleaned up, or a change of
     /// meaning that needs no new action) misread the table without a word.
+    ///
+    /// The scheduled checkpoint (the last multiple of [`CHECKPOINT_INTERVAL`] at or below
+    /// `version`) is tried first with one read, so a long log is not listed on every open;
+    /// the listing is the fallback when that one is missing or unreadable.
     async fn latest_checkpoint(&self, version: u64) -> Result<Option<TableState>> {
-        let mut candidates: Vec<u64> = self.listed_checkpoints().await?.into_iter().filter(|v| *v <= version).collect();
+        let scheduled = version / CHECKPOINT_INTERVAL * CHECKPOINT_INTERVAL;
+        if scheduled > 0 {
+            if let Some(state) = self.read_checkpoint(scheduled).await? {
+                return Ok(Some(state));
+            }
+        }
+        let mut candidates: Vec<u64> =
+            self.listed_checkpoints().await?.into_iter().filter(|v| *v <= version && *v != scheduled).collect();
         candidates.sort_unstable_by(|a, b| b.cmp(a));
         for candidate in candidates {
-            let relative = checkpoint_path(candidate);
-            // Gone since the listing (a writer replacing it, a cleanup): try the next one.
-            let Some(bytes) = self.location.get(&relative).await? else { continue };
-            match decode_checkpoint(&bytes, candidate) {
-                Ok(state) => {
-                    self.newest_checkpoint.fetch_max(candidate, Ordering::Relaxed);
-                    return Ok(Some(state));
-                }
-                Err(CheckpointError::NewerFormat { found }) => {
-                    return Err(Error::UnsupportedFormat {
-                        path: self.location.describe(&relative),
-                        found,
-                        supported: FORMAT_VERSION,
-                    })
-                }
-                Err(CheckpointError::Unreadable(reason)) => {
-                    tracing::warn!(path = %relative, %reason, "ignoring unreadable checkpoint")
-                }
+            if let Some(state) = self.read_checkpoint(candidate).await? {
+                return Ok(Some(state));
             }
         }
         Ok(None)
+    }
+
+    /// The checkpoint of version `candidate`: `None` when it is absent (gone since a
+    /// listing, or never written) or unreadable (torn, damaged); an error when a newer
+    /// format wrote it.
+    async fn read_checkpoint(&self, candidate: u64) -> Result<Option<TableState>> {
+        let relative = checkpoint_path(candidate);
+        let Some(bytes) = self.location.get(&relative).await? else { return Ok(None) };
+        match decode_checkpoint(&bytes, candidate) {
+            Ok(state) => {
+                self.newest_checkpoint.fetch_max(candidate, Ordering::Relaxed);
+                Ok(Some(state))
+            }
+            Err(CheckpointError::NewerFormat { found }) => Err(Error::UnsupportedFormat {
+                path: self.location.describe(&relative),
+                found,
+                supported: FORMAT_VERSION,
+            }),
+            Err(CheckpointError::Unreadable(reason)) => {
+                tracing::warn!(path = %relative, %reason, "ignoring unreadable checkpoint");
+                Ok(None)
+            }
+        }
     }
 
     /// The versions of the checkpoint files in the log folder, in no particular order.

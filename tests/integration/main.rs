@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 mod common;
 mod coverage;
+mod facade;
 mod format_fixture;
 mod log_contract;
 mod log_evolution;

@@ -176,4 +176,7 @@ async fn rows_at_both_ends_of_the_timestamp_range_are_read() {
     assert_eq!(coverage[0].window.end, Timestamp::MAX);
     assert_eq!(coverage[0].window.start, Timestamp::MIN);
     assert_eq!(count("SELECT * FROM gaps('t') LIMIT 5").await, 2, "the two runs between the three minutes");
+    // The reported end of the top bucket, passed back in, still includes that bucket.
+    let top = table.last_covered_window(minutes(1), Some(Timestamp::MAX), None).await.unwrap();
+    assert_eq!(top[0].1.end, Timestamp::MAX);
 }
