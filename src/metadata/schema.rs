@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
+use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
 
@@ -144,9 +146,72 @@ pub fn describe_schema(schema: &Schema) -> String {
         .join(", ")
 }
 
+/// The type a column of `data_type` is stored as. String and binary views and
+/// dictionary-encoded strings (as polars and DuckDB write them) are stored in their plain
+/// form; every other type as it is.
+pub fn storage_type(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        DataType::Dictionary(_, values) => storage_type(values),
+        other => other.clone(),
+    }
+}
+
+/// `input` with every column at its [`storage_type`]: what a first append adopts.
+pub fn storage_schema(input: &Schema) -> Schema {
+    let fields: Vec<Field> =
+        input.fields().iter().map(|f| f.as_ref().clone().with_data_type(storage_type(f.data_type()))).collect();
+    Schema::new_with_metadata(fields, input.metadata().clone())
+}
+
+/// Whether every value of type `from` converts to type `to` unchanged: the same type,
+/// another encoding of the same strings or bytes, or a timestamp in a coarser unit with the
+/// same zone (a value outside the finer unit's range is still an error when converted).
+pub fn converts_losslessly(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    match (storage_type(from), to) {
+        (from, to) if from == *to => true,
+        (Utf8 | LargeUtf8, Utf8 | LargeUtf8) | (Binary | LargeBinary, Binary | LargeBinary) => true,
+        (Timestamp(from_unit, from_tz), Timestamp(to_unit, to_tz)) => {
+            from_tz == *to_tz
+                && crate::metadata::time::nanos_per_unit(from_unit) % crate::metadata::time::nanos_per_unit(*to_unit)
+                    == 0
+        }
+        _ => false,
+    }
+}
+
+/// `batch` with its columns converted to the table's types (see [`converts_losslessly`];
+/// the schema check has already admitted them). A timestamp that does not fit the finer
+/// unit is an error naming the column, never a wrapped value.
+pub fn conform_batch(batch: &RecordBatch, table: &SchemaRef) -> Result<RecordBatch> {
+    let options = CastOptions { safe: false, ..Default::default() };
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(table.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                return Ok(Arc::clone(column));
+            }
+            cast_with_options(column, field.data_type(), &options).map_err(|e| {
+                Error::invalid_input(format!(
+                    "column '{}' cannot be converted from {} to the table's {}: {e}",
+                    field.name(),
+                    column.data_type(),
+                    field.data_type()
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(table), columns)?)
+}
+
 /// Checks that input with schema `input` can be appended to a table with schema `table`:
-/// same column names, order and types; a column the table declares non-null must be
-/// provably null-free in the input (`null_free[i]`).
+/// same column names and order, and types that convert without loss
+/// ([`converts_losslessly`]); a column the table declares non-null must be provably
+/// null-free in the input (`null_free[i]`).
 pub fn check_append_schema(table: &Schema, input: &Schema, null_free: &[bool]) -> Result<()> {
     let mismatch = |detail: String| Error::SchemaMismatch {
         expected: describe_schema(table),
@@ -169,9 +234,9 @@ pub fn check_append_schema(table: &Schema, input: &Schema, null_free: &[bool]) -
                 got.name()
             )));
         }
-        if want.data_type() != got.data_type() {
+        if !converts_losslessly(got.data_type(), want.data_type()) {
             return Err(mismatch(format!(
-                "column '{}' has type {} in the table but {} in the input",
+                "column '{}' has type {} in the table but {} in the input, which does not convert without loss",
                 want.name(),
                 want.data_type(),
                 got.data_type()
@@ -205,6 +270,50 @@ mod tests {
         let wire = schema_to_wire(&schema).unwrap();
         assert_eq!(wire[0].data_type, "timestamp(ms,UTC)");
         assert_eq!(*schema_from_wire(&wire).unwrap(), schema);
+    }
+
+    #[test]
+    fn equivalent_types_convert_and_lossy_ones_do_not() {
+        let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        for string in [DataType::Utf8View, DataType::LargeUtf8, dict.clone()] {
+            assert!(converts_losslessly(&string, &DataType::Utf8), "{string}");
+        }
+        assert_eq!(storage_type(&dict), DataType::Utf8);
+        assert_eq!(storage_type(&DataType::Utf8View), DataType::Utf8);
+        let ts = |unit, tz: Option<&str>| DataType::Timestamp(unit, tz.map(Arc::from));
+        assert!(converts_losslessly(&ts(TimeUnit::Second, None), &ts(TimeUnit::Nanosecond, None)));
+        assert!(!converts_losslessly(&ts(TimeUnit::Nanosecond, None), &ts(TimeUnit::Millisecond, None)));
+        assert!(!converts_losslessly(&ts(TimeUnit::Second, Some("UTC")), &ts(TimeUnit::Second, None)));
+        assert!(!converts_losslessly(&DataType::Int32, &DataType::Int64), "numbers are not widened");
+        assert!(!converts_losslessly(&DataType::Utf8, &DataType::Binary));
+    }
+
+    #[test]
+    fn conforming_casts_views_and_refuses_out_of_range_timestamps() {
+        use arrow::array::{Array, StringViewArray, TimestampSecondArray};
+        let table: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+            Field::new("sym", DataType::Utf8, false),
+        ]));
+        let input = Schema::new(vec![
+            Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), false),
+            Field::new("sym", DataType::Utf8View, false),
+        ]);
+        let batch = |seconds: i64| {
+            RecordBatch::try_new(
+                Arc::new(input.clone()),
+                vec![
+                    Arc::new(TimestampSecondArray::from(vec![seconds])),
+                    Arc::new(StringViewArray::from(vec!["AAPL"])),
+                ],
+            )
+            .unwrap()
+        };
+        let out = conform_batch(&batch(2), &table).unwrap();
+        assert_eq!(out.schema(), table);
+        assert_eq!(out.column(1).len(), 1);
+        let err = conform_batch(&batch(i64::MAX / 2), &table).unwrap_err();
+        assert!(err.to_string().contains("column 'ts' cannot be converted"), "{err}");
     }
 
     #[test]

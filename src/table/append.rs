@@ -16,7 +16,7 @@ use super::TimeSeriesTable;
 use crate::coverage::{bucket_end, bucket_start, sidecar, Coverage, Overlap};
 use crate::error::{Error, Result};
 use crate::formats::parquet::{encode_segment, inspect_parquet, SegmentStats};
-use crate::metadata::schema::check_append_schema;
+use crate::metadata::schema::{check_append_schema, conform_batch, describe_schema, storage_schema};
 use crate::metadata::segment::MAX_LISTED_ENTITIES;
 use crate::metadata::{SegmentId, SegmentMeta, TableMeta, Timestamp};
 use crate::storage::{read_local_file, PutOutcome};
@@ -66,10 +66,7 @@ impl TimeSeriesTable {
             let null_free: Vec<bool> = batch.columns().iter().map(|c| c.null_count() == 0).collect();
             check_append_schema(&schema, &batch.schema(), &null_free)?;
         }
-        let batches = batches
-            .into_iter()
-            .map(|b| RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec()))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let batches = batches.iter().map(|b| conform_batch(b, &schema)).collect::<Result<Vec<_>>>()?;
         let spec = self.spec().clone();
         let encode_schema = Arc::clone(&schema);
         let options = self.writer_options().clone();
@@ -108,6 +105,23 @@ impl TimeSeriesTable {
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
         let schema = self.schema_for(&inspected.schema, |i| inspected.null_free.get(i).copied().unwrap_or(false))?;
+        // The file is adopted byte for byte, so its columns must already have the table's
+        // types; converting them means re-encoding, which batches (`append`) do.
+        if let Some((want, got)) =
+            schema.fields().iter().zip(inspected.schema.fields()).find(|(w, g)| w.data_type() != g.data_type())
+        {
+            return Err(Error::SchemaMismatch {
+                expected: describe_schema(&schema),
+                found: describe_schema(&inspected.schema),
+                detail: format!(
+                    "column '{}' is {} in the file but {} in the table; a Parquet file is stored as it is, so \
+                     its types must match (append its rows as record batches to have them converted)",
+                    want.name(),
+                    got.data_type(),
+                    want.data_type()
+                ),
+            });
+        }
         let sorted = inspected.stats.sorted;
         let staged = self.stage(bytes, inspected.stats, schema, sorted).await?;
         self.commit_staged(staged, "append").await
@@ -126,15 +140,17 @@ impl TimeSeriesTable {
     /// The schema an input must be written with: the table's, or (first append) the
     /// input's own, adopted.
     fn schema_for(&self, input: &SchemaRef, null_free: impl Fn(usize) -> bool) -> Result<SchemaRef> {
+        // Views and dictionaries of strings are stored as plain strings.
+        let stored = storage_schema(input);
         // The time/entity rules first: their messages say more than a column diff.
-        self.spec().validate_schema(input)?;
+        self.spec().validate_schema(&stored)?;
         match self.schema() {
             Some(table) => {
                 let null_free: Vec<bool> = (0..input.fields().len()).map(null_free).collect();
                 check_append_schema(&table, input, &null_free)?;
                 Ok(table)
             }
-            None => self.spec().adopt_schema(input),
+            None => self.spec().adopt_schema(&stored),
         }
     }
 

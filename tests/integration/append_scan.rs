@@ -174,3 +174,59 @@ async fn multi_batch_input_and_integer_entities() {
     assert_eq!(gaps.len(), 2, "{gaps:?}");
     assert_eq!((gaps[0].entity.to_string(), gaps[0].missing_buckets), ("1".to_string(), 2));
 }
+
+/// `minute_bars` with its columns re-typed as polars or DuckDB would write them: string
+/// views or dictionary-encoded strings, and timestamps in seconds.
+fn retyped_bars(symbols: &[&str], start: i64, minutes: i64, dictionary: bool) -> RecordBatch {
+    let bars = minute_bars(symbols, start, minutes);
+    let symbol_type = if dictionary {
+        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+    } else {
+        DataType::Utf8View
+    };
+    let ts_type = DataType::Timestamp(TimeUnit::Second, None);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("ts", ts_type.clone(), false),
+        Field::new("symbol", symbol_type.clone(), false),
+        bars.schema().field(2).clone(),
+        bars.schema().field(3).clone(),
+    ]));
+    let columns = vec![
+        cast(bars.column(0), &ts_type).unwrap(),
+        cast(bars.column(1), &symbol_type).unwrap(),
+        Arc::clone(bars.column(2)),
+        Arc::clone(bars.column(3)),
+    ];
+    RecordBatch::try_new(schema, columns).unwrap()
+}
+
+#[tokio::test]
+async fn equivalent_arrow_types_are_converted_to_the_table_types() {
+    // A first append in views adopts plain strings (and the input's unit).
+    let location = memory_location();
+    let mut table = new_table(location.clone(), "1m").await;
+    table.append(vec![retyped_bars(&["A"], T0, 5, false)]).await.unwrap();
+    let schema = table.schema().unwrap();
+    assert_eq!(schema.field_with_name("symbol").unwrap().data_type(), &DataType::Utf8);
+
+    // A nanosecond table takes seconds, string views and dictionaries.
+    let mut table = new_table(memory_location(), "1m").await;
+    table.append(vec![minute_bars(&["A"], T0, 5)]).await.unwrap();
+    table.append(vec![retyped_bars(&["B"], T0, 5, false)]).await.unwrap();
+    table.append(vec![retyped_bars(&["C"], T0, 5, true)]).await.unwrap();
+    let coverage = table.coverage(None, None).await.unwrap();
+    assert_eq!(coverage.iter().map(|c| c.covered_buckets).collect::<Vec<_>>(), vec![5, 5, 5]);
+    let rows: Vec<RecordBatch> = table.scan(None).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(row_count(&rows), 15);
+    assert!(rows.iter().all(|b| b.schema().field(1).data_type() == &DataType::Utf8));
+
+    // The overlap rule sees through the conversion.
+    let again = table.append(vec![retyped_bars(&["B"], T0 + 4 * MINUTE, 1, true)]).await.unwrap_err();
+    assert!(matches!(again, Error::Overlap { .. }), "{again}");
+
+    // A lossy conversion (nanoseconds into a second table) is still refused.
+    let mut seconds = new_table(memory_location(), "1m").await;
+    seconds.append(vec![retyped_bars(&["A"], T0, 5, false)]).await.unwrap();
+    let err = seconds.append(vec![minute_bars(&["B"], T0, 5)]).await.unwrap_err();
+    assert!(matches!(&err, Error::SchemaMismatch { detail, .. } if detail.contains("without loss")), "{err}");
+}

@@ -167,6 +167,10 @@ async fn bad_inputs_across_rust_sql_and_cli_are_specific_errors_and_change_nothi
         batch(vec![ts(TimeUnit::Nanosecond, None), sym.clone(), price.clone()], vec![col(0), col(1), col(2)]);
     let no_symbol =
         batch(vec![ts(TimeUnit::Nanosecond, None), price.clone(), volume.clone()], vec![col(0), col(2), col(3)]);
+    let too_late = batch(
+        vec![ts(TimeUnit::Second, None), sym.clone(), price.clone(), volume.clone()],
+        vec![Arc::new(TimestampSecondArray::from(vec![i64::MAX / 2])), col(1), col(2), col(3)],
+    );
     let cases: Vec<(&str, RecordBatch, Vec<&str>)> = vec![
         (
             "an extra column",
@@ -182,9 +186,11 @@ async fn bad_inputs_across_rust_sql_and_cli_are_specific_errors_and_change_nothi
         ("a missing value column", no_volume, vec!["the table has 4 columns, the input has 3"]),
         ("a missing entity column", no_symbol, vec!["the entity column 'symbol' is missing"]),
         (
-            "the time column in milliseconds",
-            bars(TimeUnit::Millisecond, None, &[("B", T0 + HOUR)]),
-            vec!["column 'ts' has type Timestamp(ns) in the table but Timestamp(ms) in the input"],
+            // A coarser unit converts without loss and is accepted (append_scan.rs); a value
+            // that does not fit the table's nanoseconds is refused, naming the column.
+            "a time beyond the range of the table's unit",
+            too_late,
+            vec!["column 'ts' cannot be converted from Timestamp(s) to the table's Timestamp(ns)"],
         ),
         (
             "the time column with a time zone",
