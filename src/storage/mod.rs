@@ -102,7 +102,13 @@ impl TableLocation {
         if let Some((key, _)) = options.iter().find(|(key, _)| !known_option(url.scheme(), key)) {
             return Err(invalid(format!("unknown storage option '{key}' for {}:// URLs", url.scheme())));
         }
-        let (store, root) = object_store::parse_url_opts(&url, options).map_err(|e| invalid(e.to_string()))?;
+        Self::cloud(&url, options)
+    }
+
+    /// A cloud store resolved by object_store, known to DataFusion as `scheme://authority`.
+    fn cloud(url: &Url, options: Vec<(String, String)>) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidLocation { location: url.to_string(), reason };
+        let (store, root) = object_store::parse_url_opts(url, options).map_err(|e| invalid(e.to_string()))?;
         let store_url =
             Url::parse(&format!("{}://{}", url.scheme(), url.authority())).map_err(|e| invalid(e.to_string()))?;
         Ok(TableLocation { store: Arc::from(store), store_url, root, display: url.to_string() })
@@ -156,12 +162,7 @@ impl TableLocation {
                 let store_url = Url::parse(&format!("memory://{name}")).map_err(|e| invalid(e.to_string()))?;
                 Ok(TableLocation { store, store_url, root, display: url.to_string() })
             }
-            _ => {
-                let (store, root) = object_store::parse_url(url).map_err(|e| invalid(e.to_string()))?;
-                let store_url = Url::parse(&format!("{}://{}", url.scheme(), url.authority()))
-                    .map_err(|e| invalid(e.to_string()))?;
-                Ok(TableLocation { store: Arc::from(store), store_url, root, display: url.to_string() })
-            }
+            _ => Self::cloud(url, Vec::new()),
         }
     }
 
