@@ -211,19 +211,25 @@ async fn append_throughput(work: &Path, symbols: usize, days: usize, repeats: us
         }
         ours.push(start.elapsed());
 
+        // The floor: parquet's async writer streaming the same rows, with the same
+        // settings, into the same kind of store.
         let bare_dir = work.join(format!("bare-{r}"));
         std::fs::create_dir_all(&bare_dir).expect("dir");
+        let store: Arc<dyn object_store::ObjectStore> =
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&bare_dir).expect("store"));
         let start = Instant::now();
         for (i, batch) in batches.iter().enumerate() {
-            let props =
-                timeseries_table_core::formats::parquet::writer::writer_properties(0, true, &Default::default())
-                    .unwrap();
-            let mut buffer = Vec::new();
+            let props = timeseries_table_core::formats::parquet::segment_properties(
+                &batch.schema(),
+                &spec(),
+                &Default::default(),
+            )
+            .expect("properties");
+            let upload = object_store::buffered::BufWriter::new(Arc::clone(&store), format!("{i}.parquet").into());
             let mut writer =
-                parquet::arrow::ArrowWriter::try_new(&mut buffer, batch.schema(), Some(props)).expect("writer");
-            writer.write(batch).expect("write");
-            writer.close().expect("close");
-            std::fs::write(bare_dir.join(format!("{i}.parquet")), buffer).expect("write file");
+                parquet::arrow::AsyncArrowWriter::try_new(upload, batch.schema(), Some(props)).expect("writer");
+            writer.write(batch).await.expect("write");
+            writer.close().await.expect("close");
         }
         bare.push(start.elapsed());
     }

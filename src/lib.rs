@@ -80,7 +80,7 @@ struct ReadmeDoctests;
 
 pub use builder::{create, open, TableBuilder};
 pub use error::{Error, Result};
-pub use formats::parquet::{SegmentCompression, WriterOptions};
+pub use formats::parquet::{parse_byte_size, SegmentCompression, WriterOptions};
 pub use metadata::{EntityKey, EntityValue, TableMeta, TimeBucket, TimeIndexSpec, Timestamp};
 pub use storage::TableLocation;
-pub use table::{AppendResult, EntityCoverage, Gap, TimeRange, TimeSeriesTable};
+pub use table::{AppendResult, EntityCoverage, Gap, InputFormat, Reencoded, TimeRange, TimeSeriesTable};

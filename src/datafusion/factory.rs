@@ -1,6 +1,8 @@
 //! `CREATE EXTERNAL TABLE t STORED AS TIMESERIES LOCATION '...'`: opens the table at the
 //! location, or, given a column list and `OPTIONS ('time_column' ..., 'bucket' ...,
-//! 'entity_columns' ..., 'timezone' ...)`, creates it there.
+//! 'entity_columns' ..., 'timezone' ...)`, creates it there. The writer options
+//! `segment_rows`, `memory_limit`, `row_group_rows` and `compression` set how the
+//! registration's INSERTs write.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,13 +15,17 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::CreateExternalTable;
 
 use super::provider::TimeSeriesProvider;
+use crate::formats::parquet::{parse_byte_size, SegmentCompression, WriterOptions};
 use crate::metadata::{TableMeta, TimeBucket, TimeIndexSpec};
 use crate::storage::TableLocation;
 use crate::table::TimeSeriesTable;
 
 /// The `STORED AS` name the factory is registered under.
 pub const FORMAT_NAME: &str = "TIMESERIES";
-const OPTION_KEYS: [&str; 4] = ["time_column", "bucket", "entity_columns", "timezone"];
+/// Options that define the table (used when creating it, checked when opening it).
+const SPEC_KEYS: [&str; 4] = ["time_column", "bucket", "entity_columns", "timezone"];
+/// Options for how this registration's INSERTs write segments.
+const WRITER_KEYS: [&str; 4] = ["segment_rows", "memory_limit", "row_group_rows", "compression"];
 
 /// Opens or creates time-series tables for `CREATE EXTERNAL TABLE`.
 #[derive(Debug, Default)]
@@ -31,19 +37,60 @@ fn parse_options(options: &HashMap<String, String>) -> DfResult<HashMap<&'static
     let mut parsed = HashMap::new();
     for (key, value) in options {
         let short = key.strip_prefix("format.").unwrap_or(key);
-        match OPTION_KEYS.iter().find(|k| **k == short) {
+        match SPEC_KEYS.iter().chain(&WRITER_KEYS).find(|k| **k == short) {
             Some(known) => {
                 parsed.insert(*known, value.clone());
             }
             None => {
                 return plan_err!(
                     "unknown option '{short}' for STORED AS {FORMAT_NAME}; valid options: {}",
-                    OPTION_KEYS.join(", ")
+                    [SPEC_KEYS.join(", "), WRITER_KEYS.join(", ")].join(", ")
                 )
             }
         }
     }
     Ok(parsed)
+}
+
+/// The writer options named in OPTIONS, over the defaults.
+fn writer_from_options(options: &HashMap<&'static str, String>) -> DfResult<WriterOptions> {
+    let mut writer = WriterOptions::default();
+    let count = |key: &str, value: &str| -> DfResult<u64> {
+        match value.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => plan_err!("option '{key}' must be a positive whole number, not '{value}'"),
+        }
+    };
+    if let Some(value) = options.get("segment_rows") {
+        writer = writer.with_segment_rows(count("segment_rows", value)?);
+    }
+    if let Some(value) = options.get("row_group_rows") {
+        writer = writer.with_row_group_rows(count("row_group_rows", value)? as usize);
+    }
+    if let Some(value) = options.get("memory_limit") {
+        writer = writer.with_memory_limit(parse_byte_size(value).map_err(DataFusionError::from)? as usize);
+    }
+    if let Some(value) = options.get("compression") {
+        let compression = match value.trim().to_ascii_lowercase().as_str() {
+            "snappy" => SegmentCompression::Snappy,
+            "none" | "uncompressed" => SegmentCompression::Uncompressed,
+            zstd if zstd.starts_with("zstd") => {
+                let level = zstd.trim_start_matches("zstd").trim_matches(|c| c == '(' || c == ')' || c == ':');
+                match level {
+                    "" => SegmentCompression::Zstd(3),
+                    level => match level.parse() {
+                        Ok(level) => SegmentCompression::Zstd(level),
+                        Err(_) => {
+                            return plan_err!("option 'compression': '{value}' has no valid zstd level (1 to 22)")
+                        }
+                    },
+                }
+            }
+            _ => return plan_err!("option 'compression' must be snappy, zstd, zstd(LEVEL) or none, not '{value}'"),
+        };
+        writer = writer.with_compression(compression);
+    }
+    Ok(writer)
 }
 
 fn spec_from_options(options: &HashMap<&'static str, String>) -> DfResult<TimeIndexSpec> {
@@ -93,7 +140,9 @@ impl TableProviderFactory for TimeSeriesTableFactory {
         let [location] = cmd.locations.as_slice() else {
             return plan_err!("STORED AS {FORMAT_NAME} takes exactly one LOCATION");
         };
-        let options = parse_options(&cmd.options)?;
+        let mut options = parse_options(&cmd.options)?;
+        let writer = writer_from_options(&options)?;
+        options.retain(|key, _| SPEC_KEYS.contains(key));
         let location = TableLocation::parse(location)?;
         let table = if cmd.schema.fields().is_empty() {
             let table = TimeSeriesTable::open(location).await?;
@@ -114,6 +163,6 @@ impl TableProviderFactory for TimeSeriesTableFactory {
             let meta = TableMeta::try_with_schema(spec, &schema).map_err(DataFusionError::from)?;
             TimeSeriesTable::create(location, meta).await?
         };
-        Ok(Arc::new(TimeSeriesProvider::try_new(table)?))
+        Ok(Arc::new(TimeSeriesProvider::try_new(table.with_writer_options(writer))?))
     }
 }

@@ -23,7 +23,7 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_expr::expressions::Column;
-use datafusion::physical_expr::{LexOrdering, LexRequirement, PhysicalSortExpr, PhysicalSortRequirement};
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::metrics::MetricBuilder;
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
@@ -260,11 +260,8 @@ impl TableProvider for TimeSeriesProvider {
             );
         }
         let sink = TimeSeriesSink::new(Arc::clone(&self.shared), Arc::clone(&self.schema));
-        let column = Arc::new(Column::new(&self.spec.time_column, self.time_index));
-        let requirement = LexRequirement::new(vec![PhysicalSortRequirement::new(
-            column,
-            Some(SortOptions { descending: false, nulls_first: false }),
-        )]);
-        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), requirement)))
+        // No sort requirement: the append sorts what is out of order itself, within its
+        // memory limit, where a planner's sort would hold the whole input.
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 }

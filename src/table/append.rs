@@ -1,25 +1,24 @@
-//! Appending: input validation, segment encoding or adoption, the overlap rule, and the
-//! optimistic commit loop (reload, re-validate against the new state, retry with jittered
-//! backoff). A rejected append leaves no commit and removes the files it wrote.
+//! Appending: the public entry points for batches and streams, the schema rule, the
+//! overlap rule, and the optimistic commit loop (reload, re-validate against the new state,
+//! retry with jittered backoff) that commits every segment of one append together. A
+//! rejected append leaves no commit and removes the files it wrote.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{Array, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
 
+use super::ingest::{union_coverage, write_own, Reencoded, Staged};
 use super::snapshot::Snapshot;
 use super::TimeRange;
 use super::TimeSeriesTable;
 use crate::coverage::{bucket_end, bucket_start, sidecar, Coverage, Overlap};
 use crate::error::{Error, Result};
-use crate::formats::parquet::{encode_segment, inspect_parquet, SegmentStats};
-use crate::metadata::schema::{check_append_schema, conform_batch, describe_schema, storage_schema};
-use crate::metadata::segment::MAX_LISTED_ENTITIES;
-use crate::metadata::{SegmentId, SegmentMeta, TableMeta, Timestamp};
-use crate::storage::{read_local_file, PutOutcome};
+use crate::metadata::schema::{check_append_schema, storage_schema};
+use crate::metadata::{SegmentId, TableMeta, Timestamp};
 use crate::transaction_log::{Commit, CommitOutcome, LogAction};
 
 /// How many times a commit is attempted before giving up with [`Error::Conflict`].
@@ -29,105 +28,50 @@ pub const COVERAGE_SNAPSHOT_EVERY: usize = 32;
 
 /// What a successful append produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AppendResult {
     /// The version the append committed.
     pub version: u64,
-    /// The new segment.
-    pub segment_id: SegmentId,
+    /// The new segments, in time order of their first rows' arrival.
+    pub segments: Vec<SegmentId>,
     /// Rows appended.
     pub rows: u64,
     /// Commit attempts it took (more than one when other writers got there first).
     pub attempts: u32,
-}
-
-/// A segment whose files are written but not yet committed.
-struct StagedSegment {
-    meta: SegmentMeta,
-    coverage: Arc<Coverage>,
-    /// The schema this append would establish (first append only).
-    schema: SchemaRef,
+    /// For a Parquet file: why it was re-encoded rather than stored as it is.
+    pub reencoded: Option<Reencoded>,
 }
 
 impl TimeSeriesTable {
-    /// Appends record batches as one new segment, sorted by time.
+    /// Appends record batches, in any order, as segments sorted by time.
     #[tracing::instrument(skip_all, fields(location = %self.location()))]
     pub async fn append(&mut self, batches: Vec<RecordBatch>) -> Result<AppendResult> {
-        self.append_as(batches, "append").await
+        self.append_as(futures::stream::iter(batches.into_iter().map(Ok)), "append").await
     }
 
-    /// [`Self::append`] recording `operation` (e.g. `insert`) in the commit.
-    pub async fn append_as(&mut self, batches: Vec<RecordBatch>, operation: &str) -> Result<AppendResult> {
-        self.writable()?;
-        let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
-        let first = batches.first().ok_or_else(|| Error::invalid_input("the input has no rows; nothing to append"))?;
-        let input_schema = first.schema();
-        let schema = self.schema_for(&input_schema, |i| batches.iter().all(|b| b.column(i).null_count() == 0))?;
-        for batch in &batches[1..] {
-            let null_free: Vec<bool> = batch.columns().iter().map(|c| c.null_count() == 0).collect();
-            check_append_schema(&schema, &batch.schema(), &null_free)?;
-        }
-        let batches = batches.iter().map(|b| conform_batch(b, &schema)).collect::<Result<Vec<_>>>()?;
-        let spec = self.spec().clone();
-        let encode_schema = Arc::clone(&schema);
-        let options = self.writer_options().clone();
-        let encoded = tokio::task::spawn_blocking(move || encode_segment(batches, &encode_schema, &spec, &options))
-            .await
-            .map_err(|e| Error::Task(e.to_string()))??;
-        let staged = self.stage(encoded.bytes, encoded.stats, schema, true).await?;
-        self.commit_staged(staged, operation).await
-    }
-
-    /// Appends a stream of record batches as one new segment.
+    /// Appends a stream of record batches of any size and order, holding at most the
+    /// memory limit of [`WriterOptions`](crate::WriterOptions): rows are written as they
+    /// arrive, sorted (on disk beyond the limit) when they are out of time order, and
+    /// split into segments of the target size, all committed in one commit.
     pub async fn append_stream<S, E>(&mut self, stream: S) -> Result<AppendResult>
     where
-        S: Stream<Item = std::result::Result<RecordBatch, E>>,
+        S: Stream<Item = std::result::Result<RecordBatch, E>> + Send,
         Error: From<E>,
     {
-        let batches: Vec<RecordBatch> = stream.map_err(Error::from).try_collect().await?;
-        self.append(batches).await
+        self.append_as(stream.map_err(Error::from), "append").await
     }
 
-    /// Appends an existing Parquet file as one segment, copied as-is (no re-encode).
-    pub async fn append_parquet_file(&mut self, path: impl AsRef<std::path::Path>) -> Result<AppendResult> {
-        let path = path.as_ref();
-        let bytes = read_local_file(path).await?;
-        self.append_parquet_bytes(bytes, &path.display().to_string()).await
-    }
-
-    /// Appends the bytes of a Parquet file as one segment; `name` is used in messages.
-    #[tracing::instrument(skip_all, fields(location = %self.location(), file = name))]
-    pub async fn append_parquet_bytes(&mut self, bytes: Bytes, name: &str) -> Result<AppendResult> {
+    /// [`Self::append_stream`] recording `operation` (e.g. `insert`) in the commit.
+    pub(crate) async fn append_as<S>(&mut self, stream: S, operation: &str) -> Result<AppendResult>
+    where
+        S: Stream<Item = Result<RecordBatch>> + Send,
+    {
         self.writable()?;
-        let spec = self.spec().clone();
-        let owned_name = name.to_string();
-        let inspect_bytes = bytes.clone();
-        let inspected = tokio::task::spawn_blocking(move || inspect_parquet(inspect_bytes, &spec, &owned_name))
-            .await
-            .map_err(|e| Error::Task(e.to_string()))??;
-        let schema = self.schema_for(&inspected.schema, |i| inspected.null_free.get(i).copied().unwrap_or(false))?;
-        // The file is adopted byte for byte, so its columns must already have the table's
-        // types; converting them means re-encoding, which batches (`append`) do.
-        if let Some((want, got)) =
-            schema.fields().iter().zip(inspected.schema.fields()).find(|(w, g)| w.data_type() != g.data_type())
-        {
-            return Err(Error::SchemaMismatch {
-                expected: describe_schema(&schema),
-                found: describe_schema(&inspected.schema),
-                detail: format!(
-                    "column '{}' is {} in the file but {} in the table; a Parquet file is stored as it is, so \
-                     its types must match (append its rows as record batches to have them converted)",
-                    want.name(),
-                    got.data_type(),
-                    want.data_type()
-                ),
-            });
-        }
-        let sorted = inspected.stats.sorted;
-        let staged = self.stage(bytes, inspected.stats, schema, sorted).await?;
-        self.commit_staged(staged, "append").await
+        let staged = self.stage_stream(stream).await?;
+        self.commit_staged(staged, operation, None).await
     }
 
-    fn writable(&self) -> Result<()> {
+    pub(crate) fn writable(&self) -> Result<()> {
         if self.pinned {
             return Err(Error::invalid_input(format!(
                 "this handle is opened at version {} (time travel) and is read-only; open the latest version to append",
@@ -139,7 +83,7 @@ impl TimeSeriesTable {
 
     /// The schema an input must be written with: the table's, or (first append) the
     /// input's own, adopted.
-    fn schema_for(&self, input: &SchemaRef, null_free: impl Fn(usize) -> bool) -> Result<SchemaRef> {
+    pub(crate) fn schema_for(&self, input: &SchemaRef, null_free: impl Fn(usize) -> bool) -> Result<SchemaRef> {
         // Views and dictionaries of strings are stored as plain strings.
         let stored = storage_schema(input);
         // The time/entity rules first: their messages say more than a column diff.
@@ -154,74 +98,45 @@ impl TimeSeriesTable {
         }
     }
 
-    /// Writes the data file and segment sidecar under a fresh segment id.
-    async fn stage(&self, bytes: Bytes, stats: SegmentStats, schema: SchemaRef, sorted: bool) -> Result<StagedSegment> {
-        let (ts_min, ts_max) =
-            stats.ts_range.ok_or_else(|| Error::invalid_input("the input has no rows; nothing to append"))?;
-        let id = SegmentId::random();
-        let path = format!("data/{id}.parquet");
-        let coverage_path = format!("_coverage/segments/{id}.roar");
-        let location = self.location();
-        let size_bytes = bytes.len() as u64;
-        let keys: Vec<_> = stats.coverage.entities().map(|(k, _)| k.clone()).collect();
-        let entity_count = keys.len() as u64;
-        let entities = (keys.len() <= MAX_LISTED_ENTITIES).then_some(keys);
-        let sidecar_bytes = Bytes::from(sidecar::encode(&stats.coverage));
-
-        write_own(location, &path, bytes).await?;
-        if let Err(e) = write_own(location, &coverage_path, sidecar_bytes).await {
-            let _ = location.delete(&path).await;
-            return Err(e);
-        }
-        let meta = SegmentMeta {
-            id,
-            path,
-            coverage_path,
-            ts_min,
-            ts_max,
-            row_count: stats.row_count,
-            size_bytes,
-            sorted,
-            entity_count,
-            entities,
-            added_in_version: 0,
-        };
-        Ok(StagedSegment { meta, coverage: Arc::new(stats.coverage), schema })
-    }
-
-    async fn discard(&self, staged: &StagedSegment) {
-        let _ = self.location().delete(&staged.meta.path).await;
-        let _ = self.location().delete(&staged.meta.coverage_path).await;
-    }
-
     /// Passes `result` through, discarding the staged files first when it is an error
     /// raised before any commit of them was attempted (so none can have landed).
-    async fn or_discard<T>(&self, staged: &StagedSegment, result: Result<T>) -> Result<T> {
+    async fn or_discard<T>(&self, staged: &Staged, result: Result<T>) -> Result<T> {
         if result.is_err() {
-            self.discard(staged).await;
+            staged.discard(self.location()).await;
         }
         result
     }
 
-    /// The optimistic commit loop. Overlap and schema are checked against the snapshot
-    /// being committed on top of, so a lost race is re-validated against the winner.
-    async fn commit_staged(&mut self, staged: StagedSegment, operation: &str) -> Result<AppendResult> {
+    /// The optimistic commit loop: every staged segment in one commit, or none. Overlap
+    /// and schema are checked against the snapshot being committed on top of, so a lost
+    /// race is re-validated against the winner.
+    pub(crate) async fn commit_staged(
+        &mut self,
+        staged: Staged,
+        operation: &str,
+        reencoded: Option<Reencoded>,
+    ) -> Result<AppendResult> {
+        if staged.segments.is_empty() {
+            return Err(Error::invalid_input("the input has no rows; nothing to append"));
+        }
+        let appended = Arc::new(union_coverage(&staged.segments));
         let mut attempt = 0;
         loop {
             attempt += 1;
             let snapshot = self.snapshot();
-            if let Err(e) = self.validate_against(&snapshot, &staged).await {
-                self.discard(&staged).await;
+            if let Err(e) = self.validate_against(&snapshot, &staged, &appended).await {
+                staged.discard(self.location()).await;
                 return Err(e);
             }
             let table_coverage = self.or_discard(&staged, snapshot.table_coverage().await).await?;
-            let segment_coverage = Arc::clone(&staged.coverage);
+            let added = Arc::clone(&appended);
             // The table snapshot is rewritten only every few segments: readers union the
             // sidecars of the segments added since, which keeps appends cheap.
-            let write_snapshot = snapshot.state().segments_after_snapshot().count() + 1 >= COVERAGE_SNAPSHOT_EVERY;
+            let write_snapshot =
+                snapshot.state().segments_after_snapshot().count() + staged.segments.len() >= COVERAGE_SNAPSHOT_EVERY;
             let merged = tokio::task::spawn_blocking(move || {
                 let mut merged = (*table_coverage).clone();
-                merged.union_with(&segment_coverage);
+                merged.union_with(&added);
                 let bytes = if write_snapshot { sidecar::encode(&merged) } else { Vec::new() };
                 (Arc::new(merged), bytes)
             })
@@ -230,7 +145,7 @@ impl TimeSeriesTable {
             let (merged, merged_bytes) = self.or_discard(&staged, merged).await?;
             let version = snapshot.version() + 1;
             let snapshot_path = if write_snapshot {
-                let path = format!("_coverage/table/{version:010}-{}.roar", staged.meta.id);
+                let path = format!("_coverage/table/{version:010}-{}.roar", staged.segments[0].meta.id);
                 let written = write_own(self.location(), &path, Bytes::from(merged_bytes)).await;
                 self.or_discard(&staged, written).await?;
                 Some(path)
@@ -243,7 +158,7 @@ impl TimeSeriesTable {
                 let meta = TableMeta { time_index: snapshot.spec().clone(), schema: Some(Arc::clone(&staged.schema)) };
                 actions.push(LogAction::UpdateTableMeta(meta));
             }
-            actions.push(LogAction::AddSegment(staged.meta.clone()));
+            actions.extend(staged.segments.iter().map(|s| LogAction::AddSegment(s.meta.clone())));
             if let Some(path) = &snapshot_path {
                 actions.push(LogAction::UpdateTableCoverage { path: path.clone() });
             }
@@ -260,12 +175,13 @@ impl TimeSeriesTable {
                         snapshot.segment_cache(),
                         merged,
                     ));
-                    tracing::debug!(version, attempts = attempt, "append committed");
+                    tracing::debug!(version, attempts = attempt, segments = staged.segments.len(), "append committed");
                     return Ok(AppendResult {
                         version,
-                        segment_id: staged.meta.id.clone(),
-                        rows: staged.meta.row_count,
+                        segments: staged.segments.iter().map(|s| s.meta.id.clone()).collect(),
+                        rows: staged.rows(),
                         attempts: attempt,
+                        reencoded,
                     });
                 }
                 CommitOutcome::Conflict => {
@@ -273,7 +189,7 @@ impl TimeSeriesTable {
                         let _ = self.location().delete(path).await;
                     }
                     if attempt >= MAX_COMMIT_ATTEMPTS {
-                        self.discard(&staged).await;
+                        staged.discard(self.location()).await;
                         return Err(Error::Conflict { version, attempts: attempt });
                     }
                     tracing::debug!(version, attempt, "commit conflict; reloading and retrying");
@@ -286,19 +202,19 @@ impl TimeSeriesTable {
     }
 
     /// Schema and overlap rules against `snapshot`.
-    async fn validate_against(&self, snapshot: &Snapshot, staged: &StagedSegment) -> Result<()> {
+    async fn validate_against(&self, snapshot: &Snapshot, staged: &Staged, appended: &Coverage) -> Result<()> {
         if let Some(table) = &snapshot.state().meta.schema {
             let null_free: Vec<bool> = staged.schema.fields().iter().map(|f| !f.is_nullable()).collect();
             check_append_schema(table, &staged.schema, &null_free)?;
         }
         let table_coverage = snapshot.table_coverage().await?;
-        let Some(overlap) = table_coverage.first_overlap(&staged.coverage) else {
+        let Some(overlap) = table_coverage.first_overlap(appended) else {
             return Ok(());
         };
         Err(self.overlap_error(snapshot, overlap).await)
     }
 
-    async fn overlap_error(&self, snapshot: &Snapshot, overlap: Overlap) -> Error {
+    pub(crate) async fn overlap_error(&self, snapshot: &Snapshot, overlap: Overlap) -> Error {
         let bucket = snapshot.spec().bucket;
         let start = bucket_start(overlap.first_bucket, &bucket).unwrap_or(i64::MIN);
         let end = bucket_end(overlap.first_bucket, &bucket).unwrap_or(i64::MAX);
@@ -322,30 +238,6 @@ impl TimeSeriesTable {
             segment: colliding,
         }
     }
-}
-
-/// Creates a file that must not exist yet (fresh random names make a clash a bug).
-async fn write_new(location: &crate::storage::TableLocation, path: &str, bytes: Bytes) -> Result<()> {
-    match location.put_if_absent(path, bytes).await {
-        Ok(PutOutcome::Created) => Ok(()),
-        Ok(PutOutcome::AlreadyExists) => Err(Error::storage(
-            location.describe(path),
-            object_store::Error::AlreadyExists { path: path.to_string(), source: "refusing to overwrite".into() },
-        )),
-        Err(e) => Err(Error::storage(location.describe(path), e)),
-    }
-}
-
-/// [`write_new`], removing the file again if the write failed: a write whose response
-/// was lost may have landed, and the (fresh, random) name is this append's alone.
-async fn write_own(location: &crate::storage::TableLocation, path: &str, bytes: Bytes) -> Result<()> {
-    let result = write_new(location, path, bytes).await;
-    if let Err(Error::Storage { source, .. }) = &result {
-        if !matches!(source, object_store::Error::AlreadyExists { .. }) {
-            let _ = location.delete(path).await;
-        }
-    }
-    result
 }
 
 /// Exponential backoff with full jitter, capped near one second.

@@ -6,6 +6,7 @@
 //! Does I/O through `storage` and `transaction_log`.
 
 mod append;
+mod ingest;
 mod read;
 mod select;
 mod snapshot;
@@ -17,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use arrow::datatypes::SchemaRef;
 
 pub use append::AppendResult;
+pub use ingest::{InputFormat, Reencoded};
 pub use read::{CommitInfo, EntityCoverage, Gap, TimeRange};
 pub use select::{key_matches, EntityFilter, SegmentSelection};
 pub use snapshot::Snapshot;

@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 
 use crate::coverage::{sidecar, Coverage};
 use crate::error::{Error, Result};
-use crate::formats::parquet::inspect_parquet;
+use crate::formats::parquet::parquet_stats;
 use crate::metadata::{SegmentId, SegmentMeta, TableMeta, TimeIndexSpec, Timestamp};
 use crate::storage::TableLocation;
 use crate::transaction_log::TableState;
@@ -194,14 +194,12 @@ impl Snapshot {
         let bytes = self.location.get(&segment.path).await?.ok_or_else(|| {
             missing(format!("segment {} has neither a readable sidecar nor its data file", segment.id))
         })?;
-        let spec = self.spec().clone();
+        let reader = std::io::Cursor::new(bytes);
         let name = self.location.describe(&segment.path);
-        let inspected = tokio::task::spawn_blocking(move || inspect_parquet(bytes, &spec, &name))
-            .await
-            .map_err(|e| Error::Task(e.to_string()))?
-            .map_err(|e| {
-                missing(format!("segment {} sidecar is unreadable and its data file failed: {e}", segment.id))
-            })?;
-        Ok(inspected.stats.coverage)
+        let stats = parquet_stats(reader, self.spec(), &name, false).await.map_err(|e| {
+            missing(format!("segment {} sidecar is unreadable and its data file failed: {e}", segment.id))
+        })?;
+        let stats = stats.ok_or_else(|| missing(format!("segment {} data file gave no statistics", segment.id)))?;
+        Ok(stats.coverage)
     }
 }

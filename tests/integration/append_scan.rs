@@ -9,7 +9,7 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use futures::TryStreamExt;
 use timeseries_table_core::metadata::{EntityKey, TableMeta, TimeIndexSpec};
 use timeseries_table_core::table::{TimeRange, TimeSeriesTable};
-use timeseries_table_core::Error;
+use timeseries_table_core::{Error, Reencoded};
 
 use crate::common::*;
 
@@ -84,9 +84,9 @@ async fn overlap_is_per_entity_and_the_error_names_everything() {
             assert_eq!(first_bucket.start.to_string(), "2024-01-01T00:20:00Z");
             assert_eq!(first_bucket.end.to_string(), "2024-01-01T00:21:00Z");
             assert_eq!(*buckets, 10);
-            assert_eq!(segment.as_ref(), Some(&first.segment_id));
+            assert_eq!(segment.as_ref(), Some(&first.segments[0]));
             let text = err.to_string();
-            assert!(text.contains("symbol=MSFT") && text.contains(&first.segment_id.to_string()), "{text}");
+            assert!(text.contains("symbol=MSFT") && text.contains(&first.segments[0].to_string()), "{text}");
         }
         other => panic!("expected an overlap, got {other}"),
     }
@@ -126,28 +126,46 @@ async fn schema_mismatch_is_rejected_before_anything_is_written() {
 }
 
 #[tokio::test]
-async fn existing_parquet_files_are_adopted_as_is() {
+async fn parquet_files_in_time_order_are_adopted_and_others_reencoded() {
     let (dir, location) = temp_location();
     let mut table = new_table(location.clone(), "1m").await;
-    // Written unsorted on purpose: adopted without re-encoding, flagged unsorted.
-    let rows = [("A", T0 + 2 * MINUTE), ("A", T0), ("B", T0 + MINUTE)];
-    let batch = bars(TimeUnit::Microsecond, Some("UTC"), &rows);
-    let file = dir.path().join("input.parquet");
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&file).unwrap(), batch.schema(), None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    let write = |name: &str, rows: &[(&str, i64)]| {
+        let batch = bars(TimeUnit::Microsecond, Some("UTC"), rows);
+        let file = dir.path().join(name);
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&file).unwrap(), batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        file
+    };
 
-    let result = table.append_parquet_file(&file).await.unwrap();
-    assert_eq!(result.rows, 3);
+    // In time order: stored byte for byte.
+    let sorted = write("sorted.parquet", &[("A", T0), ("B", T0), ("A", T0 + MINUTE)]);
+    let result = table.append_parquet_file(&sorted).await.unwrap();
+    assert_eq!((result.rows, result.reencoded), (3, None));
     let segment = &table.segments()[0];
-    assert!(!segment.sorted);
+    assert!(segment.sorted);
     let stored = std::fs::read(dir.path().join("table").join(&segment.path)).unwrap();
-    assert_eq!(stored, std::fs::read(&file).unwrap(), "copied byte for byte");
+    assert_eq!(stored, std::fs::read(&sorted).unwrap(), "copied byte for byte");
+
+    // Out of time order (sorted by symbol, then time): re-encoded sorted.
+    let unsorted =
+        write("by-symbol.parquet", &[("A", T0 + 5 * MINUTE), ("A", T0 + 7 * MINUTE), ("B", T0 + 6 * MINUTE)]);
+    let result = table.append_parquet_file(&unsorted).await.unwrap();
+    assert_eq!((result.rows, result.reencoded), (3, Some(Reencoded::NotInTimeOrder)));
+    assert!(table.segments().iter().all(|s| s.sorted), "every segment is sorted");
+    let newest = table.segments().iter().find(|s| s.id == result.segments[0]).unwrap().clone();
+    let stored = std::fs::read(dir.path().join("table").join(&newest.path)).unwrap();
+    assert_ne!(stored, std::fs::read(&unsorted).unwrap(), "re-encoded, not copied");
+
     let all: Vec<RecordBatch> = table.scan(None).await.unwrap().try_collect().await.unwrap();
-    assert_eq!(scanned_times(&all), vec![T0, T0 + MINUTE, T0 + 2 * MINUTE], "scan still chronological");
-    // The same file again overlaps.
-    assert!(matches!(table.append_parquet_file(&file).await.unwrap_err(), Error::Overlap { .. }));
+    let times = scanned_times(&all);
+    assert_eq!(times.len(), 6);
+    assert_eq!(&times[3..], &[T0 + 5 * MINUTE, T0 + 6 * MINUTE, T0 + 7 * MINUTE], "the new segment is in time order");
+    // The same file again overlaps, and nothing of it is kept.
+    let before = tree_snapshot(dir.path());
+    assert!(matches!(table.append_parquet_file(&unsorted).await.unwrap_err(), Error::Overlap { .. }));
+    assert_eq!(tree_snapshot(dir.path()), before);
 }
 
 #[tokio::test]

@@ -126,3 +126,52 @@ pub fn tree_snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<String
     walk(dir, dir, &mut out);
     out
 }
+
+/// Commits `batch`, in its own row order, as one segment recorded as unsorted: the kind
+/// of segment that tables written before every segment was sorted may hold. The public
+/// API sorts, so this goes through the log directly.
+pub async fn commit_unsorted_segment(table: &mut TimeSeriesTable, batch: &RecordBatch) {
+    use timeseries_table_core::coverage::encode_sidecar;
+    use timeseries_table_core::formats::parquet::parquet_stats;
+    use timeseries_table_core::metadata::{SegmentId, SegmentMeta};
+    use timeseries_table_core::transaction_log::{Commit, CommitOutcome, LogAction, LogStore};
+
+    let mut buffer = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buffer, batch.schema(), None).unwrap();
+    writer.write(batch).unwrap();
+    writer.close().unwrap();
+    let bytes = bytes::Bytes::from(buffer);
+    let stats =
+        parquet_stats(std::io::Cursor::new(bytes.clone()), table.spec(), "unsorted", false).await.unwrap().unwrap();
+    let id = SegmentId::random();
+    let (path, coverage_path) = (format!("data/{id}.parquet"), format!("_coverage/segments/{id}.roar"));
+    let location = table.location().clone();
+    location.put(&path, bytes.clone()).await.unwrap();
+    location.put(&coverage_path, bytes::Bytes::from(encode_sidecar(&stats.coverage))).await.unwrap();
+    let (ts_min, ts_max) = stats.ts_range.unwrap();
+    let keys: Vec<_> = stats.coverage.entities().map(|(k, _)| k.clone()).collect();
+    let segment = SegmentMeta {
+        id,
+        path,
+        coverage_path,
+        ts_min,
+        ts_max,
+        row_count: stats.row_count,
+        size_bytes: bytes.len() as u64,
+        sorted: stats.sorted,
+        entity_count: keys.len() as u64,
+        entities: Some(keys),
+        added_in_version: 0,
+    };
+    let mut actions = Vec::new();
+    if table.schema().is_none() {
+        actions.push(LogAction::UpdateTableMeta(TableMeta {
+            time_index: table.spec().clone(),
+            schema: Some(batch.schema()),
+        }));
+    }
+    actions.push(LogAction::AddSegment(segment));
+    let commit = Commit::new(table.version() + 1, "append", actions);
+    assert_eq!(LogStore::new(location).try_commit(&commit).await.unwrap(), CommitOutcome::Committed);
+    table.refresh().await.unwrap();
+}

@@ -15,13 +15,11 @@ use std::sync::Arc;
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::TimeUnit;
 use arrow::util::display::array_value_to_string;
-use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, SecondsFormat};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::physical_plan::displayable;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use parquet::arrow::ArrowWriter;
 use timeseries_table_core::datafusion::{register_opened, session_context};
 use timeseries_table_core::metadata::{TableMeta, TimeIndexSpec};
 use timeseries_table_core::storage::TableLocation;
@@ -162,12 +160,7 @@ pub async fn build(shape: &Shape) -> (tempfile::TempDir, TimeSeriesTable) {
     for (rows, unsorted) in segments(shape) {
         let batch = bars(shape.unit, shape.tz, &rows);
         if unsorted && shape.unsorted {
-            // Adopted as-is, so the segment is recorded as unsorted.
-            let mut buffer = Vec::new();
-            let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), None).unwrap();
-            writer.write(&batch).unwrap();
-            writer.close().unwrap();
-            table.append_parquet_bytes(Bytes::from(buffer), "unsorted.parquet").await.unwrap();
+            crate::common::commit_unsorted_segment(&mut table, &batch).await;
         } else {
             table.append(vec![batch]).await.unwrap();
         }

@@ -15,6 +15,7 @@ use timeseries_table_core::datafusion::{register_opened, session_context};
 use timeseries_table_core::metadata::{TableMeta, TimeBucket, TimeIndexSpec};
 use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::TimeSeriesTable;
+use timeseries_table_core::{parse_byte_size, WriterOptions};
 
 use crate::output::{describe_library, fmt_bytes, fmt_int, write_result};
 use crate::Format;
@@ -64,8 +65,24 @@ pub fn write_spec(out: &mut dyn Write, table: &TimeSeriesTable) -> std::io::Resu
     writeln!(out, "  time zone    {}", spec.timezone.as_deref().unwrap_or("(any)"))
 }
 
-pub async fn append(dir: &str, files: &[PathBuf]) -> anyhow::Result<()> {
-    let mut table = open_table(dir).await?;
+pub async fn append(
+    dir: &str,
+    files: &[PathBuf],
+    segment_rows: Option<u64>,
+    memory_limit: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut options = WriterOptions::default();
+    if let Some(rows) = segment_rows {
+        if rows == 0 {
+            bail!("--segment-rows must be at least 1");
+        }
+        options = options.with_segment_rows(rows);
+    }
+    if let Some(limit) = memory_limit {
+        let bytes = parse_byte_size(limit).map_err(|e| anyhow!("--memory-limit: {}", describe_library(&e)))?;
+        options = options.with_memory_limit(usize::try_from(bytes)?);
+    }
+    let mut table = open_table(dir).await?.with_writer_options(options);
     append_files(&mut table, dir, files).await?;
     Ok(())
 }
@@ -96,7 +113,7 @@ pub async fn append_files(table: &mut TimeSeriesTable, dir: &str, files: &[PathB
     let mut rows = 0;
     for (i, (file, size)) in files.iter().zip(&sizes).enumerate() {
         bar.set_message(format!("file {}/{} · {} rows", i + 1, files.len(), fmt_int(rows)));
-        let result = match table.append_parquet_file(file).await {
+        let result = match table.append_file(file).await {
             Ok(result) => result,
             Err(e) => {
                 bar.abandon();
@@ -113,13 +130,22 @@ pub async fn append_files(table: &mut TimeSeriesTable, dir: &str, files: &[PathB
         bar.inc(*size);
         let retries =
             if result.attempts > 1 { format!(" after {} commit attempts", result.attempts) } else { String::new() };
+        let segments = match result.segments.len() {
+            1 => String::new(),
+            n => format!(" in {n} segments"),
+        };
         let line = format!(
-            "appended {}: {} rows -> version {}{retries}",
+            "appended {}: {} rows{segments} -> version {}{retries}",
             file.display(),
             fmt_int(result.rows),
             result.version
         );
-        bar.suspend(|| writeln!(std::io::stdout(), "{line}"))?;
+        bar.suspend(|| -> std::io::Result<()> {
+            if let Some(reason) = result.reencoded {
+                writeln!(std::io::stdout(), "re-encoding {} sorted by time: {reason}", file.display())?;
+            }
+            writeln!(std::io::stdout(), "{line}")
+        })?;
     }
     bar.finish_and_clear();
     let total = table.snapshot().row_count();

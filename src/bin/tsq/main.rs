@@ -49,17 +49,27 @@ enum Command {
         #[arg(long, value_name = "TZ")]
         timezone: Option<String>,
     },
-    /// Append Parquet files to the table in DIR, one atomic commit per file.
+    /// Append Parquet, CSV or newline-delimited JSON files to the table in DIR, one atomic
+    /// commit per file.
     ///
-    /// Files are appended in the order given. A file that is rejected (it overlaps data
-    /// already in the table, or its schema differs) stops the run; the files before it
-    /// stay committed and nothing of the rejected file is kept.
+    /// Files are appended in the order given, each streamed with bounded memory. Rows out
+    /// of time order are sorted (on disk beyond --memory-limit); a Parquet file already in
+    /// time order is stored as it is. A file that is rejected (it overlaps data already in
+    /// the table, or its schema differs) stops the run; the files before it stay committed
+    /// and nothing of the rejected file is kept.
     Append {
         /// The table folder.
         dir: String,
-        /// Parquet files to append.
-        #[arg(required = true, value_name = "FILE.parquet")]
+        /// Files to append: .parquet, .csv (with a header row), or .ndjson/.jsonl/.json.
+        #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Rows per new segment (a segment closes at the next new timestamp after this many).
+        #[arg(long, value_name = "ROWS")]
+        segment_rows: Option<u64>,
+        /// Memory one append may hold, e.g. 256MiB or 1GiB; unsorted input beyond it is
+        /// sorted on disk.
+        #[arg(long, value_name = "SIZE")]
+        memory_limit: Option<String>,
     },
     /// Run SQL against tables: one statement, or a file of statements separated by `;`.
     ///
@@ -179,7 +189,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Create { dir, time_column, bucket, entities, timezone } => {
             runtime.block_on(commands::create(&dir, &time_column, bucket, &entities, timezone.as_deref()))
         }
-        Command::Append { dir, files } => runtime.block_on(commands::append(&dir, &files)),
+        Command::Append { dir, files, segment_rows, memory_limit } => {
+            runtime.block_on(commands::append(&dir, &files, segment_rows, memory_limit.as_deref()))
+        }
         Command::Sql { tables, format, file, sql } => {
             runtime.block_on(commands::sql(&tables.tables, format, file.as_deref(), sql.as_deref()))
         }

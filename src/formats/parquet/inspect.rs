@@ -1,55 +1,100 @@
-//! Inspecting an existing Parquet file before it is adopted as a segment as-is: its
-//! schema, and the statistics and coverage of its rows (only the time and entity columns
-//! are decoded).
+//! Inspecting an existing Parquet file: its schema from the footer, and the statistics and
+//! coverage of its rows (only the time and entity columns are decoded).
 //!
-//! Pure CPU work over bytes already in memory; no I/O.
+//! Reads through parquet's async file reader (a local file, bytes in memory or an object),
+//! streaming row group by row group, so memory does not grow with the file.
 
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatchReader;
-use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use futures::TryStreamExt;
+use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::ParquetMetaData;
+use parquet::file::statistics::Statistics;
 
 use super::stats::{SegmentStats, StatsCollector};
 use crate::error::{Error, Result};
 use crate::metadata::TimeIndexSpec;
 
-/// What inspection learned about a Parquet file.
+/// What the footer of a Parquet file says.
 #[derive(Debug)]
 pub struct InspectedFile {
     /// The file's Arrow schema, already checked against the table's time index.
     pub schema: SchemaRef,
-    /// Statistics and coverage of its rows.
-    pub stats: SegmentStats,
     /// Per column, whether the file proves the column holds no nulls.
     pub null_free: Vec<bool>,
 }
 
-/// Reads the footer and the time/entity columns of a Parquet file. `name` is used in
-/// messages.
-pub fn inspect_parquet(bytes: Bytes, spec: &TimeIndexSpec, name: &str) -> Result<InspectedFile> {
-    let parquet_error = |source| Error::Parquet { path: name.to_string(), source };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_error)?;
+/// Reads the footer of a Parquet file and checks its schema against `spec`. `name` is
+/// used in messages.
+pub async fn inspect_parquet<R: AsyncFileReader + 'static>(
+    reader: R,
+    spec: &TimeIndexSpec,
+    name: &str,
+) -> Result<InspectedFile> {
+    let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(parquet_error(name))?;
     let schema = builder.schema().clone();
     spec.validate_schema(&schema)?;
     let null_free = null_free_columns(builder.metadata(), schema.fields().len());
+    Ok(InspectedFile { schema, null_free })
+}
 
+/// The statistics and coverage of a Parquet file's rows. With `sorted_only`, gives up
+/// (returns `None`) as soon as the rows turn out not to be in time order: first by the
+/// row groups' own statistics, which costs no data read, then while decoding.
+pub async fn parquet_stats<R: AsyncFileReader + Unpin + Send + 'static>(
+    reader: R,
+    spec: &TimeIndexSpec,
+    name: &str,
+    sorted_only: bool,
+) -> Result<Option<SegmentStats>> {
+    let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(parquet_error(name))?;
+    let schema = builder.schema().clone();
+    spec.validate_schema(&schema)?;
+    let time_index = schema.index_of(&spec.time_column).map_err(|e| Error::invalid_input(e.to_string()))?;
+    if sorted_only && row_groups_out_of_order(builder.metadata(), time_index, schema.fields().len()) {
+        return Ok(None);
+    }
     let mut keys = vec![spec.time_column.as_str()];
     keys.extend(spec.entity_columns.iter().map(String::as_str));
     let indices: Vec<usize> = keys.iter().filter_map(|k| schema.index_of(k).ok()).collect();
     let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
-    let reader = builder.with_projection(mask).with_batch_size(64 * 1024).build().map_err(parquet_error)?;
-    let projected_schema = reader.schema();
-    let mut collector = StatsCollector::try_new(spec, &projected_schema)?;
-    for batch in reader {
-        collector.observe(&batch?)?;
+    let mut stream =
+        builder.with_projection(mask).with_batch_size(64 * 1024).build().map_err(parquet_error(name))?;
+    let mut collector = StatsCollector::try_new(spec, stream.schema())?;
+    while let Some(batch) = stream.try_next().await.map_err(parquet_error(name))? {
+        collector.observe(&batch)?;
+        if sorted_only && !collector.sorted() {
+            return Ok(None);
+        }
     }
     let stats = collector.finish();
     if stats.row_count == 0 {
         return Err(Error::invalid_input(format!("{name} has no rows; nothing to append")));
     }
-    Ok(InspectedFile { schema, stats, null_free })
+    Ok(Some(stats))
+}
+
+fn parquet_error(name: &str) -> impl Fn(parquet::errors::ParquetError) -> Error + '_ {
+    move |source| Error::Parquet { path: name.to_string(), source }
+}
+
+/// Whether some row group starts before the previous one ends, by the time column's
+/// statistics (flat schemas only; anything unclear counts as "in order", and the rows
+/// decide).
+fn row_groups_out_of_order(metadata: &ParquetMetaData, time_index: usize, columns: usize) -> bool {
+    if metadata.file_metadata().schema_descr().num_columns() != columns {
+        return false;
+    }
+    let mut previous_max = None;
+    for row_group in metadata.row_groups() {
+        let Some(Statistics::Int64(stats)) = row_group.column(time_index).statistics() else { return false };
+        let (Some(&min), Some(&max)) = (stats.min_opt(), stats.max_opt()) else { return false };
+        if previous_max.is_some_and(|previous| min < previous) {
+            return true;
+        }
+        previous_max = Some(max);
+    }
+    false
 }
 
 /// For flat schemas each Arrow column is one Parquet leaf; a column is provably null-free

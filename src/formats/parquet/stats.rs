@@ -116,6 +116,11 @@ impl StatsCollector {
         Ok(())
     }
 
+    /// Whether the rows observed so far are in non-decreasing time order.
+    pub fn sorted(&self) -> bool {
+        self.sorted
+    }
+
     /// The statistics of every batch observed.
     pub fn finish(self) -> SegmentStats {
         let mut coverage = Coverage::new();

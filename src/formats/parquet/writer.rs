@@ -1,26 +1,25 @@
-//! Encoding a new segment: rows sorted by time, written as Parquet in memory, with its
-//! statistics and coverage computed from the same batches (nothing is read back).
+//! How new segments are written: the writer options (row groups, compression, segment
+//! size, memory limit) and the Parquet writer properties that follow from them.
 //!
-//! CPU work, no I/O: callers run it on a blocking thread and store the bytes.
+//! No I/O; the table layer streams segments to storage with these settings.
 
-use std::sync::Arc;
-
-use arrow::array::RecordBatch;
-use arrow::compute::{concat_batches, sort_to_indices, take_record_batch, SortOptions};
 use arrow::datatypes::SchemaRef;
-use bytes::Bytes;
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::WriterProperties;
 
-use super::stats::{timestamps_as_nanos, SegmentStats, StatsCollector};
 use crate::error::{Error, Result};
 use crate::metadata::TimeIndexSpec;
 
 /// Rows per row group by default: small enough that a one-hour query inside a large
 /// segment skips most of it by row-group statistics.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Rows per segment by default (16 row groups); measured in BENCHMARKS.md.
+pub const SEGMENT_ROWS: u64 = 16 * ROW_GROUP_ROWS as u64;
+/// Encoded bytes per segment at most, whatever the row count.
+pub const SEGMENT_BYTES: u64 = 512 * 1024 * 1024;
+/// What one append may hold in memory by default (input waiting to be sorted).
+pub const MEMORY_LIMIT: usize = 256 * 1024 * 1024;
 
 /// How new segments are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,11 +29,24 @@ pub struct WriterOptions {
     pub row_group_rows: usize,
     /// Compression of the data pages.
     pub compression: SegmentCompression,
+    /// A segment is closed at the first new timestamp after it holds this many rows.
+    pub segment_rows: u64,
+    /// ...or after its encoded size reaches this many bytes.
+    pub segment_bytes: u64,
+    /// The most input one append holds in memory. Unsorted input beyond it is sorted on
+    /// disk (spilled to the system temp directory).
+    pub memory_limit: usize,
 }
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions { row_group_rows: ROW_GROUP_ROWS, compression: SegmentCompression::Snappy }
+        WriterOptions {
+            row_group_rows: ROW_GROUP_ROWS,
+            compression: SegmentCompression::Snappy,
+            segment_rows: SEGMENT_ROWS,
+            segment_bytes: SEGMENT_BYTES,
+            memory_limit: MEMORY_LIMIT,
+        }
     }
 }
 
@@ -50,6 +62,47 @@ impl WriterOptions {
         self.compression = compression;
         self
     }
+
+    /// Sets the target rows per segment (at least 1).
+    pub fn with_segment_rows(mut self, rows: u64) -> Self {
+        self.segment_rows = rows.max(1);
+        self
+    }
+
+    /// Sets the most encoded bytes per segment (at least 1).
+    pub fn with_segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes.max(1);
+        self
+    }
+
+    /// Sets the memory limit of one append, in bytes.
+    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+}
+
+/// Parses a byte size such as `256MiB`, `1GiB`, `512M`, `64k` or `1000000` (binary
+/// multiples either way: `M` and `MiB` are both 2^20).
+pub fn parse_byte_size(text: &str) -> Result<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let bad = || Error::invalid_input(format!("'{text}' is not a size; write e.g. 256MiB, 1GiB or 65536"));
+    let number: f64 = number.parse().map_err(|_| bad())?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(bad()),
+    };
+    let bytes = number * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
 }
 
 /// Compression codecs for segment data.
@@ -77,101 +130,36 @@ impl SegmentCompression {
     }
 }
 
-/// A segment ready to be stored.
-#[derive(Debug)]
-pub struct EncodedSegment {
-    /// The complete Parquet file, rows sorted by time.
-    pub bytes: Bytes,
-    /// Statistics and coverage of its rows.
-    pub stats: SegmentStats,
-}
-
-/// The writer settings of every segment this crate writes.
-pub fn writer_properties(time_index: usize, sorted: bool, options: &WriterOptions) -> Result<WriterProperties> {
-    let builder = WriterProperties::builder()
+/// The Parquet properties of a new segment of `schema`, whose rows are sorted by time,
+/// ties by the entity columns (recorded as the file's sorting columns).
+pub fn segment_properties(schema: &SchemaRef, spec: &TimeIndexSpec, options: &WriterOptions) -> Result<WriterProperties> {
+    let sort_keys = std::iter::once(&spec.time_column).chain(&spec.entity_columns);
+    let sorting = sort_keys
+        .map(|name| {
+            let index = schema.index_of(name).map_err(|e| Error::invalid_input(e.to_string()))?;
+            Ok(SortingColumn { column_idx: index as i32, descending: false, nulls_first: false })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(WriterProperties::builder()
         .set_compression(options.compression.to_parquet()?)
-        .set_max_row_group_row_count(Some(options.row_group_rows));
-    let builder = if sorted {
-        builder.set_sorting_columns(Some(vec![SortingColumn {
-            column_idx: time_index as i32,
-            descending: false,
-            nulls_first: false,
-        }]))
-    } else {
-        builder
-    };
-    Ok(builder.build())
+        .set_max_row_group_row_count(Some(options.row_group_rows))
+        .set_sorting_columns(Some(sorting))
+        .build())
 }
 
-/// Encodes `batches` (already in the table schema) as one segment sorted by time.
-///
-/// Statistics and coverage are computed on a second thread while the Parquet encoder
-/// runs, so they add little to the wall time of an append.
-pub fn encode_segment(
-    batches: Vec<RecordBatch>,
-    schema: &SchemaRef,
-    spec: &TimeIndexSpec,
-    options: &WriterOptions,
-) -> Result<EncodedSegment> {
-    let time_index = schema.index_of(&spec.time_column).map_err(|e| Error::invalid_input(e.to_string()))?;
-    let batches = if is_sorted(&batches, time_index, &spec.time_column)? {
-        batches
-    } else {
-        vec![sort_by_time(&batches, schema, time_index)?]
-    };
-    let collect = || -> Result<SegmentStats> {
-        let mut collector = StatsCollector::try_new(spec, schema)?;
-        for batch in &batches {
-            collector.observe(batch)?;
-        }
-        Ok(collector.finish())
-    };
-    let (stats, bytes) = std::thread::scope(|scope| {
-        let stats = scope.spawn(collect);
-        let bytes = write_parquet(&batches, schema, time_index, options);
-        (stats.join(), bytes)
-    });
-    let stats = stats.map_err(|_| Error::Task("computing segment statistics panicked".into()))??;
-    if stats.row_count == 0 {
-        return Err(Error::invalid_input("the input has no rows; nothing to append"));
-    }
-    Ok(EncodedSegment { bytes: bytes?, stats })
-}
+#[cfg(test)]
+mod tests {
+    use super::parse_byte_size;
 
-fn write_parquet(
-    batches: &[RecordBatch],
-    schema: &SchemaRef,
-    time_index: usize,
-    options: &WriterOptions,
-) -> Result<Bytes> {
-    let mut buffer = Vec::new();
-    let parquet_error = |source| Error::Parquet { path: "new segment".into(), source };
-    let properties = writer_properties(time_index, true, options)?;
-    let mut writer = ArrowWriter::try_new(&mut buffer, Arc::clone(schema), Some(properties)).map_err(parquet_error)?;
-    for batch in batches {
-        writer.write(batch).map_err(parquet_error)?;
-    }
-    writer.close().map_err(parquet_error)?;
-    Ok(Bytes::from(buffer))
-}
-
-/// Whether the rows are in non-decreasing time order across all batches.
-fn is_sorted(batches: &[RecordBatch], time_index: usize, column: &str) -> Result<bool> {
-    let mut last = i64::MIN;
-    for batch in batches {
-        for ts in timestamps_as_nanos(batch.column(time_index), column)? {
-            if ts < last {
-                return Ok(false);
-            }
-            last = ts;
+    #[test]
+    fn byte_sizes_parse_in_binary_multiples() {
+        assert_eq!(parse_byte_size("65536").unwrap(), 65536);
+        assert_eq!(parse_byte_size("256MiB").unwrap(), 256 << 20);
+        assert_eq!(parse_byte_size("256m").unwrap(), 256 << 20);
+        assert_eq!(parse_byte_size("1.5 GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_byte_size("64k").unwrap(), 64 << 10);
+        for bad in ["", "MiB", "12 parsecs", "-5M"] {
+            assert!(parse_byte_size(bad).is_err(), "{bad}");
         }
     }
-    Ok(true)
-}
-
-fn sort_by_time(batches: &[RecordBatch], schema: &SchemaRef, time_index: usize) -> Result<RecordBatch> {
-    let all = concat_batches(schema, batches)?;
-    let order =
-        sort_to_indices(all.column(time_index), Some(SortOptions { descending: false, nulls_first: false }), None)?;
-    Ok(take_record_batch(&all, &order)?)
 }

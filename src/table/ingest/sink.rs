@@ -1,0 +1,290 @@
+//! Writing time-sorted rows as new segments while they arrive: each segment is encoded
+//! with parquet's async writer straight into an object-store upload (multipart once it
+//! outgrows one part), its statistics and coverage are computed on a second thread, and
+//! a segment is closed at the first new timestamp after it reaches the target size.
+//!
+//! Does I/O: uploads data files and coverage sidecars. Nothing is committed here; the
+//! staged segments go to the commit loop, or are deleted by [`SegmentSink::abort`].
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use object_store::buffered::BufWriter;
+use parquet::arrow::AsyncArrowWriter;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{write_own, StagedSegment};
+use crate::coverage::{sidecar, Coverage, Overlap};
+use crate::error::{Error, Result};
+use crate::formats::parquet::stats::timestamps_as_nanos;
+use crate::formats::parquet::{segment_properties, SegmentStats, StatsCollector, WriterOptions};
+use crate::metadata::segment::MAX_LISTED_ENTITIES;
+use crate::metadata::{SegmentId, SegmentMeta, TimeIndexSpec};
+use crate::storage::TableLocation;
+
+/// Batches are written in slices of at most this many rows, so a segment can be closed
+/// close to its target however large the batches are.
+const SLICE_ROWS: usize = 64 * 1024;
+/// Upload part size: the buffer an upload holds before it sends a part (S3 needs 5 MiB).
+pub(crate) const UPLOAD_PART_BYTES: usize = 8 * 1024 * 1024;
+/// Parts of one upload in flight at once.
+const UPLOAD_CONCURRENCY: usize = 2;
+/// Batches queued for the statistics thread.
+const STATS_QUEUE: usize = 4;
+
+/// Receives time-sorted batches (in the table schema) and stages them as segments.
+pub(crate) struct SegmentSink {
+    location: TableLocation,
+    schema: SchemaRef,
+    spec: TimeIndexSpec,
+    options: WriterOptions,
+    time_index: usize,
+    open: Option<OpenSegment>,
+    staged: Vec<StagedSegment>,
+    /// The open segment is full: close it at the next timestamp after `last_ts`.
+    full: bool,
+    /// The table's coverage when the append began: a closed segment that overlaps it
+    /// stops the append early (the commit checks again against the latest version).
+    fence: Arc<Coverage>,
+    overlap: Option<Overlap>,
+}
+
+struct OpenSegment {
+    id: SegmentId,
+    path: String,
+    writer: AsyncArrowWriter<BufWriter>,
+    stats_queue: mpsc::Sender<RecordBatch>,
+    stats: JoinHandle<Result<SegmentStats>>,
+    rows: u64,
+    /// The last time value written, in nanoseconds.
+    last_ts: i64,
+}
+
+impl SegmentSink {
+    pub(crate) fn new(
+        location: TableLocation,
+        schema: SchemaRef,
+        spec: TimeIndexSpec,
+        options: WriterOptions,
+        fence: Arc<Coverage>,
+    ) -> Result<Self> {
+        let time_index = schema.index_of(&spec.time_column).map_err(|e| Error::invalid_input(e.to_string()))?;
+        Ok(SegmentSink {
+            location,
+            schema,
+            spec,
+            options,
+            time_index,
+            open: None,
+            staged: Vec::new(),
+            full: false,
+            fence,
+            overlap: None,
+        })
+    }
+
+    /// The first overlap with the table's data found so far; writing on is pointless.
+    pub(crate) fn overlap(&self) -> Option<&Overlap> {
+        self.overlap.as_ref()
+    }
+
+    /// Writes `batch`, whose rows follow the previous batch's in time order.
+    pub(crate) async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let len = SLICE_ROWS.min(batch.num_rows() - offset);
+            self.write_slice(batch.slice(offset, len)).await?;
+            offset += len;
+        }
+        Ok(())
+    }
+
+    async fn write_slice(&mut self, mut batch: RecordBatch) -> Result<()> {
+        while batch.num_rows() > 0 {
+            if let (true, Some(open)) = (self.full, &self.open) {
+                // Close at a change of timestamp, so equal timestamps never span two
+                // segments and the segments' time ranges do not overlap.
+                let times = timestamps_as_nanos(batch.column(self.time_index), &self.spec.time_column)?;
+                let Some(cut) = times.iter().position(|&t| t > open.last_ts) else {
+                    return self.write_to_open(&batch).await;
+                };
+                if cut > 0 {
+                    self.write_to_open(&batch.slice(0, cut)).await?;
+                }
+                self.close_segment().await?;
+                batch = batch.slice(cut, batch.num_rows() - cut);
+                continue;
+            }
+            // Up to the target, then (full) on to the next new timestamp.
+            let written = self.open.as_ref().map_or(0, |open| open.rows);
+            let room = usize::try_from(self.options.segment_rows.saturating_sub(written)).unwrap_or(usize::MAX).max(1);
+            let take = room.min(batch.num_rows());
+            self.write_to_open(&batch.slice(0, take)).await?;
+            batch = batch.slice(take, batch.num_rows() - take);
+        }
+        Ok(())
+    }
+
+    async fn write_to_open(&mut self, batch: &RecordBatch) -> Result<()> {
+        let last_row = batch.column(self.time_index).slice(batch.num_rows() - 1, 1);
+        let last_ts = timestamps_as_nanos(&last_row, &self.spec.time_column)?[0];
+        if self.open.is_none() {
+            self.open = Some(self.start_segment()?);
+        }
+        let open = self.open.as_mut().expect("opened above");
+        let parquet_error = |source| Error::Parquet { path: "new segment".into(), source };
+        // Statistics run on their own thread while this one encodes.
+        let queued = open.stats_queue.send(batch.clone()).await;
+        open.writer.write(batch).await.map_err(parquet_error)?;
+        if queued.is_err() {
+            // The statistics thread stopped: its error says why.
+            let open = self.open.take().expect("open");
+            drop(open.stats_queue);
+            return Err(join_stats(open.stats).await.err().unwrap_or_else(|| Error::Task("statistics stopped".into())));
+        }
+        open.rows += batch.num_rows() as u64;
+        open.last_ts = last_ts;
+        let bytes = (open.writer.bytes_written() + open.writer.in_progress_size()) as u64;
+        self.full = open.rows >= self.options.segment_rows || bytes >= self.options.segment_bytes;
+        Ok(())
+    }
+
+    fn start_segment(&self) -> Result<OpenSegment> {
+        let id = SegmentId::random();
+        let path = format!("data/{id}.parquet");
+        let upload =
+            BufWriter::with_capacity(Arc::clone(self.location.store()), self.location.path(&path), UPLOAD_PART_BYTES)
+                .with_max_concurrency(UPLOAD_CONCURRENCY);
+        let properties = segment_properties(&self.schema, &self.spec, &self.options)?;
+        let writer = AsyncArrowWriter::try_new(upload, Arc::clone(&self.schema), Some(properties))
+            .map_err(|source| Error::Parquet { path: self.location.describe(&path), source })?;
+        let (stats_queue, mut batches) = mpsc::channel::<RecordBatch>(STATS_QUEUE);
+        let spec = self.spec.clone();
+        let schema = Arc::clone(&self.schema);
+        let stats = tokio::task::spawn_blocking(move || {
+            let mut collector = StatsCollector::try_new(&spec, &schema)?;
+            while let Some(batch) = batches.blocking_recv() {
+                collector.observe(&batch)?;
+            }
+            Ok(collector.finish())
+        });
+        Ok(OpenSegment { id, path, writer, stats_queue, stats, rows: 0, last_ts: i64::MIN })
+    }
+
+    /// Closes the open segment, if any: the next batch starts a new one. Called where the
+    /// time order restarts.
+    pub(crate) async fn close_segment(&mut self) -> Result<()> {
+        self.full = false;
+        let Some(mut open) = self.open.take() else { return Ok(()) };
+        drop(open.stats_queue);
+        let finished = open.writer.finish().await;
+        let stats = join_stats(open.stats).await;
+        let size_bytes = open.writer.bytes_written() as u64;
+        if let Err(source) = finished {
+            // The upload may have completed before the error: the name is ours alone.
+            let _ = self.location.delete(&open.path).await;
+            return Err(Error::Parquet { path: self.location.describe(&open.path), source });
+        }
+        let stats = match stats {
+            Ok(stats) => stats,
+            Err(e) => {
+                let _ = self.location.delete(&open.path).await;
+                return Err(e);
+            }
+        };
+        let staged = stage_files(&self.location, open.id, open.path, stats, size_bytes, true).await?;
+        if self.overlap.is_none() {
+            self.overlap = self.fence.first_overlap(&staged.coverage);
+        }
+        self.staged.push(staged);
+        Ok(())
+    }
+
+    /// Closes the last segment and hands over everything staged.
+    pub(crate) async fn finish(mut self) -> Result<Vec<StagedSegment>> {
+        match self.close_segment().await {
+            Ok(()) => Ok(std::mem::take(&mut self.staged)),
+            Err(e) => {
+                self.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Abandons the append: the open upload is aborted and staged files are deleted.
+    pub(crate) async fn abort(mut self) {
+        if let Some(open) = self.open.take() {
+            drop(open.stats_queue);
+            let _ = open.stats.await;
+            let mut upload = open.writer.into_inner();
+            let _ = upload.abort().await;
+            let _ = self.location.delete(&open.path).await;
+        }
+        for staged in self.staged.drain(..) {
+            staged.discard(&self.location).await;
+        }
+    }
+}
+
+async fn join_stats(handle: JoinHandle<Result<SegmentStats>>) -> Result<SegmentStats> {
+    handle.await.map_err(|e| Error::Task(format!("computing segment statistics failed: {e}")))?
+}
+
+/// Writes the coverage sidecar of a data file already stored at `path` and describes the
+/// pair as a staged segment. On failure the data file is deleted too.
+pub(crate) async fn stage_files(
+    location: &TableLocation,
+    id: SegmentId,
+    path: String,
+    stats: SegmentStats,
+    size_bytes: u64,
+    sorted: bool,
+) -> Result<StagedSegment> {
+    let Some((ts_min, ts_max)) = stats.ts_range else {
+        let _ = location.delete(&path).await;
+        return Err(Error::invalid_input("the input has no rows; nothing to append"));
+    };
+    let coverage_path = format!("_coverage/segments/{id}.roar");
+    let keys: Vec<_> = stats.coverage.entities().map(|(k, _)| k.clone()).collect();
+    let entity_count = keys.len() as u64;
+    let entities = (keys.len() <= MAX_LISTED_ENTITIES).then_some(keys);
+    let sidecar_bytes = Bytes::from(sidecar::encode(&stats.coverage));
+    if let Err(e) = write_own(location, &coverage_path, sidecar_bytes).await {
+        let _ = location.delete(&path).await;
+        return Err(e);
+    }
+    let meta = SegmentMeta {
+        id,
+        path,
+        coverage_path,
+        ts_min,
+        ts_max,
+        row_count: stats.row_count,
+        size_bytes,
+        sorted,
+        entity_count,
+        entities,
+        added_in_version: 0,
+    };
+    Ok(StagedSegment { meta, coverage: Arc::new(stats.coverage) })
+}
+
+impl StagedSegment {
+    /// Deletes the segment's files (it was never committed).
+    pub(crate) async fn discard(&self, location: &TableLocation) {
+        let _ = location.delete(&self.meta.path).await;
+        let _ = location.delete(&self.meta.coverage_path).await;
+    }
+}
+
+/// The union of the staged segments' coverage.
+pub(crate) fn union_coverage(staged: &[StagedSegment]) -> Coverage {
+    let mut union = Coverage::new();
+    for segment in staged {
+        union.union_with(&segment.coverage);
+    }
+    union
+}

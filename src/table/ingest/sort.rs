@@ -1,0 +1,203 @@
+//! Sorting input that did not arrive in time order, within the append's memory limit.
+//!
+//! With the `sql` feature this is DataFusion's sort on a runtime whose memory pool is the
+//! limit: in memory when the rows fit, otherwise sorted runs spilled to the system temp
+//! directory and merged. Without it, rows are sorted in memory and input beyond the limit
+//! is refused.
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use futures::Stream;
+
+use super::order::SortKey;
+use super::sink::SegmentSink;
+use crate::error::Result;
+
+/// Sorts `input` by `key` and writes it to `sink`, stopping early once the sink has found
+/// an overlap with the table.
+pub(crate) async fn sort_into<S>(
+    input: S,
+    schema: &SchemaRef,
+    key: &SortKey,
+    memory_limit: usize,
+    sink: &mut SegmentSink,
+) -> Result<()>
+where
+    S: Stream<Item = Result<RecordBatch>> + Send,
+{
+    imp::sort_into(input, schema, key, memory_limit, sink).await
+}
+
+fn too_little_memory(memory_limit: usize, detail: impl std::fmt::Display) -> crate::Error {
+    crate::Error::invalid_input(format!(
+        "the input is not in time order and sorting it needs more memory than the limit of {} MiB ({detail}); \
+         raise the memory limit (WriterOptions::with_memory_limit, tsq append --memory-limit)",
+        memory_limit >> 20
+    ))
+}
+
+#[cfg(feature = "sql")]
+mod imp {
+    use std::sync::{Arc, Mutex};
+
+    use arrow::array::RecordBatch;
+    use arrow::datatypes::SchemaRef;
+    use datafusion::error::DataFusionError;
+    use datafusion::execution::config::SessionConfig;
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+    use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
+    use datafusion::physical_plan::expressions::Column;
+    use datafusion::physical_plan::sorts::sort::SortExec;
+    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+    use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+    use datafusion::physical_plan::ExecutionPlan;
+    use futures::{Stream, StreamExt};
+    use tokio::sync::mpsc;
+
+    use super::super::order::{SortKey, ASCENDING};
+    use super::super::sink::SegmentSink;
+    use super::too_little_memory;
+    use crate::error::{Error, Result};
+
+    /// Batches queued between the input and the sort.
+    const QUEUE: usize = 2;
+
+    /// The input, handed to the sort plan once.
+    struct Handoff {
+        schema: SchemaRef,
+        batches: Mutex<Option<mpsc::Receiver<std::result::Result<RecordBatch, DataFusionError>>>>,
+    }
+
+    impl std::fmt::Debug for Handoff {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("append input")
+        }
+    }
+
+    impl PartitionStream for Handoff {
+        fn schema(&self) -> &SchemaRef {
+            &self.schema
+        }
+
+        fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+            let receiver = self.batches.lock().ok().and_then(|mut r| r.take());
+            let batches = futures::stream::unfold(receiver, |receiver| async move {
+                let mut receiver = receiver?;
+                let next = receiver.recv().await?;
+                Some((next, Some(receiver)))
+            });
+            Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), batches))
+        }
+    }
+
+    pub(super) async fn sort_into<S>(
+        input: S,
+        schema: &SchemaRef,
+        key: &SortKey,
+        memory_limit: usize,
+        sink: &mut SegmentSink,
+    ) -> Result<()>
+    where
+        S: Stream<Item = Result<RecordBatch>> + Send,
+    {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        let handoff = Arc::new(Handoff { schema: Arc::clone(schema), batches: Mutex::new(Some(receiver)) });
+        let source = StreamingTableExec::try_new(Arc::clone(schema), vec![handoff], None, vec![], false, None)?;
+        let ordering = LexOrdering::new(
+            key.columns
+                .iter()
+                .map(|&i| PhysicalSortExpr::new(Arc::new(Column::new(schema.field(i).name(), i)), ASCENDING)),
+        )
+        .ok_or_else(|| Error::invalid_input("the table has no sort key"))?;
+        let plan = SortExec::new(ordering, Arc::new(source));
+        let runtime = RuntimeEnvBuilder::new().with_memory_limit(memory_limit, 1.0).build_arc()?;
+        // The merge of spilled runs reserves memory up front (10 MiB by default in
+        // DataFusion); scale it to the limit so that small limits still sort.
+        let config = SessionConfig::new().with_sort_spill_reservation_bytes((memory_limit / 8).min(10 << 20));
+        let task = Arc::new(TaskContext::default().with_session_config(config).with_runtime(runtime));
+        let mut sorted = plan.execute(0, task)?;
+
+        // The input is fed to the sort while its output is drained, in this one task, so the
+        // input needs no 'static lifetime.
+        let feed = async move {
+            let mut input = std::pin::pin!(input);
+            while let Some(item) = input.next().await {
+                match item {
+                    Ok(batch) => {
+                        if sender.send(Ok(batch)).await.is_err() {
+                            break; // the sort stopped; its error is reported
+                        }
+                    }
+                    Err(e) => {
+                        let _ = sender.send(Err(DataFusionError::External("the append input failed".into()))).await;
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(())
+        };
+        let drain = async move {
+            while let Some(batch) = sorted.next().await {
+                let batch = batch.map_err(|e| sort_error(e, memory_limit))?;
+                sink.write(&batch).await?;
+                if sink.overlap().is_some() {
+                    break;
+                }
+            }
+            Ok::<_, Error>(())
+        };
+        let (fed, drained) = futures::join!(feed, drain);
+        fed?;
+        drained
+    }
+
+    fn sort_error(error: DataFusionError, memory_limit: usize) -> Error {
+        match error.find_root() {
+            DataFusionError::ResourcesExhausted(detail) => too_little_memory(memory_limit, detail),
+            _ => Error::from(error),
+        }
+    }
+}
+
+#[cfg(not(feature = "sql"))]
+mod imp {
+    use arrow::array::RecordBatch;
+    use arrow::datatypes::SchemaRef;
+    use futures::{Stream, StreamExt};
+
+    use super::super::order::SortKey;
+    use super::super::sink::SegmentSink;
+    use super::too_little_memory;
+    use crate::error::Result;
+
+    pub(super) async fn sort_into<S>(
+        input: S,
+        schema: &SchemaRef,
+        key: &SortKey,
+        memory_limit: usize,
+        sink: &mut SegmentSink,
+    ) -> Result<()>
+    where
+        S: Stream<Item = Result<RecordBatch>> + Send,
+    {
+        let mut input = std::pin::pin!(input);
+        let mut batches = Vec::new();
+        let mut held = 0;
+        while let Some(batch) = input.next().await {
+            let batch = batch?;
+            held += batch.get_array_memory_size();
+            // Sorting copies the rows once more.
+            if 2 * held > memory_limit {
+                return Err(too_little_memory(memory_limit, "sorting beyond memory needs the `sql` feature"));
+            }
+            batches.push(batch);
+        }
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let sorted = key.sort(schema, &batches)?;
+        drop(batches);
+        sink.write(&sorted).await
+    }
+}
