@@ -10,7 +10,7 @@ use timeseries_table_core::sample::MarketBars;
 use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::{TimeRange, TimeSeriesTable};
 
-use crate::common::tree_snapshot;
+use crate::common::{minute_bars, tree_snapshot, HOUR, T0};
 
 struct Run {
     code: Option<i32>,
@@ -400,4 +400,52 @@ fn shell_runs_multi_line_statements_and_survives_errors() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn append_takes_csv_json_and_unsorted_parquet_with_writer_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let table = tmp.path().join("t");
+    assert_ok(&tsq(tmp.path(), &["create", s(&table), "--time-column", "ts", "--bucket", "1m", "--entity", "symbol"]));
+
+    // CSV: 3 symbols x 100 minutes, split into segments of 120 rows.
+    let csv = tmp.path().join("bars.csv");
+    let mut text = String::from("ts,symbol,price,volume\n");
+    for m in 0..100 {
+        for sym in ["A", "B", "C"] {
+            text.push_str(&format!("2024-01-01T{:02}:{:02}:00Z,{sym},{m}.5,{m}\n", m / 60, m % 60));
+        }
+    }
+    std::fs::write(&csv, text).unwrap();
+    let run = tsq(tmp.path(), &["append", s(&table), s(&csv), "--segment-rows", "120", "--memory-limit", "64MiB"]);
+    assert_ok(&run);
+    assert!(run.stdout.contains("300 rows in 3 segments -> version 2"), "{}", run.stdout);
+
+    // JSON lines.
+    let json = tmp.path().join("more.jsonl");
+    std::fs::write(&json, "{\"ts\":\"2024-01-01T02:00:00Z\",\"symbol\":\"A\",\"price\":1.0,\"volume\":1}\n").unwrap();
+    let run = tsq(tmp.path(), &["append", s(&table), s(&json)]);
+    assert_ok(&run);
+    assert!(run.stdout.contains("1 rows -> version 3"), "{}", run.stdout);
+
+    // Parquet sorted by symbol, then time: re-encoded, and said so in one line.
+    let by_symbol = tmp.path().join("by-symbol.parquet");
+    let batches: Vec<RecordBatch> = ["A", "B"].iter().map(|sym| minute_bars(&[sym], T0 + 3 * HOUR, 30)).collect();
+    let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    // Columns as the CSV fixed them, so only the order differs.
+    let schema = open(&table).schema().unwrap();
+    let columns =
+        batch.columns().iter().zip(schema.fields()).map(|(c, f)| arrow::compute::cast(c, f.data_type()).unwrap());
+    let batch = RecordBatch::try_new(schema.clone(), columns.collect()).unwrap();
+    write_parquet(&by_symbol, &batch);
+    let run = tsq(tmp.path(), &["append", s(&table), s(&by_symbol)]);
+    assert_ok(&run);
+    let notes: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("re-encoding")).collect();
+    assert_eq!(notes, [format!("re-encoding {} sorted by time: its rows are not in time order", s(&by_symbol))]);
+    assert!(open(&table).segments().iter().all(|seg| seg.sorted));
+
+    assert_clear_error(&tsq(tmp.path(), &["append", s(&table), s(&json), "--memory-limit", "lots"]), "--memory-limit");
+    let txt = tmp.path().join("bars.txt");
+    std::fs::write(&txt, "x").unwrap();
+    assert_clear_error(&tsq(tmp.path(), &["append", s(&table), s(&txt)]), "cannot tell the format");
 }

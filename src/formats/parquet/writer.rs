@@ -20,6 +20,8 @@ pub const SEGMENT_ROWS: u64 = 16 * ROW_GROUP_ROWS as u64;
 pub const SEGMENT_BYTES: u64 = 512 * 1024 * 1024;
 /// What one append may hold in memory by default (input waiting to be sorted).
 pub const MEMORY_LIMIT: usize = 256 * 1024 * 1024;
+/// Bytes per part of an upload by default (S3 requires at least 5 MiB but for the last).
+pub const UPLOAD_PART_BYTES: usize = 8 * 1024 * 1024;
 
 /// How new segments are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +38,8 @@ pub struct WriterOptions {
     /// The most input one append holds in memory. Unsorted input beyond it is sorted on
     /// disk (spilled to the system temp directory).
     pub memory_limit: usize,
+    /// Files larger than this are uploaded in parts of this size (a multipart upload).
+    pub upload_part_bytes: usize,
 }
 
 impl Default for WriterOptions {
@@ -46,6 +50,7 @@ impl Default for WriterOptions {
             segment_rows: SEGMENT_ROWS,
             segment_bytes: SEGMENT_BYTES,
             memory_limit: MEMORY_LIMIT,
+            upload_part_bytes: UPLOAD_PART_BYTES,
         }
     }
 }
@@ -78,6 +83,12 @@ impl WriterOptions {
     /// Sets the memory limit of one append, in bytes.
     pub fn with_memory_limit(mut self, bytes: usize) -> Self {
         self.memory_limit = bytes;
+        self
+    }
+
+    /// Sets the upload part size (at least 1 byte; S3 needs 5 MiB).
+    pub fn with_upload_part_bytes(mut self, bytes: usize) -> Self {
+        self.upload_part_bytes = bytes.max(1);
         self
     }
 }

@@ -18,7 +18,7 @@ use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuil
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::sink::{stage_files, UPLOAD_PART_BYTES};
+use super::sink::{stage_files, UPLOAD_CONCURRENCY};
 use super::Staged;
 use crate::error::{Error, Result};
 use crate::formats::parquet::{inspect_parquet, parquet_stats};
@@ -97,10 +97,10 @@ impl ParquetInput<'_> {
     }
 
     /// Copies the file to `path` in the table, part by part; returns its size.
-    async fn upload(&self, location: &TableLocation, path: &str) -> Result<u64> {
-        let mut upload = BufWriter::with_capacity(Arc::clone(location.store()), location.path(path), UPLOAD_PART_BYTES)
-            .with_max_concurrency(2);
-        let copied = self.copy_into(&mut upload).await;
+    async fn upload(&self, location: &TableLocation, path: &str, part_bytes: usize) -> Result<u64> {
+        let mut upload = BufWriter::with_capacity(Arc::clone(location.store()), location.path(path), part_bytes)
+            .with_max_concurrency(UPLOAD_CONCURRENCY);
+        let copied = self.copy_into(&mut upload, part_bytes).await;
         let shut = match &copied {
             Ok(_) => upload.shutdown().await.map_err(|e| Error::Io { path: location.describe(path).into(), source: e }),
             Err(_) => {
@@ -115,7 +115,7 @@ impl ParquetInput<'_> {
         copied
     }
 
-    async fn copy_into(&self, upload: &mut BufWriter) -> Result<u64> {
+    async fn copy_into(&self, upload: &mut BufWriter, part_bytes: usize) -> Result<u64> {
         let storage_error = |e| Error::storage("the table's new segment", e);
         match self {
             ParquetInput::Bytes { bytes, .. } => {
@@ -126,8 +126,8 @@ impl ParquetInput<'_> {
                 let mut file = open_file(path).await?;
                 let mut size = 0;
                 loop {
-                    let mut chunk = BytesMut::with_capacity(UPLOAD_PART_BYTES);
-                    while chunk.len() < UPLOAD_PART_BYTES {
+                    let mut chunk = BytesMut::with_capacity(part_bytes);
+                    while chunk.len() < part_bytes {
                         let read = file
                             .read_buf(&mut chunk)
                             .await
@@ -198,7 +198,7 @@ impl TimeSeriesTable {
         } else if let Some(stats) = parquet_stats(input.reader().await?, &spec, &name, true).await? {
             let id = SegmentId::random();
             let path = format!("data/{id}.parquet");
-            let size = input.upload(self.location(), &path).await?;
+            let size = input.upload(self.location(), &path, self.writer_options().upload_part_bytes).await?;
             let segment = stage_files(self.location(), id, path, stats, size, true).await?;
             return self.commit_staged(Staged { schema, segments: vec![segment] }, "append", None).await;
         } else {

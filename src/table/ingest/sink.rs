@@ -28,10 +28,8 @@ use crate::storage::TableLocation;
 /// Batches are written in slices of at most this many rows, so a segment can be closed
 /// close to its target however large the batches are.
 const SLICE_ROWS: usize = 64 * 1024;
-/// Upload part size: the buffer an upload holds before it sends a part (S3 needs 5 MiB).
-pub(crate) const UPLOAD_PART_BYTES: usize = 8 * 1024 * 1024;
 /// Parts of one upload in flight at once.
-const UPLOAD_CONCURRENCY: usize = 2;
+pub(crate) const UPLOAD_CONCURRENCY: usize = 2;
 /// Batches queued for the statistics thread.
 const STATS_QUEUE: usize = 4;
 
@@ -155,9 +153,12 @@ impl SegmentSink {
     fn start_segment(&self) -> Result<OpenSegment> {
         let id = SegmentId::random();
         let path = format!("data/{id}.parquet");
-        let upload =
-            BufWriter::with_capacity(Arc::clone(self.location.store()), self.location.path(&path), UPLOAD_PART_BYTES)
-                .with_max_concurrency(UPLOAD_CONCURRENCY);
+        let upload = BufWriter::with_capacity(
+            Arc::clone(self.location.store()),
+            self.location.path(&path),
+            self.options.upload_part_bytes,
+        )
+        .with_max_concurrency(UPLOAD_CONCURRENCY);
         let properties = segment_properties(&self.schema, &self.spec, &self.options)?;
         let writer = AsyncArrowWriter::try_new(upload, Arc::clone(&self.schema), Some(properties))
             .map_err(|source| Error::Parquet { path: self.location.describe(&path), source })?;

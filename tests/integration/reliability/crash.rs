@@ -22,6 +22,7 @@ use object_store::local::LocalFileSystem;
 use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::{OrphanStatus, TimeSeriesTable, VacuumOptions};
 use timeseries_table_core::transaction_log::CHECKPOINT_INTERVAL;
+use timeseries_table_core::WriterOptions;
 
 use super::faulty_store::{Call, CallKind, FaultyStore, When};
 use super::{child_env, child_role_is, observe, spawn_child, unreferenced_files, Observed, CHILD_ROLE};
@@ -33,6 +34,7 @@ enum Scenario {
     Snapshot,
     Overlap,
     Checkpoint,
+    MultiSegment,
 }
 
 impl Scenario {
@@ -42,7 +44,17 @@ impl Scenario {
             Scenario::Snapshot => "snapshot",
             Scenario::Overlap => "overlap",
             Scenario::Checkpoint => "checkpoint",
+            Scenario::MultiSegment => "multi-segment",
         }
+    }
+}
+
+/// How a scenario's writer writes: the multi-segment append splits its rows into three
+/// segments, each uploaded in several parts.
+fn writer_options(scenario: &str) -> WriterOptions {
+    match scenario {
+        "multi-segment" => WriterOptions::default().with_segment_rows(500).with_upload_part_bytes(2048),
+        _ => WriterOptions::default(),
     }
 }
 
@@ -55,6 +67,7 @@ fn batch_for(scenario: &str, step: usize) -> RecordBatch {
         "overlap" => minute_bars(&["A"], T0 + 10 * MINUTE, 5),
         // What `checkpoint_due_store` appends next.
         "checkpoint" => minute_bars(&["K"], T0 + CHECKPOINT_INTERVAL as i64 * HOUR, 2),
+        "multi-segment" => minute_bars(&["C", "D", "E", "F"], T0 + 2 * HOUR, 300),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -87,7 +100,8 @@ async fn crash_writer() {
     let batch = batch_for(&child_env("TSQ_SCENARIO"), child_env("TSQ_STEP").parse().unwrap());
     let expected = child_env("TSQ_CRASH_EXPECT");
     let (faulty, location) = local_faulty(&dir);
-    let mut table = TimeSeriesTable::open(location).await.unwrap();
+    let options = writer_options(&child_env("TSQ_SCENARIO"));
+    let mut table = TimeSeriesTable::open(location).await.unwrap().with_writer_options(options);
     faulty.reset();
     faulty.hook_at(
         at,
@@ -138,7 +152,8 @@ async fn prepare(scenario: Scenario, step: usize, base: PathBuf, scratch: &Path)
     let before = observe(&TimeSeriesTable::open(TableLocation::local(&copy).unwrap()).await.unwrap()).await;
     // Recorded on a fresh handle, exactly as the writer process will run it.
     let (faulty, location) = local_faulty(&copy);
-    let mut table = TimeSeriesTable::open(location).await.unwrap();
+    let options = writer_options(scenario.name());
+    let mut table = TimeSeriesTable::open(location).await.unwrap().with_writer_options(options);
     faulty.reset();
     let result = table.append(vec![batch_for(scenario.name(), step)]).await;
     let calls = faulty.calls();
@@ -170,6 +185,10 @@ fn describe(call: &Call) -> String {
     };
     let verb = match call.kind {
         CallKind::Delete => "delete",
+        CallKind::PutMultipart => "start upload of",
+        CallKind::UploadPart => "upload part of",
+        CallKind::CompleteUpload => "complete upload of",
+        CallKind::AbortUpload => "abort upload of",
         _ => "write",
     };
     format!("{verb} {what}")
@@ -205,7 +224,9 @@ impl CrashPoint<'_> {
     fn files_left(&self) -> usize {
         let done = |c: &&Call| c.n < self.at || (c.n == self.at && self.when == When::After);
         let in_table = |c: &&Call| c.path.contains("/data/") || c.path.contains("/_coverage/");
-        let puts = self.prepared.calls.iter().filter(done).filter(in_table).filter(|c| c.kind == CallKind::Put).count();
+        // A file appears on a put, or when its multipart upload completes.
+        let appears = |c: &&Call| matches!(c.kind, CallKind::Put | CallKind::CompleteUpload);
+        let puts = self.prepared.calls.iter().filter(done).filter(in_table).filter(appears).count();
         let deletes =
             self.prepared.calls.iter().filter(done).filter(in_table).filter(|c| c.kind == CallKind::Delete).count();
         puts - deletes
@@ -280,7 +301,10 @@ async fn a_writer_killed_at_any_write_leaves_a_consistent_table() {
     table.append(vec![minute_bars(&["A", "B"], T0, 30)]).await.unwrap();
     let plain = prepare(Scenario::Plain, 0, base.clone(), scratch.path()).await;
     let overlap = prepare(Scenario::Overlap, 0, base.clone(), scratch.path()).await;
-    let mut scenarios = vec![plain, overlap];
+    let multi = prepare(Scenario::MultiSegment, 0, base.clone(), scratch.path()).await;
+    let uploads = multi.calls.iter().filter(|c| c.kind == CallKind::CompleteUpload).count();
+    assert_eq!(uploads, 3, "the multi-segment append uploads three data files in parts");
+    let mut scenarios = vec![plain, overlap, multi];
 
     // Base for the snapshot scenario: segments of symbol S are appended until the next
     // append writes a table coverage snapshot (every append, or every few, depending on
@@ -351,6 +375,10 @@ async fn a_writer_killed_at_any_write_leaves_a_consistent_table() {
         "After write commit file",
         "Before write CURRENT",
         "After delete data file",
+        "Before upload part of data file",
+        "After upload part of data file",
+        "Before complete upload of data file",
+        "After complete upload of data file",
         "Before write checkpoint",
         "After write checkpoint",
     ] {

@@ -18,7 +18,7 @@ use arrow::array::RecordBatch;
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
 use timeseries_table_core::table::TimeSeriesTable;
-use timeseries_table_core::Error;
+use timeseries_table_core::{Error, WriterOptions};
 
 use super::faulty_store::{clean_location, Call, CallKind, FaultMode, FaultyStore};
 use super::{observe, unreferenced_files, Observed};
@@ -59,7 +59,7 @@ impl Tally {
 fn staged_paths(calls: &[Call]) -> Vec<String> {
     calls
         .iter()
-        .filter(|c| c.kind == CallKind::Put)
+        .filter(|c| matches!(c.kind, CallKind::Put | CallKind::PutMultipart))
         .filter_map(|c| c.path.strip_prefix(&format!("{ROOT}/")).map(str::to_string))
         .filter(|p| p.starts_with("data/") || p.starts_with("_coverage/segments/"))
         .collect()
@@ -159,6 +159,20 @@ fn up_to_date(store: Arc<InMemory>) -> futures::future::BoxFuture<'static, (Faul
     })
 }
 
+/// Rows enough for three segments of 500, each uploaded in several parts.
+fn multipart_batch() -> RecordBatch {
+    minute_bars(&["A", "B", "C", "D"], T0 + 2 * HOUR, 300)
+}
+
+/// [`up_to_date`], writing segments of 500 rows in uploads of 2 KiB parts.
+fn up_to_date_multipart(store: Arc<InMemory>) -> futures::future::BoxFuture<'static, (FaultyStore, TimeSeriesTable)> {
+    Box::pin(async move {
+        let (faulty, table) = up_to_date(store).await;
+        let options = WriterOptions::default().with_segment_rows(500).with_upload_part_bytes(2048);
+        (faulty, table.with_writer_options(options))
+    })
+}
+
 /// A handle opened before another writer committed `b2`: one version behind.
 fn one_behind(store: Arc<InMemory>) -> futures::future::BoxFuture<'static, (FaultyStore, TimeSeriesTable)> {
     Box::pin(async move {
@@ -179,6 +193,11 @@ impl AppendScenario {
         let result = table.append(vec![self.batch.clone()]).await.unwrap();
         let calls = probe.calls();
         assert_eq!(result.version, old.version + 1, "{}: clean run", self.name);
+        if self.name.contains("multipart") {
+            let parts = calls.iter().filter(|c| c.kind == CallKind::UploadPart).count();
+            assert_eq!(result.segments.len(), 3, "{}", self.name);
+            assert!(parts >= 6, "{}: {parts} parts uploaded", self.name);
+        }
         let new = observe(&TimeSeriesTable::open(clean_location(probe.inner(), ROOT)).await.unwrap()).await;
         let positions: Vec<u64> =
             calls.iter().filter(|c| !self.only_writes || c.kind.is_write()).map(|c| c.n).collect();
@@ -254,6 +273,13 @@ async fn create_and_append_survive_a_fault_at_every_call() {
             batch: snapshot_batch,
             only_writes: false,
             setup: up_to_date,
+        },
+        AppendScenario {
+            name: "append of three segments in multipart uploads",
+            base: base.clone(),
+            batch: multipart_batch(),
+            only_writes: false,
+            setup: up_to_date_multipart,
         },
         AppendScenario { name: "append after a lost race", base, batch: b3(), only_writes: false, setup: one_behind },
         AppendScenario {

@@ -30,6 +30,11 @@ use url::Url;
 pub enum CallKind {
     Put,
     PutMultipart,
+    /// One part of a multipart upload.
+    UploadPart,
+    /// The completion of a multipart upload (the object appears).
+    CompleteUpload,
+    AbortUpload,
     Get,
     Head,
     Delete,
@@ -42,7 +47,17 @@ pub enum CallKind {
 impl CallKind {
     /// Whether the call changes the store.
     pub fn is_write(self) -> bool {
-        matches!(self, CallKind::Put | CallKind::PutMultipart | CallKind::Delete | CallKind::Copy | CallKind::Rename)
+        matches!(
+            self,
+            CallKind::Put
+                | CallKind::PutMultipart
+                | CallKind::UploadPart
+                | CallKind::CompleteUpload
+                | CallKind::AbortUpload
+                | CallKind::Delete
+                | CallKind::Copy
+                | CallKind::Rename
+        )
     }
 }
 
@@ -274,7 +289,8 @@ impl ObjectStore for FaultyStore {
         let d = self.decide(CallKind::PutMultipart, location, false);
         d.before().await?;
         let result = self.inner.put_multipart_opts(location, opts).await;
-        d.after(result)
+        let upload = d.after(result)?;
+        Ok(Box::new(FaultyUpload { inner: upload, store: self.clone(), path: location.clone() }))
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
@@ -362,6 +378,50 @@ impl ObjectStore for FaultyStore {
         let d = self.decide(CallKind::Rename, to, false);
         d.before().await?;
         let result = self.inner.rename_opts(from, to, options).await;
+        d.after(result)
+    }
+}
+
+/// A multipart upload whose parts, completion and abort are calls of the store like any
+/// other: counted, and failed or hooked when armed.
+#[derive(Debug)]
+struct FaultyUpload {
+    inner: Box<dyn MultipartUpload>,
+    store: FaultyStore,
+    path: Path,
+}
+
+#[async_trait]
+impl MultipartUpload for FaultyUpload {
+    fn put_part(&mut self, data: PutPayload) -> object_store::UploadPart {
+        let d = self.store.decide(CallKind::UploadPart, &self.path, false);
+        // Stores may start the part as soon as it is handed over, so a "before" hook
+        // runs now, not when the part's future is polled.
+        if let Some((When::Before, hook)) = &d.hook {
+            hook(&d.call);
+        }
+        if d.fail == Some(FaultMode::FailBefore) {
+            let error = d.error();
+            return Box::pin(async move { Err(error) });
+        }
+        let part = self.inner.put_part(data);
+        Box::pin(async move {
+            let result = part.await;
+            d.after(result)
+        })
+    }
+
+    async fn complete(&mut self) -> Result<PutResult> {
+        let d = self.store.decide(CallKind::CompleteUpload, &self.path, false);
+        d.before().await?;
+        let result = self.inner.complete().await;
+        d.after(result)
+    }
+
+    async fn abort(&mut self) -> Result<()> {
+        let d = self.store.decide(CallKind::AbortUpload, &self.path, false);
+        d.before().await?;
+        let result = self.inner.abort().await;
         d.after(result)
     }
 }
