@@ -40,6 +40,9 @@ ORDER BY version;
 
 -- Creating a table: a column list plus OPTIONS. `time_column` and `bucket` are
 -- required; `entity_columns` (comma-separated) and `timezone` are optional.
+-- How this registration's INSERTs write can be set too, when creating or
+-- opening: 'segment_rows', 'memory_limit' (e.g. '512MiB'), 'row_group_rows'
+-- and 'compression' ('snappy', 'zstd', 'zstd(9)' or 'none').
 -- SQL TIMESTAMP columns carry no zone, so 'timezone' 'UTC' is what makes `ts` a
 -- UTC timestamp (printed with a trailing Z).
 -- The location can be a local directory, file://, s3://, gs://, az:// or, as

@@ -1,8 +1,9 @@
 -- 06: Writing with INSERT.
 --
--- Each INSERT statement appends one new segment through the same validation,
--- overlap check and optimistic commit as the Rust API. Rows may come in any
--- order; the segment is written sorted by time.
+-- Each INSERT statement is one append, through the same validation, overlap
+-- check and optimistic commit as the Rust API. Rows may come in any order and
+-- any number: they stream into segments sorted by time (about 2 M rows each,
+-- all in one commit), sorted on disk when they exceed the memory limit.
 
 CREATE EXTERNAL TABLE ex06_bars (
     ts TIMESTAMP NOT NULL,

@@ -13,6 +13,7 @@ mod snapshot;
 mod vacuum;
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
@@ -38,6 +39,8 @@ pub struct TimeSeriesTable {
     /// Opened at a fixed version (time travel): never moves, never appends.
     pinned: bool,
     writer: WriterOptions,
+    /// Counts the input rows appends consume, for progress displays.
+    rows_read: Option<Arc<AtomicU64>>,
 }
 
 impl TimeSeriesTable {
@@ -85,12 +88,19 @@ impl TimeSeriesTable {
     fn from_state(log: LogStore, state: TableState, pinned: bool) -> Self {
         let cache = Arc::new(Mutex::new(HashMap::new()));
         let snapshot = Arc::new(Snapshot::new(log.location().clone(), state, cache));
-        TimeSeriesTable { log, snapshot, pinned, writer: WriterOptions::default() }
+        TimeSeriesTable { log, snapshot, pinned, writer: WriterOptions::default(), rows_read: None }
     }
 
     /// Uses `options` for the segments this handle writes.
     pub fn with_writer_options(mut self, options: WriterOptions) -> Self {
         self.writer = options;
+        self
+    }
+
+    /// Adds the number of input rows each append consumes to `counter` as it goes, so a
+    /// progress display can follow a long append.
+    pub fn with_rows_read_counter(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.rows_read = Some(counter);
         self
     }
 

@@ -5,6 +5,8 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
@@ -111,9 +113,26 @@ pub async fn append_files(table: &mut TimeSeriesTable, dir: &str, files: &[PathB
     };
     let started = Instant::now();
     let mut rows = 0;
+    // Rows read so far, shown while a long file streams in.
+    let rows_read = Arc::new(AtomicU64::new(0));
+    *table = table.clone().with_rows_read_counter(Arc::clone(&rows_read));
     for (i, (file, size)) in files.iter().zip(&sizes).enumerate() {
-        bar.set_message(format!("file {}/{} · {} rows", i + 1, files.len(), fmt_int(rows)));
-        let result = match table.append_file(file).await {
+        let label = format!("file {}/{}", i + 1, files.len());
+        bar.set_message(format!("{label} · {} rows", fmt_int(rows)));
+        let ticker = {
+            let (bar, rows_read, done) = (bar.clone(), Arc::clone(&rows_read), rows);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    let read = rows_read.load(Ordering::Relaxed);
+                    bar.set_message(format!("{label} · {} rows", fmt_int(done + read)));
+                }
+            })
+        };
+        rows_read.store(0, Ordering::Relaxed);
+        let appended = table.append_file(file).await;
+        ticker.abort();
+        let result = match appended {
             Ok(result) => result,
             Err(e) => {
                 bar.abandon();

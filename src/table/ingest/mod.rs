@@ -96,7 +96,14 @@ impl TimeSeriesTable {
             options.clone(),
             fence,
         )?;
-        let conformed = stream::iter([Ok(first)]).chain(input).map(|item| item.and_then(|b| conform(&schema, &b)));
+        let rows_read = self.rows_read.clone();
+        let conformed = stream::iter([Ok(first)]).chain(input).map(|item| {
+            let batch = conform(&schema, &item?)?;
+            if let Some(counter) = &rows_read {
+                counter.fetch_add(batch.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(batch)
+        });
 
         if let Err(e) = route(conformed, &schema, &key, &options, &mut sink).await {
             sink.abort().await;
