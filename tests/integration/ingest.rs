@@ -111,6 +111,21 @@ async fn unsorted_input_beyond_the_memory_limit_is_sorted_on_disk() {
 }
 
 #[tokio::test]
+async fn one_unsorted_batch_larger_than_the_limit_is_sorted() {
+    // A program's single batch (polars, a query result): its slices keep the whole batch
+    // alive, which the sort must not count once per slice.
+    let (_dir, location) = temp_location();
+    let options = WriterOptions::default().with_memory_limit(4 << 20);
+    let mut table = new_table(location, "1h").await.with_writer_options(options);
+    let batches = symbol_sorted(200, 2500);
+    let one = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    assert!(one.get_array_memory_size() > 3 * (4 << 20), "{}", one.get_array_memory_size());
+    let result = table.append(vec![one]).await.unwrap();
+    assert_eq!(result.rows, 500_000);
+    assert_sorted_segments(&table, 500_000).await;
+}
+
+#[tokio::test]
 async fn a_memory_limit_too_small_to_sort_fails_cleanly() {
     let (dir, location) = temp_location();
     let mut table =

@@ -40,8 +40,10 @@ fn too_little_memory(memory_limit: usize, detail: impl std::fmt::Display) -> cra
 mod imp {
     use std::sync::{Arc, Mutex};
 
-    use arrow::array::RecordBatch;
+    use arrow::array::{Array, RecordBatch, UInt32Array};
+    use arrow::compute::take_record_batch;
     use arrow::datatypes::SchemaRef;
+    use datafusion::common::utils::memory::get_record_batch_memory_size;
     use datafusion::error::DataFusionError;
     use datafusion::execution::config::SessionConfig;
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -62,6 +64,35 @@ mod imp {
 
     /// Batches queued between the input and the sort.
     const QUEUE: usize = 2;
+    /// Rows per batch handed to the sort.
+    const CHUNK_ROWS: usize = 8192;
+
+    /// `batch` in chunks the sort can account for: the sort's memory pool counts every
+    /// buffer a batch keeps alive, so a small slice of a large batch would count as the
+    /// whole of it, and a batch beyond the limit could not be taken at all. Such slices
+    /// are copied into buffers of their own.
+    fn sort_chunks(batch: &RecordBatch) -> Result<Vec<RecordBatch>> {
+        let mut chunks = Vec::new();
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let len = CHUNK_ROWS.min(batch.num_rows() - offset);
+            let chunk = batch.slice(offset, len);
+            let used = chunk
+                .columns()
+                .iter()
+                .map(|c| c.to_data().get_slice_memory_size())
+                .sum::<std::result::Result<usize, _>>()?;
+            if get_record_batch_memory_size(&chunk) > 2 * used.max(1) {
+                // `take` copies the rows into new buffers (a concat of one batch would not).
+                let rows = UInt32Array::from_iter_values(0..len as u32);
+                chunks.push(take_record_batch(&chunk, &rows)?);
+            } else {
+                chunks.push(chunk);
+            }
+            offset += len;
+        }
+        Ok(chunks)
+    }
 
     /// The input, handed to the sort plan once.
     struct Handoff {
@@ -123,10 +154,12 @@ mod imp {
         let feed = async move {
             let mut input = std::pin::pin!(input);
             while let Some(item) = input.next().await {
-                match item {
-                    Ok(batch) => {
-                        if sender.send(Ok(batch)).await.is_err() {
-                            break; // the sort stopped; its error is reported
+                match item.and_then(|batch| sort_chunks(&batch)) {
+                    Ok(chunks) => {
+                        for chunk in chunks {
+                            if sender.send(Ok(chunk)).await.is_err() {
+                                return Ok(()); // the sort stopped; its error is reported
+                            }
                         }
                     }
                     Err(e) => {
