@@ -17,7 +17,10 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use url::Url;
 
+pub(crate) use self::upload::Upload;
 use crate::error::{Error, Result};
+
+mod upload;
 
 /// Where a table lives: a store and the root prefix of the table inside it.
 #[derive(Clone)]
@@ -180,6 +183,11 @@ impl TableLocation {
         pub fn store(&self) -> &Arc<dyn ObjectStore> {
             &self.store
         }
+    }
+
+    /// Starts writing a new file in parts of `part_bytes` (see [`Upload`]).
+    pub(crate) fn upload(&self, relative: &str, part_bytes: usize) -> Upload {
+        Upload::new(Arc::clone(&self.store), self.path(relative), part_bytes)
     }
 
     /// `scheme://authority` for registering the store with DataFusion.

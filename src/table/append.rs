@@ -11,7 +11,7 @@ use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
 
-use super::ingest::{union_coverage, write_own, Reencoded, Staged};
+use super::ingest::{write_own, Reencoded, Staged};
 use super::snapshot::Snapshot;
 use super::TimeRange;
 use super::TimeSeriesTable;
@@ -32,8 +32,11 @@ pub const COVERAGE_SNAPSHOT_EVERY: usize = 32;
 pub struct AppendResult {
     /// The version the append committed.
     pub version: u64,
-    /// The new segments, in time order of their first rows' arrival.
+    /// The new segments, in the order they were written.
     pub segments: Vec<SegmentId>,
+    /// The first new segment, `segments[0]`.
+    #[deprecated(note = "an append may write several segments: use `segments`")]
+    pub segment_id: SegmentId,
     /// Rows appended.
     pub rows: u64,
     /// Commit attempts it took (more than one when other writers got there first).
@@ -119,7 +122,7 @@ impl TimeSeriesTable {
         if staged.segments.is_empty() {
             return Err(Error::invalid_input("the input has no rows; nothing to append"));
         }
-        let appended = Arc::new(union_coverage(&staged.segments));
+        let appended = Arc::clone(&staged.coverage);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -176,8 +179,10 @@ impl TimeSeriesTable {
                         merged,
                     ));
                     tracing::debug!(version, attempts = attempt, segments = staged.segments.len(), "append committed");
+                    #[allow(deprecated)]
                     return Ok(AppendResult {
                         version,
+                        segment_id: staged.segments[0].meta.id.clone(),
                         segments: staged.segments.iter().map(|s| s.meta.id.clone()).collect(),
                         rows: staged.rows(),
                         attempts: attempt,

@@ -1,5 +1,5 @@
 //! Appending files. A Parquet file in time order with the table's column types is adopted
-//! byte for byte (uploaded in parts, never read whole); any other Parquet file is
+//! byte for byte (copied in upload parts); any other Parquet file is
 //! re-encoded through the ingest pipeline. CSV and newline-delimited JSON are parsed into
 //! the table's schema and streamed through the same pipeline.
 //!
@@ -13,17 +13,16 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, TryStreamExt};
-use object_store::buffered::BufWriter;
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use super::sink::{stage_files, UPLOAD_CONCURRENCY};
+use super::sink::stage_files;
 use super::Staged;
 use crate::error::{Error, Result};
 use crate::formats::parquet::{inspect_parquet, parquet_stats};
 use crate::metadata::SegmentId;
-use crate::storage::TableLocation;
+use crate::storage::{TableLocation, Upload};
 use crate::table::{AppendResult, TimeSeriesTable};
 
 /// Rows per batch read from CSV and JSON files.
@@ -96,37 +95,32 @@ impl ParquetInput<'_> {
         })
     }
 
-    /// Copies the file to `path` in the table, part by part; returns its size.
+    /// Copies the file to `path` in the table, part by part; returns its size. On error
+    /// nothing is left at `path`.
     async fn upload(&self, location: &TableLocation, path: &str, part_bytes: usize) -> Result<u64> {
-        let mut upload = BufWriter::with_capacity(Arc::clone(location.store()), location.path(path), part_bytes)
-            .with_max_concurrency(UPLOAD_CONCURRENCY);
-        let copied = self.copy_into(&mut upload, part_bytes).await;
-        let shut = match &copied {
-            Ok(_) => upload.shutdown().await.map_err(|e| Error::Io { path: location.describe(path).into(), source: e }),
-            Err(_) => {
-                let _ = upload.abort().await;
-                Ok(())
-            }
+        let mut upload = location.upload(path, part_bytes);
+        let storage_error = |e| Error::storage(location.describe(path), e);
+        let copied = match self.copy_into(&mut upload, part_bytes, &location.describe(path)).await {
+            Ok(()) => upload.finish().await.map_err(storage_error),
+            Err(e) => Err(e),
         };
-        if copied.is_err() || shut.is_err() {
+        if let Err(e) = copied {
+            upload.abort().await;
             let _ = location.delete(path).await;
+            return Err(e);
         }
-        shut?;
-        copied
+        Ok(upload.written())
     }
 
-    async fn copy_into(&self, upload: &mut BufWriter, part_bytes: usize) -> Result<u64> {
-        let storage_error = |e| Error::storage("the table's new segment", e);
+    async fn copy_into(&self, upload: &mut Upload, part_bytes: usize, target: &str) -> Result<()> {
+        let storage_error = |e| Error::storage(target, e);
         match self {
-            ParquetInput::Bytes { bytes, .. } => {
-                upload.put(bytes.clone()).await.map_err(storage_error)?;
-                Ok(bytes.len() as u64)
-            }
+            ParquetInput::Bytes { bytes, .. } => upload.write(bytes).await.map_err(storage_error),
             ParquetInput::File(path) => {
                 let mut file = open_file(path).await?;
-                let mut size = 0;
+                let mut chunk = BytesMut::with_capacity(part_bytes);
                 loop {
-                    let mut chunk = BytesMut::with_capacity(part_bytes);
+                    chunk.clear();
                     while chunk.len() < part_bytes {
                         let read = file
                             .read_buf(&mut chunk)
@@ -137,12 +131,23 @@ impl ParquetInput<'_> {
                         }
                     }
                     if chunk.is_empty() {
-                        return Ok(size);
+                        return Ok(());
                     }
-                    size += chunk.len() as u64;
-                    upload.put(chunk.freeze()).await.map_err(storage_error)?;
+                    upload.write(&chunk).await.map_err(storage_error)?;
                 }
             }
+        }
+    }
+
+    /// Size and modification time of a local file, to notice it changing under the append.
+    async fn fingerprint(&self) -> Result<Option<(u64, Option<std::time::SystemTime>)>> {
+        match self {
+            ParquetInput::File(path) => {
+                let metadata =
+                    tokio::fs::metadata(path).await.map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+                Ok(Some((metadata.len(), metadata.modified().ok())))
+            }
+            ParquetInput::Bytes { .. } => Ok(None),
         }
     }
 }
@@ -173,7 +178,7 @@ impl TimeSeriesTable {
 
     /// Appends a Parquet file: stored as it is when its rows are in time order and its
     /// columns have the table's types, re-encoded otherwise ([`AppendResult::reencoded`]
-    /// says why). Either way the file is streamed, never held whole.
+    /// says why). Either way the file is streamed row group by row group.
     pub async fn append_parquet_file(&mut self, path: impl AsRef<Path>) -> Result<AppendResult> {
         self.append_parquet(ParquetInput::File(path.as_ref())).await
     }
@@ -193,14 +198,26 @@ impl TimeSeriesTable {
         let schema = self.schema_for(&inspected.schema, |i| inspected.null_free.get(i).copied().unwrap_or(false))?;
         let same_types =
             schema.fields().iter().zip(inspected.schema.fields()).all(|(t, f)| t.data_type() == f.data_type());
+        let before = input.fingerprint().await?;
         let reason = if !same_types {
             Reencoded::ColumnTypes
         } else if let Some(stats) = parquet_stats(input.reader().await?, &spec, &name, true).await? {
+            if let Some(counter) = &self.rows_read {
+                counter.fetch_add(stats.row_count, std::sync::atomic::Ordering::Relaxed);
+            }
             let id = SegmentId::random();
             let path = format!("data/{id}.parquet");
             let size = input.upload(self.location(), &path, self.writer_options().upload_part_bytes).await?;
-            let segment = stage_files(self.location(), id, path, stats, size, true).await?;
-            return self.commit_staged(Staged { schema, segments: vec![segment] }, "append", None).await;
+            // The statistics were read before the copy: the copy must be of the same file.
+            if input.fingerprint().await? != before {
+                let _ = self.location().delete(&path).await;
+                return Err(Error::invalid_input(format!(
+                    "{name} changed while it was being appended; nothing was appended"
+                )));
+            }
+            let segment = stage_files(self.location(), id, path, &stats, size, true).await?;
+            let staged = Staged { schema, segments: vec![segment], coverage: Arc::new(stats.coverage) };
+            return self.commit_staged(staged, "append", None).await;
         } else {
             Reencoded::NotInTimeOrder
         };

@@ -22,7 +22,6 @@ use bytes::Bytes;
 use futures::{stream, Stream, StreamExt};
 
 pub use files::{InputFormat, Reencoded};
-pub(crate) use sink::union_coverage;
 
 use self::order::{OrderCheck, SortKey};
 use self::sink::SegmentSink;
@@ -41,7 +40,6 @@ const UNKNOWN_ORDER_SHARE: usize = 4;
 /// A segment whose files are written but not yet committed.
 pub(crate) struct StagedSegment {
     pub(crate) meta: SegmentMeta,
-    pub(crate) coverage: Arc<Coverage>,
 }
 
 /// Everything one append wrote: committed together or not at all.
@@ -50,6 +48,8 @@ pub(crate) struct Staged {
     /// append establishes).
     pub(crate) schema: SchemaRef,
     pub(crate) segments: Vec<StagedSegment>,
+    /// The union of the segments' coverage.
+    pub(crate) coverage: Arc<Coverage>,
 }
 
 impl Staged {
@@ -109,12 +109,13 @@ impl TimeSeriesTable {
             sink.abort().await;
             return Err(e);
         }
-        if let Some(overlap) = sink.overlap().cloned() {
-            sink.abort().await;
+        let finished = sink.finish().await?;
+        let staged = Staged { schema, segments: finished.segments, coverage: Arc::new(finished.coverage) };
+        if let Some(overlap) = finished.overlap {
+            staged.discard(self.location()).await;
             return Err(self.overlap_error(&snapshot, overlap).await);
         }
-        let segments = sink.finish().await?;
-        Ok(Staged { schema, segments })
+        Ok(staged)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Writing time-sorted rows as new segments while they arrive: each segment is encoded
-//! with parquet's async writer straight into an object-store upload (multipart once it
-//! outgrows one part), its statistics and coverage are computed on a second thread, and
-//! a segment is closed at the first new timestamp after it reaches the target size.
+//! with parquet's async writer straight into an upload (multipart once it outgrows one
+//! part), its statistics and coverage are computed on a second thread, and a segment is
+//! closed at the first new timestamp after it reaches the target size.
 //!
 //! Does I/O: uploads data files and coverage sidecars. Nothing is committed here; the
 //! staged segments go to the commit loop, or are deleted by [`SegmentSink::abort`].
@@ -11,7 +11,6 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
-use object_store::buffered::BufWriter;
 use parquet::arrow::AsyncArrowWriter;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -23,13 +22,11 @@ use crate::formats::parquet::stats::timestamps_as_nanos;
 use crate::formats::parquet::{segment_properties, SegmentStats, StatsCollector, WriterOptions};
 use crate::metadata::segment::MAX_LISTED_ENTITIES;
 use crate::metadata::{SegmentId, SegmentMeta, TimeIndexSpec};
-use crate::storage::TableLocation;
+use crate::storage::{TableLocation, Upload};
 
 /// Batches are written in slices of at most this many rows, so a segment can be closed
 /// close to its target however large the batches are.
 const SLICE_ROWS: usize = 64 * 1024;
-/// Parts of one upload in flight at once.
-pub(crate) const UPLOAD_CONCURRENCY: usize = 2;
 /// Batches queued for the statistics thread.
 const STATS_QUEUE: usize = 4;
 
@@ -48,12 +45,22 @@ pub(crate) struct SegmentSink {
     /// stops the append early (the commit checks again against the latest version).
     fence: Arc<Coverage>,
     overlap: Option<Overlap>,
+    /// The union of the closed segments' coverage (each segment's own is in its sidecar).
+    coverage: Coverage,
+}
+
+/// What the sink staged.
+pub(crate) struct Finished {
+    pub(crate) segments: Vec<StagedSegment>,
+    pub(crate) coverage: Coverage,
+    /// An overlap with the table found when a segment closed.
+    pub(crate) overlap: Option<Overlap>,
 }
 
 struct OpenSegment {
     id: SegmentId,
     path: String,
-    writer: AsyncArrowWriter<BufWriter>,
+    writer: AsyncArrowWriter<Upload>,
     stats_queue: mpsc::Sender<RecordBatch>,
     stats: JoinHandle<Result<SegmentStats>>,
     rows: u64,
@@ -81,6 +88,7 @@ impl SegmentSink {
             full: false,
             fence,
             overlap: None,
+            coverage: Coverage::new(),
         })
     }
 
@@ -133,15 +141,14 @@ impl SegmentSink {
             self.open = Some(self.start_segment()?);
         }
         let open = self.open.as_mut().expect("opened above");
-        let parquet_error = |source| Error::Parquet { path: "new segment".into(), source };
         // Statistics run on their own thread while this one encodes.
-        let queued = open.stats_queue.send(batch.clone()).await;
-        open.writer.write(batch).await.map_err(parquet_error)?;
-        if queued.is_err() {
+        if open.stats_queue.send(batch.clone()).await.is_err() {
             // The statistics thread stopped: its error says why.
             let open = self.open.take().expect("open");
-            drop(open.stats_queue);
-            return Err(join_stats(open.stats).await.err().unwrap_or_else(|| Error::Task("statistics stopped".into())));
+            return Err(open.abandon(&self.location).await.unwrap_or_else(|| Error::Task("statistics stopped".into())));
+        }
+        if let Err(source) = open.writer.write(batch).await {
+            return Err(Error::Parquet { path: self.location.describe(&open.path), source });
         }
         open.rows += batch.num_rows() as u64;
         open.last_ts = last_ts;
@@ -153,12 +160,7 @@ impl SegmentSink {
     fn start_segment(&self) -> Result<OpenSegment> {
         let id = SegmentId::random();
         let path = format!("data/{id}.parquet");
-        let upload = BufWriter::with_capacity(
-            Arc::clone(self.location.store()),
-            self.location.path(&path),
-            self.options.upload_part_bytes,
-        )
-        .with_max_concurrency(UPLOAD_CONCURRENCY);
+        let upload = self.location.upload(&path, self.options.upload_part_bytes);
         let properties = segment_properties(&self.schema, &self.spec, &self.options)?;
         let writer = AsyncArrowWriter::try_new(upload, Arc::clone(&self.schema), Some(properties))
             .map_err(|source| Error::Parquet { path: self.location.describe(&path), source })?;
@@ -185,7 +187,9 @@ impl SegmentSink {
         let stats = join_stats(open.stats).await;
         let size_bytes = open.writer.bytes_written() as u64;
         if let Err(source) = finished {
-            // The upload may have completed before the error: the name is ours alone.
+            // An upload still open is aborted; one that completed before the error is
+            // deleted (the name is this append's alone).
+            open.writer.into_inner().abort().await;
             let _ = self.location.delete(&open.path).await;
             return Err(Error::Parquet { path: self.location.describe(&open.path), source });
         }
@@ -196,37 +200,45 @@ impl SegmentSink {
                 return Err(e);
             }
         };
-        let staged = stage_files(&self.location, open.id, open.path, stats, size_bytes, true).await?;
+        let staged = stage_files(&self.location, open.id, open.path, &stats, size_bytes, true).await?;
         if self.overlap.is_none() {
-            self.overlap = self.fence.first_overlap(&staged.coverage);
+            self.overlap = self.fence.first_overlap(&stats.coverage);
         }
+        self.coverage.union_with(&stats.coverage);
         self.staged.push(staged);
         Ok(())
     }
 
-    /// Closes the last segment and hands over everything staged.
-    pub(crate) async fn finish(mut self) -> Result<Vec<StagedSegment>> {
-        match self.close_segment().await {
-            Ok(()) => Ok(std::mem::take(&mut self.staged)),
-            Err(e) => {
-                self.abort().await;
-                Err(e)
-            }
+    /// Closes the last segment and hands over everything staged. On error nothing is
+    /// left behind.
+    pub(crate) async fn finish(mut self) -> Result<Finished> {
+        if let Err(e) = self.close_segment().await {
+            self.abort().await;
+            return Err(e);
         }
+        Ok(Finished { segments: std::mem::take(&mut self.staged), coverage: self.coverage, overlap: self.overlap })
     }
 
     /// Abandons the append: the open upload is aborted and staged files are deleted.
     pub(crate) async fn abort(mut self) {
         if let Some(open) = self.open.take() {
-            drop(open.stats_queue);
-            let _ = open.stats.await;
-            let mut upload = open.writer.into_inner();
-            let _ = upload.abort().await;
-            let _ = self.location.delete(&open.path).await;
+            open.abandon(&self.location).await;
         }
         for staged in self.staged.drain(..) {
             staged.discard(&self.location).await;
         }
+    }
+}
+
+impl OpenSegment {
+    /// Stops the statistics thread (returning its error, if it failed) and aborts the
+    /// upload; the file is deleted in case a part of it landed.
+    async fn abandon(self, location: &TableLocation) -> Option<Error> {
+        drop(self.stats_queue);
+        let stats = join_stats(self.stats).await;
+        self.writer.into_inner().abort().await;
+        let _ = location.delete(&self.path).await;
+        stats.err()
     }
 }
 
@@ -240,7 +252,7 @@ pub(crate) async fn stage_files(
     location: &TableLocation,
     id: SegmentId,
     path: String,
-    stats: SegmentStats,
+    stats: &SegmentStats,
     size_bytes: u64,
     sorted: bool,
 ) -> Result<StagedSegment> {
@@ -270,7 +282,7 @@ pub(crate) async fn stage_files(
         entities,
         added_in_version: 0,
     };
-    Ok(StagedSegment { meta, coverage: Arc::new(stats.coverage) })
+    Ok(StagedSegment { meta })
 }
 
 impl StagedSegment {
@@ -279,13 +291,4 @@ impl StagedSegment {
         let _ = location.delete(&self.meta.path).await;
         let _ = location.delete(&self.meta.coverage_path).await;
     }
-}
-
-/// The union of the staged segments' coverage.
-pub(crate) fn union_coverage(staged: &[StagedSegment]) -> Coverage {
-    let mut union = Coverage::new();
-    for segment in staged {
-        union.union_with(&segment.coverage);
-    }
-    union
 }

@@ -5,28 +5,9 @@
 //! directory and merged. Without it, rows are sorted in memory and input beyond the limit
 //! is refused.
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
-use futures::Stream;
-
-use super::order::SortKey;
-use super::sink::SegmentSink;
-use crate::error::Result;
-
 /// Sorts `input` by `key` and writes it to `sink`, stopping early once the sink has found
 /// an overlap with the table.
-pub(crate) async fn sort_into<S>(
-    input: S,
-    schema: &SchemaRef,
-    key: &SortKey,
-    memory_limit: usize,
-    sink: &mut SegmentSink,
-) -> Result<()>
-where
-    S: Stream<Item = Result<RecordBatch>> + Send,
-{
-    imp::sort_into(input, schema, key, memory_limit, sink).await
-}
+pub(crate) use imp::sort_into;
 
 fn too_little_memory(memory_limit: usize, detail: impl std::fmt::Display) -> crate::Error {
     crate::Error::invalid_input(format!(
@@ -67,31 +48,23 @@ mod imp {
     /// Rows per batch handed to the sort.
     const CHUNK_ROWS: usize = 8192;
 
-    /// `batch` in chunks the sort can account for: the sort's memory pool counts every
-    /// buffer a batch keeps alive, so a small slice of a large batch would count as the
-    /// whole of it, and a batch beyond the limit could not be taken at all. Such slices
-    /// are copied into buffers of their own.
-    fn sort_chunks(batch: &RecordBatch) -> Result<Vec<RecordBatch>> {
-        let mut chunks = Vec::new();
-        let mut offset = 0;
-        while offset < batch.num_rows() {
-            let len = CHUNK_ROWS.min(batch.num_rows() - offset);
-            let chunk = batch.slice(offset, len);
-            let used = chunk
-                .columns()
-                .iter()
-                .map(|c| c.to_data().get_slice_memory_size())
-                .sum::<std::result::Result<usize, _>>()?;
-            if get_record_batch_memory_size(&chunk) > 2 * used.max(1) {
-                // `take` copies the rows into new buffers (a concat of one batch would not).
-                let rows = UInt32Array::from_iter_values(0..len as u32);
-                chunks.push(take_record_batch(&chunk, &rows)?);
-            } else {
-                chunks.push(chunk);
-            }
-            offset += len;
+    /// Rows `offset..offset + len` of `batch` as a batch the sort can account for: the
+    /// sort's memory pool counts every buffer a batch keeps alive, so a small slice of a
+    /// large batch would count as the whole of it (and a batch beyond the limit could not
+    /// be taken at all). Such a slice is copied into buffers of its own.
+    fn sort_chunk(batch: &RecordBatch, offset: usize, len: usize) -> Result<RecordBatch> {
+        let chunk = batch.slice(offset, len);
+        let used = chunk
+            .columns()
+            .iter()
+            .map(|c| c.to_data().get_slice_memory_size())
+            .sum::<std::result::Result<usize, _>>()?;
+        if get_record_batch_memory_size(&chunk) <= 2 * used.max(1) {
+            return Ok(chunk);
         }
-        Ok(chunks)
+        // `take` copies the rows into new buffers (a concat of one batch would not).
+        let rows = UInt32Array::from_iter_values(0..len as u32);
+        Ok(take_record_batch(&chunk, &rows)?)
     }
 
     /// The input, handed to the sort plan once.
@@ -122,7 +95,7 @@ mod imp {
         }
     }
 
-    pub(super) async fn sort_into<S>(
+    pub(crate) async fn sort_into<S>(
         input: S,
         schema: &SchemaRef,
         key: &SortKey,
@@ -154,9 +127,11 @@ mod imp {
         let feed = async move {
             let mut input = std::pin::pin!(input);
             while let Some(item) = input.next().await {
-                match item.and_then(|batch| sort_chunks(&batch)) {
-                    Ok(chunks) => {
-                        for chunk in chunks {
+                match item {
+                    Ok(batch) => {
+                        // One chunk at a time, copied just before it is handed over.
+                        for offset in (0..batch.num_rows()).step_by(CHUNK_ROWS) {
+                            let chunk = sort_chunk(&batch, offset, CHUNK_ROWS.min(batch.num_rows() - offset))?;
                             if sender.send(Ok(chunk)).await.is_err() {
                                 return Ok(()); // the sort stopped; its error is reported
                             }
@@ -204,7 +179,7 @@ mod imp {
     use super::too_little_memory;
     use crate::error::Result;
 
-    pub(super) async fn sort_into<S>(
+    pub(crate) async fn sort_into<S>(
         input: S,
         schema: &SchemaRef,
         key: &SortKey,

@@ -211,6 +211,24 @@ impl AppendScenario {
                 let fault = &seen[k as usize - 1];
                 let what = format!("{}, {mode:?} at call {k} ({:?} {})", self.name, fault.kind, fault.path);
                 let outcome = check_after(faulty.inner(), &what, result, fault, &seen, Some(&old), &new).await;
+                // On a cloud store an upload neither completed nor aborted lingers, unseen.
+                // (An upload whose start failed was never handed out.)
+                for started in seen.iter().filter(|c| c.kind == CallKind::PutMultipart && c.n != k) {
+                    let ended = seen.iter().any(|c| {
+                        c.n > started.n
+                            && c.path == started.path
+                            && matches!(c.kind, CallKind::CompleteUpload | CallKind::AbortUpload)
+                    });
+                    let trace: Vec<_> = seen
+                        .iter()
+                        .map(|c| format!("{:?} {}", c.kind, c.path.rsplit('/').next().unwrap_or("")))
+                        .collect();
+                    assert!(
+                        ended,
+                        "{what}: the upload of {} was neither completed nor aborted: {trace:?}",
+                        started.path
+                    );
+                }
                 tally.record(self.name, mode, &outcome);
             }
         }
