@@ -70,7 +70,10 @@ impl Input {
         };
         let cells: Vec<(usize, usize)> = range.map(cell).collect();
         let noise = |s: usize, m: usize, k: u64| splitmix((s as u64) << 32 | m as u64 | k << 60);
-        let price = |s: usize, m: usize, k: u64| 50.0 + (s % 97) as f64 + (noise(s, m, k) % 10_000) as f64 / 1000.0;
+        // Full-precision prices and wide counts, so the file compresses about as little as
+        // real tick-derived bars do (20 M rows come to about 1 GiB).
+        let price =
+            |s: usize, m: usize, k: u64| 50.0 + (s % 97) as f64 + (noise(s, m, k) >> 11) as f64 / (1u64 << 53) as f64;
         let columns: Vec<ArrayRef> = vec![
             Arc::new(
                 TimestampMillisecondArray::from_iter_values(cells.iter().map(|&(_, m)| T0_MS + m as i64 * MINUTE_MS))
@@ -81,8 +84,8 @@ impl Input {
             Arc::new(Float64Array::from_iter_values(cells.iter().map(|&(s, m)| price(s, m, 2) + 1.0))),
             Arc::new(Float64Array::from_iter_values(cells.iter().map(|&(s, m)| price(s, m, 3) - 1.0))),
             Arc::new(Float64Array::from_iter_values(cells.iter().map(|&(s, m)| price(s, m, 4)))),
-            Arc::new(Int64Array::from_iter_values(cells.iter().map(|&(s, m)| (noise(s, m, 5) % 1_000_000) as i64))),
-            Arc::new(Int64Array::from_iter_values(cells.iter().map(|&(s, m)| (noise(s, m, 6) % 5_000) as i64))),
+            Arc::new(Int64Array::from_iter_values(cells.iter().map(|&(s, m)| (noise(s, m, 5) >> 24) as i64))),
+            Arc::new(Int64Array::from_iter_values(cells.iter().map(|&(s, m)| (noise(s, m, 6) % 100_000) as i64))),
         ];
         RecordBatch::try_new(Self::schema(), columns).expect("batch")
     }

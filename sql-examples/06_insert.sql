@@ -2,7 +2,7 @@
 --
 -- Each INSERT statement is one append, through the same validation, overlap
 -- check and optimistic commit as the Rust API. Rows may come in any order and
--- any number: they stream into segments sorted by time (about 2 M rows each,
+-- any number: they stream into segments sorted by time (about 4 M rows each,
 -- all in one commit), sorted on disk when they exceed the memory limit.
 
 CREATE EXTERNAL TABLE ex06_bars (

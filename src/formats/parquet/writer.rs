@@ -14,8 +14,8 @@ use crate::metadata::TimeIndexSpec;
 /// Rows per row group by default: small enough that a one-hour query inside a large
 /// segment skips most of it by row-group statistics.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
-/// Rows per segment by default (16 row groups); measured in BENCHMARKS.md.
-pub const SEGMENT_ROWS: u64 = 16 * ROW_GROUP_ROWS as u64;
+/// Rows per segment by default (32 row groups); measured in BENCHMARKS.md.
+pub const SEGMENT_ROWS: u64 = 32 * ROW_GROUP_ROWS as u64;
 /// Encoded bytes per segment at most, whatever the row count.
 pub const SEGMENT_BYTES: u64 = 512 * 1024 * 1024;
 /// What one append may hold in memory by default (input waiting to be sorted).
