@@ -155,9 +155,16 @@ mod imp {
             }
             Ok::<_, Error>(())
         };
-        let (fed, drained) = futures::join!(feed, drain);
-        fed?;
-        drained
+        // Whichever ends first: a failed input is reported at once; a drain that ends
+        // first (the sort failed, or an overlap stopped it) drops the feed, which does
+        // not then wait for more input.
+        match futures::future::select(std::pin::pin!(feed), std::pin::pin!(drain)).await {
+            futures::future::Either::Left((fed, drain)) => {
+                fed?;
+                drain.await
+            }
+            futures::future::Either::Right((drained, _feed)) => drained,
+        }
     }
 
     fn sort_error(error: DataFusionError, memory_limit: usize) -> Error {
