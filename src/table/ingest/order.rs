@@ -7,9 +7,9 @@ use std::cmp::Ordering;
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::buffer::ScalarBuffer;
-use arrow::compute::{concat, LexicographicalComparator, SortColumn, SortOptions};
-#[cfg(not(feature = "sql"))]
-use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::compute::{
+    concat, concat_batches, lexsort_to_indices, take_record_batch, LexicographicalComparator, SortColumn, SortOptions,
+};
 use arrow::datatypes::SchemaRef;
 
 use crate::error::{Error, Result};
@@ -38,10 +38,10 @@ impl SortKey {
         arrays.into_iter().map(|values| SortColumn { values, options: Some(ASCENDING) }).collect()
     }
 
-    /// Sorts rows held in memory.
-    #[cfg(not(feature = "sql"))]
-    pub(crate) fn sort(&self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
-        let all = concat_batches(schema, batches)?;
+    /// Sorts rows held in memory (freeing the input batches once they are gathered).
+    pub(crate) fn sort(&self, schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<RecordBatch> {
+        let all = concat_batches(schema, &batches)?;
+        drop(batches);
         let columns = self.sort_columns(self.columns.iter().map(|&i| all.column(i).clone()));
         let order = lexsort_to_indices(&columns, None)?;
         Ok(take_record_batch(&all, &order)?)

@@ -1,13 +1,48 @@
 //! Sorting input that did not arrive in time order, within the append's memory limit.
 //!
-//! With the `sql` feature this is DataFusion's sort on a runtime whose memory pool is the
-//! limit: in memory when the rows fit, otherwise sorted runs spilled to the system temp
-//! directory and merged. Without it, rows are sorted in memory and input beyond the limit
-//! is refused.
+//! Input that fits in a third of the limit is sorted in memory in one pass (the sort
+//! copies it twice). Larger input, with the `sql` feature, goes through DataFusion's sort
+//! on a runtime whose memory pool is the limit: sorted runs spilled to the system temp
+//! directory and merged. Without the feature, larger input is refused.
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use futures::{Stream, StreamExt};
+
+use super::order::SortKey;
+use super::sink::SegmentSink;
+use crate::error::Result;
 
 /// Sorts `input` by `key` and writes it to `sink`, stopping early once the sink has found
 /// an overlap with the table.
-pub(crate) use imp::sort_into;
+pub(crate) async fn sort_into<S>(
+    input: S,
+    schema: &SchemaRef,
+    key: &SortKey,
+    memory_limit: usize,
+    sink: &mut SegmentSink,
+) -> Result<()>
+where
+    S: Stream<Item = Result<RecordBatch>> + Send,
+{
+    let mut input = std::pin::pin!(input);
+    let mut batches = Vec::new();
+    let mut held = 0;
+    while let Some(batch) = input.next().await {
+        let batch = batch?;
+        held += batch.get_array_memory_size();
+        batches.push(batch);
+        if held > memory_limit / 3 {
+            let rest = futures::stream::iter(batches.into_iter().map(Ok)).chain(input);
+            return imp::sort_beyond_memory(rest, schema, key, memory_limit, sink).await;
+        }
+    }
+    if batches.is_empty() {
+        return Ok(());
+    }
+    let sorted = key.sort(schema, batches)?;
+    sink.write(&sorted).await
+}
 
 fn too_little_memory(memory_limit: usize, detail: impl std::fmt::Display) -> crate::Error {
     crate::Error::invalid_input(format!(
@@ -95,7 +130,7 @@ mod imp {
         }
     }
 
-    pub(crate) async fn sort_into<S>(
+    pub(super) async fn sort_beyond_memory<S>(
         input: S,
         schema: &SchemaRef,
         key: &SortKey,
@@ -179,40 +214,23 @@ mod imp {
 mod imp {
     use arrow::array::RecordBatch;
     use arrow::datatypes::SchemaRef;
-    use futures::{Stream, StreamExt};
+    use futures::Stream;
 
     use super::super::order::SortKey;
     use super::super::sink::SegmentSink;
     use super::too_little_memory;
     use crate::error::Result;
 
-    pub(crate) async fn sort_into<S>(
-        input: S,
-        schema: &SchemaRef,
-        key: &SortKey,
+    pub(super) async fn sort_beyond_memory<S>(
+        _input: S,
+        _schema: &SchemaRef,
+        _key: &SortKey,
         memory_limit: usize,
-        sink: &mut SegmentSink,
+        _sink: &mut SegmentSink,
     ) -> Result<()>
     where
         S: Stream<Item = Result<RecordBatch>> + Send,
     {
-        let mut input = std::pin::pin!(input);
-        let mut batches = Vec::new();
-        let mut held = 0;
-        while let Some(batch) = input.next().await {
-            let batch = batch?;
-            held += batch.get_array_memory_size();
-            // Sorting copies the rows once more.
-            if 2 * held > memory_limit {
-                return Err(too_little_memory(memory_limit, "sorting beyond memory needs the `sql` feature"));
-            }
-            batches.push(batch);
-        }
-        if batches.is_empty() {
-            return Ok(());
-        }
-        let sorted = key.sort(schema, &batches)?;
-        drop(batches);
-        sink.write(&sorted).await
+        Err(too_little_memory(memory_limit, "sorting beyond memory needs the `sql` feature"))
     }
 }
