@@ -148,7 +148,7 @@ impl TimeSeriesTable {
             let (merged, merged_bytes) = self.or_discard(&staged, merged).await?;
             let version = snapshot.version() + 1;
             let snapshot_path = if write_snapshot {
-                let path = format!("_coverage/table/{version:010}-{}.roar", staged.segments[0].meta.id);
+                let path = format!("_coverage/table/{version:010}-{}.roar", staged.segments[0].id);
                 let written = write_own(self.location(), &path, Bytes::from(merged_bytes)).await;
                 self.or_discard(&staged, written).await?;
                 Some(path)
@@ -161,7 +161,7 @@ impl TimeSeriesTable {
                 let meta = TableMeta { time_index: snapshot.spec().clone(), schema: Some(Arc::clone(&staged.schema)) };
                 actions.push(LogAction::UpdateTableMeta(meta));
             }
-            actions.extend(staged.segments.iter().map(|s| LogAction::AddSegment(s.meta.clone())));
+            actions.extend(staged.segments.iter().map(|s| LogAction::AddSegment(s.clone())));
             if let Some(path) = &snapshot_path {
                 actions.push(LogAction::UpdateTableCoverage { path: path.clone() });
             }
@@ -182,8 +182,8 @@ impl TimeSeriesTable {
                     #[allow(deprecated)]
                     return Ok(AppendResult {
                         version,
-                        segment_id: staged.segments[0].meta.id.clone(),
-                        segments: staged.segments.iter().map(|s| s.meta.id.clone()).collect(),
+                        segment_id: staged.segments[0].id.clone(),
+                        segments: staged.segments.iter().map(|s| s.id.clone()).collect(),
                         rows: staged.rows(),
                         attempts: attempt,
                         reencoded,

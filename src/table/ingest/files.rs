@@ -215,7 +215,7 @@ impl TimeSeriesTable {
                     "{name} changed while it was being appended; nothing was appended"
                 )));
             }
-            let segment = stage_files(self.location(), id, path, &stats, size, true).await?;
+            let segment = stage_files(self.location(), id, path, &stats, size).await?;
             let staged = Staged { schema, segments: vec![segment], coverage: Arc::new(stats.coverage) };
             return self.commit_staged(staged, "append", None).await;
         } else {

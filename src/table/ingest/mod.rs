@@ -37,30 +37,26 @@ use crate::storage::{PutOutcome, TableLocation};
 /// rest is for sorting it, should it turn out unsorted).
 const UNKNOWN_ORDER_SHARE: usize = 4;
 
-/// A segment whose files are written but not yet committed.
-pub(crate) struct StagedSegment {
-    pub(crate) meta: SegmentMeta,
-}
-
 /// Everything one append wrote: committed together or not at all.
 pub(crate) struct Staged {
     /// The schema the segments were written with (the table's, or the one the first
     /// append establishes).
     pub(crate) schema: SchemaRef,
-    pub(crate) segments: Vec<StagedSegment>,
+    /// Segments whose files are written but not yet committed.
+    pub(crate) segments: Vec<SegmentMeta>,
     /// The union of the segments' coverage.
     pub(crate) coverage: Arc<Coverage>,
 }
 
 impl Staged {
     pub(crate) fn rows(&self) -> u64 {
-        self.segments.iter().map(|s| s.meta.row_count).sum()
+        self.segments.iter().map(|s| s.row_count).sum()
     }
 
     /// Deletes every staged file.
     pub(crate) async fn discard(&self, location: &TableLocation) {
         for segment in &self.segments {
-            segment.discard(location).await;
+            sink::discard(location, segment).await;
         }
     }
 }

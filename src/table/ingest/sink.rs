@@ -15,7 +15,7 @@ use parquet::arrow::AsyncArrowWriter;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{write_own, StagedSegment};
+use super::write_own;
 use crate::coverage::{sidecar, Coverage, Overlap};
 use crate::error::{Error, Result};
 use crate::formats::parquet::stats::timestamps_as_nanos;
@@ -38,7 +38,7 @@ pub(crate) struct SegmentSink {
     options: WriterOptions,
     time_index: usize,
     open: Option<OpenSegment>,
-    staged: Vec<StagedSegment>,
+    staged: Vec<SegmentMeta>,
     /// The open segment is full: close it at the next timestamp after `last_ts`.
     full: bool,
     /// The table's coverage when the append began: a closed segment that overlaps it
@@ -51,7 +51,7 @@ pub(crate) struct SegmentSink {
 
 /// What the sink staged.
 pub(crate) struct Finished {
-    pub(crate) segments: Vec<StagedSegment>,
+    pub(crate) segments: Vec<SegmentMeta>,
     pub(crate) coverage: Coverage,
     /// An overlap with the table found when a segment closed.
     pub(crate) overlap: Option<Overlap>,
@@ -200,7 +200,7 @@ impl SegmentSink {
                 return Err(e);
             }
         };
-        let staged = stage_files(&self.location, open.id, open.path, &stats, size_bytes, true).await?;
+        let staged = stage_files(&self.location, open.id, open.path, &stats, size_bytes).await?;
         if self.overlap.is_none() {
             self.overlap = self.fence.first_overlap(&stats.coverage);
         }
@@ -225,7 +225,7 @@ impl SegmentSink {
             open.abandon(&self.location).await;
         }
         for staged in self.staged.drain(..) {
-            staged.discard(&self.location).await;
+            discard(&self.location, &staged).await;
         }
     }
 }
@@ -247,15 +247,14 @@ async fn join_stats(handle: JoinHandle<Result<SegmentStats>>) -> Result<SegmentS
 }
 
 /// Writes the coverage sidecar of a data file already stored at `path` and describes the
-/// pair as a staged segment. On failure the data file is deleted too.
+/// pair as a segment to commit. On failure the data file is deleted too.
 pub(crate) async fn stage_files(
     location: &TableLocation,
     id: SegmentId,
     path: String,
     stats: &SegmentStats,
     size_bytes: u64,
-    sorted: bool,
-) -> Result<StagedSegment> {
+) -> Result<SegmentMeta> {
     let Some((ts_min, ts_max)) = stats.ts_range else {
         let _ = location.delete(&path).await;
         return Err(Error::invalid_input("the input has no rows; nothing to append"));
@@ -269,7 +268,7 @@ pub(crate) async fn stage_files(
         let _ = location.delete(&path).await;
         return Err(e);
     }
-    let meta = SegmentMeta {
+    Ok(SegmentMeta {
         id,
         path,
         coverage_path,
@@ -277,18 +276,16 @@ pub(crate) async fn stage_files(
         ts_max,
         row_count: stats.row_count,
         size_bytes,
-        sorted,
+        // Written sorted, or adopted because its rows were already in time order.
+        sorted: true,
         entity_count,
         entities,
         added_in_version: 0,
-    };
-    Ok(StagedSegment { meta })
+    })
 }
 
-impl StagedSegment {
-    /// Deletes the segment's files (it was never committed).
-    pub(crate) async fn discard(&self, location: &TableLocation) {
-        let _ = location.delete(&self.meta.path).await;
-        let _ = location.delete(&self.meta.coverage_path).await;
-    }
+/// Deletes a staged segment's files (it was never committed).
+pub(crate) async fn discard(location: &TableLocation, segment: &SegmentMeta) {
+    let _ = location.delete(&segment.path).await;
+    let _ = location.delete(&segment.coverage_path).await;
 }

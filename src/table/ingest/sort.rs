@@ -33,8 +33,13 @@ where
         held += batch.get_array_memory_size();
         batches.push(batch);
         if held > memory_limit / 3 {
-            let rest = futures::stream::iter(batches.into_iter().map(Ok)).chain(input);
-            return imp::sort_beyond_memory(rest, schema, key, memory_limit, sink).await;
+            #[cfg(feature = "sql")]
+            {
+                let rest = futures::stream::iter(batches.into_iter().map(Ok)).chain(input);
+                return spilling::sort_into(rest, schema, key, memory_limit, sink).await;
+            }
+            #[cfg(not(feature = "sql"))]
+            return Err(too_little_memory(memory_limit, "sorting beyond memory needs the `sql` feature"));
         }
     }
     if batches.is_empty() {
@@ -52,8 +57,9 @@ fn too_little_memory(memory_limit: usize, detail: impl std::fmt::Display) -> cra
     ))
 }
 
+/// DataFusion's external sort, for input beyond a third of the limit.
 #[cfg(feature = "sql")]
-mod imp {
+mod spilling {
     use std::sync::{Arc, Mutex};
 
     use arrow::array::{Array, RecordBatch, UInt32Array};
@@ -130,7 +136,7 @@ mod imp {
         }
     }
 
-    pub(super) async fn sort_beyond_memory<S>(
+    pub(super) async fn sort_into<S>(
         input: S,
         schema: &SchemaRef,
         key: &SortKey,
@@ -207,30 +213,5 @@ mod imp {
             DataFusionError::ResourcesExhausted(detail) => too_little_memory(memory_limit, detail),
             _ => Error::from(error),
         }
-    }
-}
-
-#[cfg(not(feature = "sql"))]
-mod imp {
-    use arrow::array::RecordBatch;
-    use arrow::datatypes::SchemaRef;
-    use futures::Stream;
-
-    use super::super::order::SortKey;
-    use super::super::sink::SegmentSink;
-    use super::too_little_memory;
-    use crate::error::Result;
-
-    pub(super) async fn sort_beyond_memory<S>(
-        _input: S,
-        _schema: &SchemaRef,
-        _key: &SortKey,
-        memory_limit: usize,
-        _sink: &mut SegmentSink,
-    ) -> Result<()>
-    where
-        S: Stream<Item = Result<RecordBatch>> + Send,
-    {
-        Err(too_little_memory(memory_limit, "sorting beyond memory needs the `sql` feature"))
     }
 }
