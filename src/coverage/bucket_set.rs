@@ -102,6 +102,11 @@ impl BucketSet {
         self.map |= &other.map;
     }
 
+    /// Removes every id of `other`.
+    pub fn difference_with(&mut self, other: &BucketSet) {
+        self.map -= &other.map;
+    }
+
     /// Ids in both sets.
     pub fn intersection(&self, other: &BucketSet) -> BucketSet {
         BucketSet { map: &self.map & &other.map }

@@ -97,6 +97,29 @@ impl Coverage {
         }
     }
 
+    /// Removes everything `other` covers (entities left with no bucket are dropped).
+    pub fn subtract(&mut self, other: &Coverage) {
+        for (entity, set) in &other.entities {
+            if let Some(existing) = self.entities.get_mut(entity) {
+                existing.difference_with(set);
+                if existing.is_empty() {
+                    self.entities.remove(entity);
+                }
+            }
+        }
+    }
+
+    /// The (entity, bucket) pairs covered by both `self` and `other`.
+    pub fn intersection(&self, other: &Coverage) -> Coverage {
+        let mut both = Coverage::new();
+        for (entity, set) in &self.entities {
+            if let Some(theirs) = other.entities.get(entity) {
+                both.insert_set(entity.clone(), set.intersection(theirs));
+            }
+        }
+        both
+    }
+
     /// The first entity (in key order) covered by both `self` and `other` in some bucket.
     pub fn first_overlap(&self, other: &Coverage) -> Option<Overlap> {
         // Walking the smaller side in key order still yields the first common key first.
@@ -179,6 +202,24 @@ mod tests {
         b.insert_set(key("Z"), (0..1).collect());
         assert_eq!(a.first_overlap(&b).map(|o| o.entity), Some(key("B")));
         assert_eq!(a.first_overlap(&Coverage::new()), None);
+    }
+
+    #[test]
+    fn subtract_and_intersection_drop_emptied_entities() {
+        let mut a = Coverage::new();
+        a.insert_set(key("A"), (0..10).collect());
+        a.insert_set(key("B"), (0..3).collect());
+        let mut b = Coverage::new();
+        b.insert_set(key("A"), (5..20).collect());
+        b.insert_set(key("B"), (0..3).collect());
+        b.insert_set(key("C"), (0..3).collect());
+        let both = a.intersection(&b);
+        assert_eq!(both.entity(&key("A")), Some(&(5..10).collect()));
+        assert_eq!(both.entity(&key("B")).map(BucketSet::len), Some(3));
+        assert_eq!(both.entity_count(), 2);
+        a.subtract(&b);
+        assert_eq!(a.entity(&key("A")), Some(&(0..5).collect()));
+        assert_eq!(a.entity_count(), 1, "B lost every bucket");
     }
 
     #[test]

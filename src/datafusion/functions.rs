@@ -306,6 +306,7 @@ fn output_schema(kind: MetadataKind, provider: &TimeSeriesProvider) -> SchemaRef
             int("segments_added"),
             int("segments_removed"),
             int("rows_added"),
+            int("rows_removed"),
         ]),
     }
     Arc::new(Schema::new(fields))
@@ -419,7 +420,7 @@ impl MetadataTable {
                 let committed = history.iter().map(|c| Some(c.committed_at.as_nanos())).collect();
                 columns.push(time_array(committed, &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())))?);
                 columns.push(Arc::new(history.iter().map(|c| Some(c.operation.clone())).collect::<StringArray>()));
-                columns.extend(int_columns(&history, |c| [c.segments_added, c.segments_removed, c.rows_added]));
+                columns.extend(int_columns(&history, |c| [c.segments_added, c.segments_removed, c.rows_added, c.rows_removed]));
                 return Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?);
             }
         }

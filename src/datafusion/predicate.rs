@@ -139,6 +139,20 @@ fn literal(expr: &Expr) -> Option<ScalarValue> {
     }
 }
 
+/// Whether [`time_set`] and [`entity_constraints`] together say exactly which rows `filters`
+/// admit: every conjunct is an exact time comparison or an entity `=` / `IN` of literals.
+/// Then a row matches iff its time is in the set and its entity meets the constraints.
+pub fn fully_captured(filters: &[Expr], time_column: &str, entity_columns: &[String]) -> bool {
+    let mut conjuncts = Vec::new();
+    for filter in filters {
+        split_and(filter, &mut conjuncts);
+    }
+    conjuncts.into_iter().all(|expr| {
+        analyze(expr, time_column).exact
+            || entity_values(expr).is_some_and(|(column, _)| entity_columns.contains(&column))
+    })
+}
+
 /// Per entity column (by position in the spec), the values a matching row must take, from
 /// top-level `col = literal` and `col IN (literals)` conjuncts.
 pub fn entity_constraints(filters: &[Expr], entity_columns: &[String]) -> HashMap<usize, BTreeSet<EntityValue>> {

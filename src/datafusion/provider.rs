@@ -248,6 +248,10 @@ impl TableProvider for TimeSeriesProvider {
         Ok(DataSourceExec::from_data_source(builder.build()))
     }
 
+    async fn delete_from(&self, state: &dyn Session, filters: Vec<Expr>) -> DfResult<Arc<dyn ExecutionPlan>> {
+        super::delete::delete_plan(Arc::clone(&self.shared), &self.schema, &self.spec, state, &filters)
+    }
+
     async fn insert_into(
         &self,
         _state: &dyn Session,

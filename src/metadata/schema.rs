@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{new_null_array, RecordBatch};
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
@@ -183,15 +183,19 @@ pub fn converts_losslessly(from: &DataType, to: &DataType) -> bool {
 }
 
 /// `batch` with its columns converted to the table's types (see [`converts_losslessly`];
-/// the schema check has already admitted them). A timestamp that does not fit the finer
-/// unit is an error naming the column, never a wrapped value.
+/// the schema check has already admitted them), and nulls for trailing columns the batch
+/// lacks (a segment written before they were added). A timestamp that does not fit the finer unit is an
+/// error naming the column, never a wrapped value.
 pub fn conform_batch(batch: &RecordBatch, table: &SchemaRef) -> Result<RecordBatch> {
     let options = CastOptions { safe: false, ..Default::default() };
-    let columns = batch
-        .columns()
+    let columns = table
+        .fields()
         .iter()
-        .zip(table.fields())
-        .map(|(column, field)| {
+        .enumerate()
+        .map(|(i, field)| {
+            let Some(column) = batch.columns().get(i) else {
+                return Ok(new_null_array(field.data_type(), batch.num_rows()));
+            };
             if column.data_type() == field.data_type() {
                 return Ok(Arc::clone(column));
             }
@@ -218,11 +222,22 @@ pub fn check_append_schema(table: &Schema, input: &Schema, null_free: &[bool]) -
         found: describe_schema(input),
         detail,
     };
-    if table.fields().len() != input.fields().len() {
+    if input.fields().len() > table.fields().len() {
+        let extra: Vec<&str> = input.fields()[table.fields().len()..].iter().map(|f| f.name().as_str()).collect();
         return Err(mismatch(format!(
-            "the table has {} columns, the input has {}",
+            "the table has {} columns, the input has {}: {} (to add columns, append with schema evolution: `evolve_schema`, `tsq append --evolve-schema`)",
             table.fields().len(),
-            input.fields().len()
+            input.fields().len(),
+            extra.join(", ")
+        )));
+    }
+    if input.fields().len() < table.fields().len() {
+        let missing: Vec<&str> = table.fields()[input.fields().len()..].iter().map(|f| f.name().as_str()).collect();
+        return Err(mismatch(format!(
+            "the table has {} columns, the input has {}: {} missing (give columns the data lacks as nulls)",
+            table.fields().len(),
+            input.fields().len(),
+            missing.join(", ")
         )));
     }
     for (i, (want, got)) in table.fields().iter().zip(input.fields()).enumerate() {
@@ -250,6 +265,85 @@ pub fn check_append_schema(table: &Schema, input: &Schema, null_free: &[bool]) -
         }
     }
     Ok(())
+}
+
+/// Checks that segments written with schema `staged` (the table's schema when they were
+/// written, or a widening of it) fit a table whose schema is now `table`: the columns they
+/// share agree in name and type. Columns the table gained since read as nulls.
+pub fn check_staged_schema(table: &Schema, staged: &Schema) -> Result<()> {
+    for (want, got) in table.fields().iter().zip(staged.fields()) {
+        if want.name() != got.name() || want.data_type() != got.data_type() {
+            return Err(Error::SchemaMismatch {
+                expected: describe_schema(table),
+                found: describe_schema(staged),
+                detail: format!(
+                    "the table's schema changed while the data was written: column '{}' is now {} {}",
+                    got.name(),
+                    want.name(),
+                    want.data_type()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `table` widened by the columns `input` has after the table's own, for an append with
+/// schema evolution. The input must match the table's columns first (see
+/// [`check_append_schema`]); the new columns are stored nullable, since older segments
+/// have no values for them.
+pub fn widen_schema(table: &Schema, input: &Schema) -> Result<Schema> {
+    let extra = input.fields().iter().skip(table.fields().len());
+    let mut fields: Vec<Field> = table.fields().iter().map(|f| f.as_ref().clone()).collect();
+    for field in extra {
+        check_new_column(table, field)?;
+        fields.push(field.as_ref().clone().with_data_type(storage_type(field.data_type())).with_nullable(true));
+    }
+    Ok(Schema::new_with_metadata(fields, table.metadata().clone()))
+}
+
+/// Checks that `field` can be added to `table`: a new name, a supported type.
+pub fn check_new_column(table: &Schema, field: &Field) -> Result<()> {
+    if table.fields().iter().any(|f| f.name().eq_ignore_ascii_case(field.name())) {
+        return Err(Error::invalid_input(format!(
+            "the table already has a column named '{}'; columns cannot be renamed or retyped",
+            field.name()
+        )));
+    }
+    type_to_wire(&storage_type(field.data_type())).map_err(|_| {
+        Error::invalid_input(format!(
+            "column '{}' has type {}, which the table format cannot store",
+            field.name(),
+            field.data_type()
+        ))
+    })?;
+    Ok(())
+}
+
+/// Parses a column type in the format's vocabulary (`int64`, `utf8`, `timestamp(ms,UTC)`,
+/// ...), plus the common SQL names `bigint`, `int`, `double`, `float`, `string`, `varchar`,
+/// `text` and `bool`.
+pub fn parse_column_type(text: &str) -> Result<DataType> {
+    let lower = text.trim().to_ascii_lowercase();
+    let alias = match lower.as_str() {
+        "bigint" => "int64",
+        "int" | "integer" => "int32",
+        "smallint" => "int16",
+        "tinyint" => "int8",
+        "double" => "float64",
+        "float" | "real" => "float32",
+        "string" | "varchar" | "text" => "utf8",
+        "bool" => "boolean",
+        "date" => "date32",
+        // Time zone names are case-sensitive.
+        _ if lower.starts_with("timestamp") => text.trim(),
+        other => other,
+    };
+    type_from_wire(alias).map_err(|_| {
+        Error::invalid_input(format!(
+            "unknown column type '{text}': use one of boolean, int8..int64, uint8..uint64, float32, float64, utf8, binary, date32, decimal128(p,s), timestamp(unit[,zone])"
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -58,6 +58,16 @@ impl TimeSet {
         self.0.iter().any(|&(s, e)| s <= hi && lo <= e)
     }
 
+    /// Whether `t` is in the set.
+    pub fn contains(&self, t: i64) -> bool {
+        self.meets_closed(t, t)
+    }
+
+    /// Whether the whole closed range `[lo, hi]` is in the set.
+    pub fn contains_closed(&self, lo: i64, hi: i64) -> bool {
+        self.0.iter().any(|&(s, e)| s <= lo && hi <= e)
+    }
+
     /// Timestamps in either set.
     pub fn union(&self, other: &TimeSet) -> TimeSet {
         let mut all: Vec<(i64, i64)> = self.0.iter().chain(&other.0).copied().collect();

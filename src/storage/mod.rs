@@ -17,9 +17,11 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use url::Url;
 
+pub(crate) use self::read::StoredFile;
 pub(crate) use self::upload::Upload;
 use crate::error::{Error, Result};
 
+mod read;
 mod upload;
 
 /// Where a table lives: a store and the root prefix of the table inside it.
@@ -188,6 +190,11 @@ impl TableLocation {
     /// Starts writing a new file in parts of `part_bytes` (see [`Upload`]).
     pub(crate) fn upload(&self, relative: &str, part_bytes: usize) -> Upload {
         Upload::new(Arc::clone(&self.store), self.path(relative), part_bytes)
+    }
+
+    /// A stored file of `size` bytes, for the Parquet reader.
+    pub(crate) fn stored_file(&self, relative: &str, size: u64) -> StoredFile {
+        StoredFile::new(Arc::clone(&self.store), self.path(relative), size)
     }
 
     /// `scheme://authority` for registering the store with DataFusion.

@@ -17,12 +17,12 @@ use super::TimeRange;
 use super::TimeSeriesTable;
 use crate::coverage::{bucket_end, bucket_start, sidecar, Coverage, Overlap};
 use crate::error::{Error, Result};
-use crate::metadata::schema::{check_append_schema, storage_schema};
+use crate::metadata::schema::{check_append_schema, check_staged_schema, storage_schema, widen_schema};
 use crate::metadata::{SegmentId, TableMeta, Timestamp};
 use crate::transaction_log::{Commit, CommitOutcome, LogAction};
 
 /// How many times a commit is attempted before giving up with [`Error::Conflict`].
-const MAX_COMMIT_ATTEMPTS: u32 = 12;
+pub(crate) const MAX_COMMIT_ATTEMPTS: u32 = 12;
 /// A new table coverage snapshot is written once this many segments are not in the last one.
 pub const COVERAGE_SNAPSHOT_EVERY: usize = 32;
 
@@ -91,9 +91,14 @@ impl TimeSeriesTable {
         let stored = storage_schema(input);
         // The time/entity rules first: their messages say more than a column diff.
         self.spec().validate_schema(&stored)?;
+        let null_free: Vec<bool> = (0..input.fields().len()).map(null_free).collect();
         match self.schema() {
+            Some(table) if self.writer.evolve_schema && input.fields().len() > table.fields().len() => {
+                let shared: Vec<usize> = (0..table.fields().len()).collect();
+                check_append_schema(&table, &input.project(&shared)?, &null_free)?;
+                Ok(Arc::new(widen_schema(&table, input)?))
+            }
             Some(table) => {
-                let null_free: Vec<bool> = (0..input.fields().len()).map(null_free).collect();
                 check_append_schema(&table, input, &null_free)?;
                 Ok(table)
             }
@@ -103,7 +108,7 @@ impl TimeSeriesTable {
 
     /// Passes `result` through, discarding the staged files first when it is an error
     /// raised before any commit of them was attempted (so none can have landed).
-    async fn or_discard<T>(&self, staged: &Staged, result: Result<T>) -> Result<T> {
+    pub(crate) async fn or_discard<T>(&self, staged: &Staged, result: Result<T>) -> Result<T> {
         if result.is_err() {
             staged.discard(self.location()).await;
         }
@@ -157,7 +162,9 @@ impl TimeSeriesTable {
             };
 
             let mut actions = Vec::new();
-            if snapshot.state().meta.schema.is_none() {
+            // The first append fixes the schema; an append with new columns widens it.
+            let widens = snapshot.state().meta.schema.as_ref().is_none_or(|s| s.fields().len() < staged.schema.fields().len());
+            if widens {
                 let meta = TableMeta { time_index: snapshot.spec().clone(), schema: Some(Arc::clone(&staged.schema)) };
                 actions.push(LogAction::UpdateTableMeta(meta));
             }
@@ -169,15 +176,7 @@ impl TimeSeriesTable {
 
             match self.log.try_commit(&commit).await? {
                 CommitOutcome::Committed => {
-                    let mut state = snapshot.state().clone();
-                    state.apply(&commit, &self.location().describe(&crate::transaction_log::commit_path(version)))?;
-                    self.log.checkpoint_if_due(&state).await;
-                    self.snapshot = Arc::new(Snapshot::with_coverage(
-                        self.location().clone(),
-                        state,
-                        snapshot.segment_cache(),
-                        merged,
-                    ));
+                    self.adopt_commit(&snapshot, &commit, merged).await?;
                     tracing::debug!(version, attempts = attempt, segments = staged.segments.len(), "append committed");
                     #[allow(deprecated)]
                     return Ok(AppendResult {
@@ -206,11 +205,19 @@ impl TimeSeriesTable {
         }
     }
 
+    /// Makes our just-committed `commit` (made on top of `snapshot`) this handle's state.
+    pub(crate) async fn adopt_commit(&mut self, snapshot: &Snapshot, commit: &Commit, coverage: Arc<Coverage>) -> Result<()> {
+        let mut state = snapshot.state().clone();
+        state.apply(commit, &self.location().describe(&crate::transaction_log::commit_path(commit.version)))?;
+        self.log.checkpoint_if_due(&state).await;
+        self.snapshot = Arc::new(Snapshot::with_coverage(self.location().clone(), state, snapshot.segment_cache(), coverage));
+        Ok(())
+    }
+
     /// Schema and overlap rules against `snapshot`.
     async fn validate_against(&self, snapshot: &Snapshot, staged: &Staged, appended: &Coverage) -> Result<()> {
         if let Some(table) = &snapshot.state().meta.schema {
-            let null_free: Vec<bool> = staged.schema.fields().iter().map(|f| !f.is_nullable()).collect();
-            check_append_schema(table, &staged.schema, &null_free)?;
+            check_staged_schema(table, &staged.schema)?;
         }
         let table_coverage = snapshot.table_coverage().await?;
         let Some(overlap) = table_coverage.first_overlap(appended) else {
@@ -246,7 +253,7 @@ impl TimeSeriesTable {
 }
 
 /// Exponential backoff with full jitter, capped near one second.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let ceiling_ms = 5u64 << attempt.min(8);
     let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(ceiling_ms.max(1))) as u64;
     Duration::from_millis(ceiling_ms / 2 + jitter / 2)

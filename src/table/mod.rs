@@ -5,9 +5,11 @@
 //!
 //! Does I/O through `storage` and `transaction_log`.
 
+mod alter;
 mod append;
 mod ingest;
 mod read;
+mod rewrite;
 mod select;
 mod snapshot;
 mod vacuum;
@@ -21,6 +23,7 @@ use arrow::datatypes::SchemaRef;
 pub use append::AppendResult;
 pub use ingest::{InputFormat, Reencoded};
 pub use read::{CommitInfo, EntityCoverage, Gap, TimeRange};
+pub use rewrite::{CompactOptions, CompactReport, DeleteReport, ReplaceReport, RowMatcher, RowSelector};
 pub use select::{key_matches, EntityFilter, SegmentSelection};
 pub use snapshot::Snapshot;
 pub use vacuum::{OrphanFile, OrphanStatus, VacuumOptions, VacuumReport};

@@ -103,8 +103,10 @@ pub struct CommitInfo {
     pub segments_added: u64,
     /// Segments that stopped being live.
     pub segments_removed: u64,
-    /// Rows in the added segments.
+    /// Rows added to the table (for a rewrite, the new rows only: a compaction adds none).
     pub rows_added: u64,
+    /// Rows removed from the table (by `delete` or `replace`; a compaction removes none).
+    pub rows_removed: u64,
 }
 
 impl TimeSeriesTable {
@@ -153,14 +155,15 @@ impl Snapshot {
         Ok(commits
             .into_iter()
             .map(|c| {
-                let (segments_added, segments_removed, rows_added) = c.summary();
+                let summary = c.summary();
                 CommitInfo {
                     version: c.version,
                     committed_at: Timestamp::from_nanos(c.committed_at.saturating_mul(1_000_000)),
                     operation: c.operation,
-                    segments_added,
-                    segments_removed,
-                    rows_added,
+                    segments_added: summary.segments_added,
+                    segments_removed: summary.segments_removed,
+                    rows_added: summary.rows_added,
+                    rows_removed: summary.rows_removed,
                 }
             })
             .collect())

@@ -47,6 +47,33 @@ pub struct Commit {
     pub txn_id: String,
     /// The changes, applied in order.
     pub actions: Vec<LogAction>,
+    /// Rows the commit added to and removed from the table, written by commits that
+    /// rewrite segments (where the added segments' rows are not what was added). Absent
+    /// on appends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<RowChange>,
+}
+
+/// The table's row count change made by one commit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowChange {
+    /// Rows that became part of the table.
+    pub added: u64,
+    /// Rows that stopped being part of the table.
+    pub removed: u64,
+}
+
+/// What one commit changed, as listed by history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitSummary {
+    /// Segments that became live.
+    pub segments_added: u64,
+    /// Segments that stopped being live.
+    pub segments_removed: u64,
+    /// Rows added to the table.
+    pub rows_added: u64,
+    /// Rows removed from the table.
+    pub rows_removed: u64,
 }
 
 /// The one field every log file (commit or checkpoint) of every format version starts from.
@@ -86,16 +113,29 @@ impl Commit {
             operation: operation.into(),
             txn_id: uuid::Uuid::new_v4().simple().to_string(),
             actions,
+            rows: None,
         }
     }
 
-    /// Segments added and removed, and rows added, for history listings.
-    pub fn summary(&self) -> (u64, u64, u64) {
-        self.actions.iter().fold((0, 0, 0), |(added, removed, rows), action| match action {
-            LogAction::AddSegment(s) => (added + 1, removed, rows + s.row_count),
-            LogAction::RemoveSegment { .. } => (added, removed + 1, rows),
-            _ => (added, removed, rows),
-        })
+    /// Segments and rows added and removed, for history listings. Without a recorded
+    /// [`RowChange`], the rows added are the added segments' rows and none were removed.
+    pub fn summary(&self) -> CommitSummary {
+        let mut summary = CommitSummary::default();
+        for action in &self.actions {
+            match action {
+                LogAction::AddSegment(s) => {
+                    summary.segments_added += 1;
+                    summary.rows_added += s.row_count;
+                }
+                LogAction::RemoveSegment { .. } => summary.segments_removed += 1,
+                _ => {}
+            }
+        }
+        if let Some(rows) = self.rows {
+            summary.rows_added = rows.added;
+            summary.rows_removed = rows.removed;
+        }
+        summary
     }
 }
 

@@ -10,7 +10,7 @@ pub mod checkpoint;
 pub mod log_store;
 pub mod state;
 
-pub use actions::{Commit, LogAction, FORMAT_VERSION};
+pub use actions::{Commit, CommitSummary, LogAction, RowChange, FORMAT_VERSION};
 pub use checkpoint::{checkpoint_path, CHECKPOINT_INTERVAL};
 pub use log_store::{commit_path, CommitOutcome, LogStore, LOG_DIR};
 pub use state::{CoverageSnapshotRef, TableState};

@@ -10,6 +10,7 @@ mod format_fixture;
 mod ingest;
 mod log_contract;
 mod log_evolution;
+mod maintenance;
 mod readme;
 mod reliability;
 mod sql;

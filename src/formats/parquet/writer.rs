@@ -40,6 +40,9 @@ pub struct WriterOptions {
     pub memory_limit: usize,
     /// Files larger than this are uploaded in parts of this size (a multipart upload).
     pub upload_part_bytes: usize,
+    /// Appends may add nullable columns after the table's own (default `false`: input
+    /// with columns the table lacks is refused).
+    pub evolve_schema: bool,
 }
 
 impl Default for WriterOptions {
@@ -51,6 +54,7 @@ impl Default for WriterOptions {
             segment_bytes: SEGMENT_BYTES,
             memory_limit: MEMORY_LIMIT,
             upload_part_bytes: UPLOAD_PART_BYTES,
+            evolve_schema: false,
         }
     }
 }
@@ -83,6 +87,12 @@ impl WriterOptions {
     /// Sets the memory limit of one append, in bytes.
     pub fn with_memory_limit(mut self, bytes: usize) -> Self {
         self.memory_limit = bytes;
+        self
+    }
+
+    /// Sets whether appends may add nullable columns (schema evolution).
+    pub fn with_evolve_schema(mut self, evolve: bool) -> Self {
+        self.evolve_schema = evolve;
         self
     }
 

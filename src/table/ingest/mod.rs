@@ -81,9 +81,25 @@ impl TimeSeriesTable {
             }
         };
         let schema = self.schema_for(&first.schema(), |i| first.column(i).null_count() == 0)?;
-        let snapshot = self.snapshot();
-        let fence = snapshot.table_coverage().await?;
         let options = self.writer_options().clone();
+        self.stage_rows(stream::iter([Ok(first)]).chain(input), schema, &options, true).await
+    }
+
+    /// Writes `input` as time-sorted segments in `schema` with `options`. `fenced`: stop
+    /// early when the rows meet the table's coverage (an append; a rewrite's rows are
+    /// already in the table). Input without rows stages nothing.
+    pub(crate) async fn stage_rows<S>(
+        &self,
+        input: S,
+        schema: SchemaRef,
+        options: &WriterOptions,
+        fenced: bool,
+    ) -> Result<Staged>
+    where
+        S: Stream<Item = Result<RecordBatch>> + Send,
+    {
+        let snapshot = self.snapshot();
+        let fence = if fenced { snapshot.table_coverage().await? } else { Arc::new(Coverage::new()) };
         let key = SortKey::new(&schema, self.spec())?;
         let mut sink = SegmentSink::new(
             self.location().clone(),
@@ -93,7 +109,7 @@ impl TimeSeriesTable {
             fence,
         )?;
         let rows_read = self.rows_read.clone();
-        let conformed = stream::iter([Ok(first)]).chain(input).map(|item| {
+        let conformed = input.map(|item| {
             let batch = conform(&schema, &item?)?;
             if let Some(counter) = &rows_read {
                 counter.fetch_add(batch.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -101,7 +117,7 @@ impl TimeSeriesTable {
             Ok(batch)
         });
 
-        if let Err(e) = route(conformed, &schema, &key, &options, &mut sink).await {
+        if let Err(e) = route(conformed, &schema, &key, options, &mut sink).await {
             sink.abort().await;
             return Err(e);
         }

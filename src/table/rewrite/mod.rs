@@ -1,0 +1,161 @@
+//! Rewrites: commits that remove live segments and add new ones in one step. Compaction,
+//! delete and replace are planned in their own modules and all commit through
+//! [`TimeSeriesTable::commit_rewrite`].
+//!
+//! Conflict rules (FORMAT.md, "Rewrites"): a rewrite rebases over commits that only added
+//! segments or columns, since those leave its inputs alone. When a commit meanwhile removed
+//! one of its inputs, the rewrite is planned again from the new version, and may find
+//! nothing left to do; so of two rewrites of one segment, exactly one commits it.
+//!
+//! Coverage stays exact: after the commit it is the table's coverage without the removed
+//! segments' (kept where a live segment shares the bucket), plus the added segments'. Each
+//! rewrite commit names a new table coverage snapshot, so readers do not fall back to
+//! uniting every sidecar.
+//!
+//! Does I/O: reads segments and sidecars, writes new segments, a snapshot and the commit.
+
+mod compact;
+mod delete;
+mod segment_rows;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use compact::{CompactOptions, CompactReport};
+pub use delete::{DeleteReport, ReplaceReport, RowMatcher, RowSelector};
+
+use super::append::{backoff, MAX_COMMIT_ATTEMPTS};
+use super::ingest::{write_own, Staged};
+use super::snapshot::Snapshot;
+use super::TimeSeriesTable;
+use crate::coverage::{bucket_end, bucket_of, bucket_start, sidecar, Coverage};
+use crate::error::{Error, Result};
+use crate::metadata::{SegmentId, SegmentMeta};
+use crate::transaction_log::{Commit, CommitOutcome, LogAction, RowChange};
+
+/// One planned rewrite: what it removes and adds, committed together or not at all.
+pub(crate) struct Rewrite {
+    /// Recorded as the commit's operation.
+    pub(crate) operation: &'static str,
+    /// Live segments the commit removes.
+    pub(crate) removed: Vec<Arc<SegmentMeta>>,
+    /// The new segments (none when whole segments are only dropped).
+    pub(crate) added: Staged,
+    /// The table's row change.
+    pub(crate) rows: RowChange,
+    /// New data (a replace's) whose coverage must not meet the table's after the removal.
+    pub(crate) new_data: Option<Arc<Coverage>>,
+    /// The rows are only moved (compaction): the table coverage does not change.
+    pub(crate) same_rows: bool,
+}
+
+/// How a rewrite's commit ended.
+pub(crate) enum Rewritten {
+    /// Committed as `version` after `attempts` tries.
+    Committed { version: u64, attempts: u32 },
+    /// Another commit removed one of its inputs: plan again from the latest version. The
+    /// staged files are left to the caller, which may reuse some of them.
+    InputsGone,
+}
+
+impl TimeSeriesTable {
+    /// The optimistic commit loop for rewrites. Commits that land meanwhile and leave the
+    /// inputs live are rebased over (coverage and the overlap check are recomputed on top
+    /// of them); otherwise [`Rewritten::InputsGone`] is returned. On an error the staged
+    /// files are deleted (unless the commit's outcome is unknown).
+    pub(crate) async fn commit_rewrite(&mut self, rewrite: &Rewrite) -> Result<Rewritten> {
+        let location = self.location().clone();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let snapshot = self.snapshot();
+            let live = &snapshot.state().segments;
+            if rewrite.removed.iter().any(|s| !live.contains_key(&s.id)) {
+                return Ok(Rewritten::InputsGone);
+            }
+            let after = self.coverage_after(&snapshot, rewrite).await;
+            let after = self.or_discard(&rewrite.added, after).await?;
+            let version = snapshot.version() + 1;
+            let path = format!("_coverage/table/{version:010}-{}.roar", SegmentId::random());
+            let encoded = {
+                let after = Arc::clone(&after);
+                tokio::task::spawn_blocking(move || sidecar::encode(&after)).await.map_err(|e| Error::Task(e.to_string()))
+            };
+            let encoded = self.or_discard(&rewrite.added, encoded).await?;
+            let written = write_own(&location, &path, Bytes::from(encoded)).await;
+            self.or_discard(&rewrite.added, written).await?;
+
+            let mut actions: Vec<LogAction> =
+                rewrite.removed.iter().map(|s| LogAction::RemoveSegment { id: s.id.clone() }).collect();
+            actions.extend(rewrite.added.segments.iter().map(|s| LogAction::AddSegment(s.clone())));
+            actions.push(LogAction::UpdateTableCoverage { path: path.clone() });
+            let mut commit = Commit::new(version, rewrite.operation, actions);
+            commit.rows = Some(rewrite.rows);
+
+            match self.log.try_commit(&commit).await? {
+                CommitOutcome::Committed => {
+                    self.adopt_commit(&snapshot, &commit, after).await?;
+                    tracing::debug!(version, attempts = attempt, operation = rewrite.operation, "rewrite committed");
+                    return Ok(Rewritten::Committed { version, attempts: attempt });
+                }
+                CommitOutcome::Conflict => {
+                    let _ = location.delete(&path).await;
+                    if attempt >= MAX_COMMIT_ATTEMPTS {
+                        rewrite.added.discard(&location).await;
+                        return Err(Error::Conflict { version, attempts: attempt });
+                    }
+                    tracing::debug!(version, attempt, "rewrite conflict; rebasing");
+                    tokio::time::sleep(backoff(attempt)).await;
+                    let refreshed = self.refresh().await;
+                    self.or_discard(&rewrite.added, refreshed).await?;
+                }
+            }
+        }
+    }
+
+    /// The table coverage once `rewrite` is applied on top of `snapshot`; for a replace,
+    /// an overlap of its new data with what stays is an error.
+    async fn coverage_after(&self, snapshot: &Snapshot, rewrite: &Rewrite) -> Result<Arc<Coverage>> {
+        let table = snapshot.table_coverage().await?;
+        if rewrite.same_rows {
+            return Ok(table);
+        }
+        let mut removed = Coverage::new();
+        for segment in &rewrite.removed {
+            removed.union_with(&*snapshot.segment_coverage(segment).await?);
+        }
+        // A bucket of a removed segment stays covered when a kept segment has rows in it
+        // too (the segments of one append share buckets at their edges).
+        let removed_ids: HashSet<&SegmentId> = rewrite.removed.iter().map(|s| &s.id).collect();
+        let bucket = snapshot.spec().bucket;
+        let index = snapshot.time_index();
+        let mut seen = HashSet::new();
+        let mut kept = Coverage::new();
+        for segment in &rewrite.removed {
+            let lo = bucket_start(bucket_of(segment.ts_min, &bucket), &bucket).unwrap_or(i64::MIN);
+            let hi = bucket_end(bucket_of(segment.ts_max, &bucket), &bucket).map_or(i64::MAX, |end| end - 1);
+            for neighbour in index.candidates(lo, hi).map(|i| &index.by_start[i]) {
+                if removed_ids.contains(&neighbour.id)
+                    || neighbour.ts_min > hi
+                    || neighbour.ts_max < lo
+                    || !seen.insert(neighbour.id.clone())
+                {
+                    continue;
+                }
+                kept.union_with(&snapshot.segment_coverage(neighbour).await?.intersection(&removed));
+            }
+        }
+        let mut after = (*table).clone();
+        after.subtract(&removed);
+        after.union_with(&kept);
+        if let Some(new_data) = &rewrite.new_data {
+            if let Some(overlap) = after.first_overlap(new_data) {
+                return Err(self.overlap_error(snapshot, overlap).await);
+            }
+        }
+        after.union_with(&rewrite.added.coverage);
+        Ok(Arc::new(after))
+    }
+}
