@@ -77,7 +77,7 @@ impl TimeSeriesTable {
     pub(crate) fn writable(&self) -> Result<()> {
         if self.pinned {
             return Err(Error::invalid_input(format!(
-                "this handle is opened at version {} (time travel) and is read-only; open the latest version to append",
+                "this handle is opened at version {} (time travel) and is read-only; open the latest version to change the table",
                 self.version()
             )));
         }

@@ -146,27 +146,37 @@ impl TimeSeriesTable {
     pub async fn history(&self) -> Result<Vec<CommitInfo>> {
         self.snapshot().history().await
     }
+
+    /// The last `n` commits up to this handle's version, oldest first (reads only those).
+    pub async fn recent_history(&self, n: u64) -> Result<Vec<CommitInfo>> {
+        let version = self.version();
+        let log = LogStore::new(self.location().clone());
+        let mut infos = Vec::new();
+        for v in version.saturating_sub(n) + 1..=version {
+            infos.push(commit_info(log.read_commit(v).await?));
+        }
+        Ok(infos)
+    }
+}
+
+fn commit_info(c: crate::transaction_log::Commit) -> CommitInfo {
+    let summary = c.summary();
+    CommitInfo {
+        version: c.version,
+        committed_at: Timestamp::from_nanos(c.committed_at.saturating_mul(1_000_000)),
+        operation: c.operation,
+        segments_added: summary.segments_added,
+        segments_removed: summary.segments_removed,
+        rows_added: summary.rows_added,
+        rows_removed: summary.rows_removed,
+    }
 }
 
 impl Snapshot {
     /// See [`TimeSeriesTable::history`].
     pub async fn history(&self) -> Result<Vec<CommitInfo>> {
         let commits = LogStore::new(self.location().clone()).commits(self.version()).await?;
-        Ok(commits
-            .into_iter()
-            .map(|c| {
-                let summary = c.summary();
-                CommitInfo {
-                    version: c.version,
-                    committed_at: Timestamp::from_nanos(c.committed_at.saturating_mul(1_000_000)),
-                    operation: c.operation,
-                    segments_added: summary.segments_added,
-                    segments_removed: summary.segments_removed,
-                    rows_added: summary.rows_added,
-                    rows_removed: summary.rows_removed,
-                }
-            })
-            .collect())
+        Ok(commits.into_iter().map(commit_info).collect())
     }
 
     /// The window to report on, as a time range and the bucket ids it intersects.

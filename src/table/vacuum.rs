@@ -1,11 +1,14 @@
-//! Vacuum: finding and removing files that no commit references.
+//! Vacuum: finding and removing files that no version within the retention needs.
 //!
 //! A writer that dies (or fails) between writing its files and creating its commit leaves
 //! a data file, a segment sidecar and perhaps a table coverage snapshot that nothing points
-//! at. They are harmless to readers but take space. `vacuum` lists `data/` and
-//! `_coverage/`, subtracts every path named by any commit of the log (live or removed
-//! segments, their sidecars, every table coverage snapshot: all versions stay readable),
-//! and deletes what is left once it is at least `retention` old.
+//! at. They are harmless to readers but take space. Rewrites (compaction, delete, replace)
+//! remove segments whose files older versions still read, for time travel. `vacuum` lists
+//! `data/` and `_coverage/`, subtracts every path a version within the retention may read
+//! (live segments and their sidecars, segments removed less than `retention` ago, every
+//! table coverage snapshot), and deletes what is left once it is at least `retention` old.
+//! Time travel to a version before a removal older than the retention may then fail to
+//! read its data.
 //!
 //! The retention period is what keeps vacuum from deleting the files of an append that is
 //! still in flight (written, not yet committed): it must exceed the longest time an append
@@ -14,13 +17,14 @@
 //!
 //! Does I/O (listing, log reads and deletes through storage). Never touches the log.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::TimeSeriesTable;
 use crate::error::{Error, Result};
+use crate::metadata::SegmentId;
 use crate::transaction_log::{Commit, LogAction};
 
 /// Folders vacuum looks in, relative to the table root.
@@ -72,7 +76,7 @@ pub enum OrphanStatus {
     Retained,
 }
 
-/// One file under `data/` or `_coverage/` that no commit references.
+/// One file under `data/` or `_coverage/` that no version within the retention needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrphanFile {
     /// Relative to the table root.
@@ -118,8 +122,9 @@ impl VacuumReport {
 }
 
 impl TimeSeriesTable {
-    /// Lists the files under `data/` and `_coverage/` that no commit of the log references
-    /// and, unless `options.dry_run`, deletes those at least `options.retention` old.
+    /// Lists the files under `data/` and `_coverage/` that no version within the retention
+    /// needs (see the module docs) and, unless `options.dry_run`, deletes those at least
+    /// `options.retention` old.
     ///
     /// References are read from every commit up to the latest version (not this handle's
     /// version, which may be behind or pinned), after listing, and read again just before
@@ -136,12 +141,9 @@ impl TimeSeriesTable {
         if version == 0 {
             return Err(Error::EmptyTable { location: location.to_string() });
         }
-        let mut referenced = BTreeSet::new();
-        for commit in self.log.commits(version).await? {
-            add_references(&commit, &mut referenced);
-        }
         let now = Utc::now();
         let retention = chrono::Duration::from_std(options.retention).unwrap_or(chrono::Duration::MAX);
+        let referenced = needed_files(&self.log.commits(version).await?, now, retention);
         let mut orphans: Vec<OrphanFile> = listed
             .iter()
             .filter(|f| !referenced.contains(&normalize(&f.path)))
@@ -161,6 +163,7 @@ impl TimeSeriesTable {
         let mut final_version = version;
         if !options.dry_run && orphans.iter().any(|f| f.status == OrphanStatus::WouldDelete) {
             // A writer may have committed since the log was read: its files are not orphans.
+            let mut referenced = referenced;
             let latest = self.log.latest_version().await?;
             for v in version + 1..=latest {
                 add_references(&self.log.read_commit(v).await?, &mut referenced);
@@ -187,6 +190,35 @@ impl TimeSeriesTable {
         );
         Ok(report)
     }
+}
+
+/// The files a version within `retention` of `now` may read: those of live segments, of
+/// segments removed less than `retention` ago, and every table coverage snapshot.
+fn needed_files(commits: &[Commit], now: DateTime<Utc>, retention: chrono::Duration) -> BTreeSet<String> {
+    let mut live: HashMap<&SegmentId, [&str; 2]> = HashMap::new();
+    let mut needed = BTreeSet::new();
+    for commit in commits {
+        let removed_at = DateTime::<Utc>::from_timestamp_millis(commit.committed_at).unwrap_or(now);
+        let recent = now.signed_duration_since(removed_at) < retention;
+        for action in &commit.actions {
+            match action {
+                LogAction::AddSegment(segment) => {
+                    live.insert(&segment.id, [&segment.path, &segment.coverage_path]);
+                }
+                LogAction::RemoveSegment { id } => {
+                    if let (Some(paths), true) = (live.remove(id), recent) {
+                        needed.extend(paths.iter().map(|p| normalize(p)));
+                    }
+                }
+                LogAction::UpdateTableCoverage { path } => {
+                    needed.insert(normalize(path));
+                }
+                LogAction::UpdateTableMeta(_) => {}
+            }
+        }
+    }
+    needed.extend(live.values().flatten().map(|p| normalize(p)));
+    needed
 }
 
 /// Every table file a commit names.

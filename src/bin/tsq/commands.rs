@@ -72,8 +72,9 @@ pub async fn append(
     files: &[PathBuf],
     segment_rows: Option<u64>,
     memory_limit: Option<&str>,
+    evolve_schema: bool,
 ) -> anyhow::Result<()> {
-    let mut options = WriterOptions::default();
+    let mut options = WriterOptions::default().with_evolve_schema(evolve_schema);
     if let Some(rows) = segment_rows {
         if rows == 0 {
             bail!("--segment-rows must be at least 1");
@@ -197,12 +198,21 @@ pub async fn register_tables(ctx: &SessionContext, specs: &[String]) -> anyhow::
                 (name, spec.clone())
             }
         };
-        let table = open_table(&dir).await?;
+        let table = match split_version(&dir) {
+            Some((dir, version)) => TimeSeriesTable::open_at(location(dir)?, version).await?,
+            None => open_table(&dir).await?,
+        };
         register_opened(ctx, &name, table)
             .with_context(|| format!("cannot register the table at {dir} as '{name}'"))?;
         registered.push((name, dir));
     }
     Ok(registered)
+}
+
+/// `DIR@VERSION` as its parts, when the text after the last `@` is a version number.
+fn split_version(dir: &str) -> Option<(&str, u64)> {
+    let (dir, version) = dir.rsplit_once('@')?;
+    Some((dir, version.parse().ok()?))
 }
 
 pub async fn sql(tables: &[String], format: Format, file: Option<&Path>, sql: Option<&str>) -> anyhow::Result<()> {

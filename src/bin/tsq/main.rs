@@ -8,6 +8,7 @@
 mod commands;
 mod demo;
 mod heatmap;
+mod maintain;
 mod output;
 mod report;
 mod shell;
@@ -70,6 +71,72 @@ enum Command {
         /// sorted on disk.
         #[arg(long, value_name = "SIZE")]
         memory_limit: Option<String>,
+        /// Accept files with columns the table lacks (after its own): they are added as
+        /// nullable columns, and earlier rows read them as NULL.
+        #[arg(long)]
+        evolve_schema: bool,
+    },
+    /// Merge small segments (and any unsorted ones) into time-sorted segments of a target
+    /// size, in one commit. Rows, coverage and query answers stay the same.
+    ///
+    /// Tables fed by many small appends or INSERTs collect many small files; compacting
+    /// makes scans and planning cheaper. The old files stay (time travel still reads
+    /// them) until `tsq vacuum` removes them after its retention.
+    #[command(after_help = "Example:\n  tsq compact prices --target-rows 1000000 --dry-run")]
+    Compact {
+        /// The table folder.
+        dir: String,
+        /// Rows per merged segment (default 4,194,304); segments under half of it are merged.
+        #[arg(long, value_name = "ROWS")]
+        target_rows: Option<u64>,
+        /// Only show what would be merged.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Replace the rows of a time range (optionally of some entities) with the rows of
+    /// FILEs, in one commit: readers see the old rows or the new, never a hole.
+    ///
+    /// The range must start and end on bucket boundaries, and every row of the files must
+    /// lie inside it (and belong to the given entities); otherwise nothing is replaced.
+    #[command(
+        after_help = "Example (a vendor re-delivered AAPL for one day):\n  tsq replace prices --from 2024-01-10 --to 2024-01-11 --entity symbol=AAPL aapl-2024-01-10.parquet"
+    )]
+    Replace {
+        /// The table folder.
+        dir: String,
+        /// Start of the replaced range (inclusive), e.g. 2024-01-10 or 2024-01-10T14:30:00Z.
+        #[arg(long, value_name = "T")]
+        from: String,
+        /// End of the replaced range (exclusive).
+        #[arg(long, value_name = "T")]
+        to: String,
+        /// Replace only this entity's rows: COLUMN=VALUE; repeat for several.
+        #[arg(long = "entity", value_name = "COLUMN=VALUE")]
+        entities: Vec<String>,
+        /// The new rows: .parquet, .csv or .ndjson files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Change a table's schema.
+    Alter {
+        /// The table folder.
+        dir: String,
+        #[command(subcommand)]
+        change: AlterCommand,
+    },
+    /// Delete files that no live version needs: files of failed writes, and files of
+    /// segments removed (by compact, DELETE or replace) longer ago than the retention.
+    ///
+    /// Time travel to a version older than the retention may then fail to read its data.
+    Vacuum {
+        /// The table folder.
+        dir: String,
+        /// Keep unreferenced files younger than this, e.g. 1h, 30m, 7d (default 1h).
+        #[arg(long, value_name = "DURATION", default_value = "1h")]
+        retention: String,
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Run SQL against tables: one statement, or a file of statements separated by `;`.
     ///
@@ -140,11 +207,28 @@ enum Command {
     },
 }
 
+/// What `tsq alter` changes.
+#[derive(Debug, Subcommand)]
+enum AlterCommand {
+    /// Add a nullable column after the existing ones; rows already in the table read it
+    /// as NULL.
+    #[command(after_help = "Example:\n  tsq alter prices add-column vwap float64")]
+    AddColumn {
+        /// The new column's name.
+        name: String,
+        /// Its type: boolean, int8..int64, uint8..uint64, float32, float64 (double), utf8
+        /// (string), binary, date32, decimal128(p,s), timestamp(unit[,zone]).
+        #[arg(value_name = "TYPE")]
+        data_type: String,
+    },
+}
+
 /// `-t NAME=DIR` options shared by `sql` and `shell`.
 #[derive(Debug, clap::Args)]
 struct TableArgs {
     /// Register a table: NAME=DIR, or just DIR to use the folder name as the table name.
-    #[arg(short = 't', long = "table", value_name = "NAME=DIR")]
+    /// Append @VERSION to read the table as of that version (read-only): NAME=DIR@12.
+    #[arg(short = 't', long = "table", value_name = "NAME=DIR[@VERSION]")]
     tables: Vec<String>,
 }
 
@@ -189,9 +273,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Create { dir, time_column, bucket, entities, timezone } => {
             runtime.block_on(commands::create(&dir, &time_column, bucket, &entities, timezone.as_deref()))
         }
-        Command::Append { dir, files, segment_rows, memory_limit } => {
-            runtime.block_on(commands::append(&dir, &files, segment_rows, memory_limit.as_deref()))
+        Command::Append { dir, files, segment_rows, memory_limit, evolve_schema } => {
+            runtime.block_on(commands::append(&dir, &files, segment_rows, memory_limit.as_deref(), evolve_schema))
         }
+        Command::Compact { dir, target_rows, dry_run } => runtime.block_on(maintain::compact(&dir, target_rows, dry_run)),
+        Command::Replace { dir, from, to, entities, files } => {
+            runtime.block_on(maintain::replace(&dir, &from, &to, &entities, &files))
+        }
+        Command::Alter { dir, change: AlterCommand::AddColumn { name, data_type } } => {
+            runtime.block_on(maintain::add_column(&dir, &name, &data_type))
+        }
+        Command::Vacuum { dir, retention, dry_run } => runtime.block_on(maintain::vacuum(&dir, &retention, dry_run)),
         Command::Sql { tables, format, file, sql } => {
             runtime.block_on(commands::sql(&tables.tables, format, file.as_deref(), sql.as_deref()))
         }

@@ -53,6 +53,24 @@ pub async fn info(dir: &str) -> anyhow::Result<()> {
         )?,
         _ => writeln!(out, "  coverage     (no data yet)")?,
     }
+    writeln!(out, "  last commits")?;
+    for commit in table.recent_history(5).await?.iter().rev() {
+        let mut changes = Vec::new();
+        if commit.rows_added > 0 || commit.rows_removed > 0 {
+            changes.push(format!("+{} -{} rows", fmt_int(commit.rows_added), fmt_int(commit.rows_removed)));
+        }
+        if commit.segments_added > 0 || commit.segments_removed > 0 {
+            changes.push(format!("+{} -{} segments", commit.segments_added, commit.segments_removed));
+        }
+        writeln!(
+            out,
+            "    v{:<6} {:<12} {:<32} {}",
+            commit.version,
+            commit.operation,
+            changes.join(", "),
+            commit.committed_at
+        )?;
+    }
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! Appending files. A Parquet file in time order with the table's column types is adopted
 //! byte for byte (copied in upload parts); any other Parquet file is
 //! re-encoded through the ingest pipeline. CSV and newline-delimited JSON are parsed into
-//! the table's schema and streamed through the same pipeline.
+//! the table's schema and streamed through the same pipeline. A replace reads its files
+//! the same way.
 //!
 //! Does I/O: reads local files, uploads adopted ones.
 
@@ -12,7 +13,8 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use bytes::{Bytes, BytesMut};
-use futures::{Stream, TryStreamExt};
+use futures::stream::{self, BoxStream};
+use futures::{Stream, StreamExt, TryStreamExt};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
@@ -23,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::formats::parquet::{inspect_parquet, parquet_stats};
 use crate::metadata::SegmentId;
 use crate::storage::{TableLocation, Upload};
-use crate::table::{AppendResult, TimeSeriesTable};
+use crate::table::{AppendResult, EntityFilter, ReplaceReport, TimeRange, TimeSeriesTable};
 
 /// Rows per batch read from CSV and JSON files.
 const TEXT_BATCH_ROWS: usize = 16 * 1024;
@@ -249,6 +251,43 @@ impl TimeSeriesTable {
         let rows = self.text_rows(path.as_ref(), InputFormat::Json).await?;
         let staged = self.stage_stream(rows).await?;
         self.commit_staged(staged, "append", None).await
+    }
+
+    /// Replaces the rows of `range` (for the entities `entities` admits) with the rows of
+    /// `files`, read in the order given, in one commit; see [`Self::replace`].
+    pub async fn replace_files(
+        &mut self,
+        range: TimeRange,
+        entities: EntityFilter,
+        files: &[impl AsRef<Path>],
+    ) -> Result<ReplaceReport> {
+        let mut inputs = Vec::with_capacity(files.len());
+        for file in files {
+            inputs.push(self.file_rows(file.as_ref()).await?);
+        }
+        self.replace(range, entities, stream::iter(inputs).flatten()).await
+    }
+
+    /// The rows of a file in the format its extension names, as a stream.
+    async fn file_rows(&self, path: &Path) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+        match InputFormat::from_path(path) {
+            Some(InputFormat::Parquet) => {
+                let name = path.display().to_string();
+                let parquet_error = move |source| Error::Parquet { path: name.clone(), source };
+                let rows = ParquetRecordBatchStreamBuilder::new(open_file(path).await?)
+                    .await
+                    .map_err(parquet_error.clone())?
+                    .build()
+                    .map_err(parquet_error.clone())?
+                    .map_err(parquet_error);
+                Ok(rows.boxed())
+            }
+            Some(format) => Ok(self.text_rows(path, format).await?.boxed()),
+            None => Err(Error::invalid_input(format!(
+                "cannot tell the format of {} from its name; use .parquet, .csv, or .ndjson/.jsonl/.json",
+                path.display()
+            ))),
+        }
     }
 
     /// The rows of a CSV or JSON file as a stream, parsed on a blocking thread.
