@@ -449,3 +449,116 @@ fn append_takes_csv_json_and_unsorted_parquet_with_writer_options() {
     std::fs::write(&txt, "x").unwrap();
     assert_clear_error(&tsq(tmp.path(), &["append", s(&table), s(&txt)]), "cannot tell the format");
 }
+
+#[test]
+fn maintenance_commands_compact_delete_replace_alter_vacuum_and_time_travel() {
+    let root = tempfile::tempdir().unwrap();
+    let table = sample_table(root.path(), 3);
+    let dir = s(&table);
+    let count = |args: &[&str]| -> u64 {
+        let run = tsq(root.path(), args);
+        assert_ok(&run);
+        run.stdout.lines().nth(1).unwrap().trim().parse().unwrap()
+    };
+    let rows_before = open(&table).snapshot().row_count();
+
+    let dry = tsq(root.path(), &["compact", dir, "--dry-run"]);
+    assert_ok(&dry);
+    assert!(
+        dry.stdout.contains("would merge 3 segment(s)") && dry.stdout.contains("nothing was written"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(open(&table).version(), 4);
+    let run = tsq(root.path(), &["compact", dir]);
+    assert_ok(&run);
+    assert!(run.stdout.contains("merged 3 segment(s)") && run.stdout.contains("-> version 5"), "{}", run.stdout);
+    assert_eq!((open(&table).segments().len(), open(&table).snapshot().row_count()), (1, rows_before));
+    let again = tsq(root.path(), &["compact", dir]);
+    assert_ok(&again);
+    assert!(again.stdout.starts_with("nothing to compact"), "{}", again.stdout);
+
+    let bars = MarketBars::new(6, 3);
+    let day1 = bars.day_batch(1);
+    let of_symbol = |symbol: &str| {
+        let mask = arrow::compute::kernels::cmp::eq(
+            day1.column(1),
+            &arrow::array::Scalar::new(arrow::array::StringArray::from(vec![symbol])),
+        )
+        .unwrap();
+        arrow::compute::filter_record_batch(&day1, &mask).unwrap()
+    };
+    let deleted = count(&[
+        "sql",
+        "-t",
+        &format!("bars={dir}"),
+        "--format",
+        "csv",
+        "DELETE FROM bars WHERE symbol = 'AAPL' AND ts >= '2024-01-03' AND ts < '2024-01-04'",
+    ]);
+    assert_eq!(deleted, of_symbol("AAPL").num_rows() as u64);
+    assert_eq!(open(&table).snapshot().row_count(), rows_before - deleted);
+
+    // Restate MSFT on day 1 with its first 30 bars only.
+    let msft = of_symbol("MSFT");
+    let msft_day = msft.num_rows() as u64;
+    let fixed = root.path().join("msft.parquet");
+    write_parquet(&fixed, &msft.slice(0, 30));
+    let before = tree_snapshot(&table);
+    let misaligned =
+        tsq(root.path(), &["replace", dir, "--from", "2024-01-03T00:00:30Z", "--to", "2024-01-04", s(&fixed)]);
+    assert_clear_error(&misaligned, "bucket boundary");
+    let wrong_entity = tsq(
+        root.path(),
+        &["replace", dir, "--from", "2024-01-03", "--to", "2024-01-04", "--entity", "symbol=AAPL", s(&fixed)],
+    );
+    assert_clear_error(&wrong_entity, "not among the replaced entities");
+    let unknown_column = tsq(
+        root.path(),
+        &["replace", dir, "--from", "2024-01-03", "--to", "2024-01-04", "--entity", "sym=MSFT", s(&fixed)],
+    );
+    assert_clear_error(&unknown_column, "not an entity column");
+    assert_eq!(tree_snapshot(&table), before, "failed replaces change nothing");
+    let run = tsq(
+        root.path(),
+        &["replace", dir, "--from", "2024-01-03", "--to", "2024-01-04", "--entity", "symbol=MSFT", s(&fixed)],
+    );
+    assert_ok(&run);
+    assert!(run.stdout.contains(&format!("{msft_day} rows removed, 30 rows added")), "{}", run.stdout);
+    assert_eq!(open(&table).snapshot().row_count(), rows_before - deleted - msft_day + 30);
+
+    let run = tsq(root.path(), &["alter", dir, "add-column", "vwap", "double"]);
+    assert_ok(&run);
+    assert_clear_error(&tsq(root.path(), &["alter", dir, "add-column", "vwap", "int64"]), "already has a column");
+    assert_clear_error(&tsq(root.path(), &["alter", dir, "add-column", "x", "list"]), "unknown column type");
+    assert_eq!(count(&["sql", "-t", &format!("bars={dir}"), "--format", "csv", "SELECT count(vwap) FROM bars"]), 0);
+
+    // Time travel: version 2 holds day 0 only, and is read-only.
+    let at2 = format!("bars={dir}@2");
+    assert_eq!(
+        count(&["sql", "-t", &at2, "--format", "csv", "SELECT count(*) FROM bars"]),
+        bars.day_batch(0).num_rows() as u64
+    );
+    assert_clear_error(&tsq(root.path(), &["sql", "-t", &at2, "DELETE FROM bars"]), "read-only");
+
+    let info = tsq(root.path(), &["info", dir]);
+    assert_ok(&info);
+    for op in ["add_columns", "replace", "delete", "compact"] {
+        assert!(info.stdout.contains(op), "info lists {op}:\n{}", info.stdout);
+    }
+
+    // The files the rewrites removed go once past the retention; the answers stay.
+    let dry = tsq(root.path(), &["vacuum", dir, "--retention", "0", "--dry-run"]);
+    assert_ok(&dry);
+    assert!(dry.stdout.contains("would delete") && dry.stdout.contains("data/"), "{}", dry.stdout);
+    let kept = tsq(root.path(), &["vacuum", dir]);
+    assert_ok(&kept);
+    assert!(kept.stdout.contains("0 deleted"), "{}", kept.stdout);
+    let run = tsq(root.path(), &["vacuum", dir, "--retention", "0"]);
+    assert_ok(&run);
+    assert!(!run.stdout.contains(" 0 deleted"), "{}", run.stdout);
+    assert_eq!(
+        count(&["sql", "-t", &format!("bars={dir}"), "--format", "csv", "SELECT count(*) FROM bars"]),
+        rows_before - deleted - msft_day + 30
+    );
+}

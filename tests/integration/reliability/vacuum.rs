@@ -1,7 +1,7 @@
 //! Vacuum: lists exactly the unreferenced files, deletes only those at least as old as
-//! the retention period and only outside dry-run mode, never touches a file any commit
-//! names (removed segments and old coverage snapshots included), and does not delete the
-//! files of an append that commits while it runs.
+//! the retention period and only outside dry-run mode, never touches a file a version
+//! within the retention needs (segments removed within it and old coverage snapshots
+//! included), and does not delete the files of an append that commits while it runs.
 
 use std::collections::BTreeSet;
 use std::sync::{mpsc, Arc};
@@ -63,24 +63,36 @@ async fn vacuum_respects_retention_dry_run_and_references() {
 }
 
 #[tokio::test]
-async fn vacuum_keeps_files_of_removed_segments_and_old_versions() {
+async fn vacuum_keeps_removed_segments_for_the_retention_then_frees_them() {
     on_every_backend(|location| async move {
         let mut table = new_table(location.clone(), "1m").await;
         table.append(vec![minute_bars(&["A"], T0, 10)]).await.unwrap();
         table.append(vec![minute_bars(&["B"], T0, 10)]).await.unwrap();
         let v3 = observe(&table).await;
-        // Version 4 removes the first segment (written by hand: no public API removes yet).
+        // Version 4 removes the first segment, as a delete of all its rows would.
         let first = table.segments().into_iter().find(|s| s.entities.as_ref().is_some_and(|e| e.len() == 1)).unwrap();
         let log = LogStore::new(location.clone());
         let remove = Commit::new(4, "remove", vec![LogAction::RemoveSegment { id: first.id.clone() }]);
         assert_eq!(log.try_commit(&remove).await.unwrap(), CommitOutcome::Committed);
+        table.refresh().await.unwrap();
+        let v4 = observe(&table).await;
         let files = table_files(&location).await;
-        let report = table.vacuum(VacuumOptions::new().with_retention(Duration::ZERO)).await.unwrap();
-        assert!(report.orphans.is_empty(), "a removed segment is still referenced by older versions: {report:?}");
+
+        // Within the retention (the default hour) the removal is recent: nothing goes, and
+        // time travel to version 3 still reads the removed segment's rows.
+        let report = table.vacuum(VacuumOptions::new()).await.unwrap();
+        assert!(report.orphans.is_empty(), "a recently removed segment is still needed: {report:?}");
         assert_eq!(table_files(&location).await, files);
-        assert!(files.contains(&first.path) && files.contains(&first.coverage_path));
-        // Time travel to version 3 still reads the removed segment's rows.
         assert_eq!(observe(&TimeSeriesTable::open_at(location.clone(), 3).await.unwrap()).await, v3);
+
+        // Past the retention its data file and sidecar are freed, and nothing else.
+        let report = table.vacuum(VacuumOptions::new().with_retention(Duration::ZERO)).await.unwrap();
+        let mut deleted: Vec<&str> = report.with_status(OrphanStatus::Deleted).map(|f| f.path.as_str()).collect();
+        deleted.sort();
+        let mut expected = vec![first.coverage_path.as_str(), first.path.as_str()];
+        expected.sort();
+        assert_eq!(deleted, expected, "{report:?}");
+        assert_eq!(observe(&TimeSeriesTable::open(location.clone()).await.unwrap()).await, v4);
     })
     .await;
 }
