@@ -5,7 +5,7 @@
 //! Parquet files, bad buckets and ranges), `sql.rs` (table-function arguments, CREATE
 //! options) and `cli.rs` without repeating their cases.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,9 +13,10 @@ use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampSeco
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use bytes::Bytes;
 use datafusion::prelude::SessionContext;
+use timeseries_table_core::metadata::EntityValue;
 use timeseries_table_core::metadata::{TableMeta, TimeIndexSpec};
 use timeseries_table_core::storage::TableLocation;
-use timeseries_table_core::table::TimeSeriesTable;
+use timeseries_table_core::table::{EntityFilter, TimeRange, TimeSeriesTable};
 use timeseries_table_core::Error;
 
 use crate::common::*;
@@ -255,6 +256,54 @@ async fn bad_inputs_across_rust_sql_and_cli_are_specific_errors_and_change_nothi
     m.check("rust", "a table spec with an empty time column name", &text, &["the time column name is empty"]);
     assert!(!tmp.path().join("new").exists(), "a refused create made its folder");
 
+    // Rewrites: a replace with rows outside its range or entities, or a range inside a
+    // bucket; columns that cannot be added. Nothing is written.
+    let hour = TimeRange::from_nanos(T0, T0 + HOUR).unwrap();
+    let only_a = EntityFilter::from([(0, BTreeSet::from([EntityValue::Str("A".into())]))]);
+    let rows = |batch: RecordBatch| futures::stream::iter([Ok(batch)]);
+    let text = err_text(
+        "outside",
+        table.replace(hour, only_a.clone(), rows(minute_bars(&["A"], T0 + HOUR, 1))).await.map(|_| ()),
+    );
+    m.check(
+        "rust",
+        "a replace with a row after its range",
+        &text,
+        &["2024-01-01T01:00:00Z", "outside the replaced range"],
+    );
+    let text =
+        err_text("entity", table.replace(hour, only_a.clone(), rows(minute_bars(&["B"], T0, 1))).await.map(|_| ()));
+    m.check("rust", "a replace with another entity's rows", &text, &["symbol=B", "not among the replaced entities"]);
+    let inside = TimeRange::from_nanos(T0 + 30_000_000_000, T0 + HOUR).unwrap();
+    let text =
+        err_text("bucket", table.replace(inside, only_a, rows(minute_bars(&["A"], T0 + MINUTE, 1))).await.map(|_| ()));
+    m.check(
+        "rust",
+        "a replace of a range starting inside a bucket",
+        &text,
+        &["must start and end on a bucket boundary"],
+    );
+    for (what, field, needles) in [
+        (
+            "an added column with an existing name",
+            Field::new("Price", DataType::Int64, true),
+            vec!["already has a column named 'Price'"],
+        ),
+        (
+            "an added column that is NOT NULL",
+            Field::new("vwap", DataType::Float64, false),
+            vec!["'vwap' must be nullable"],
+        ),
+        (
+            "an added column of a type the format cannot store",
+            Field::new("tags", DataType::new_list(DataType::Utf8, true), true),
+            vec!["'tags'", "cannot store"],
+        ),
+    ] {
+        let text = err_text(what, table.add_columns(vec![field]).await);
+        m.check("rust", what, &text, &needles);
+    }
+
     // Timestamps beyond what nanoseconds can hold, in a table of second timestamps.
     let seconds_dir = tmp.path().join("seconds");
     let seconds_schema =
@@ -296,7 +345,8 @@ async fn bad_inputs_across_rust_sql_and_cli_are_specific_errors_and_change_nothi
             "INSERT INTO t VALUES ('2024-01-01T06:00:00Z', 'B', 1.0, 1), ('2024-01-01T00:03:30Z', 'A', 1.0, 1)".into(),
             vec!["overlap: entity symbol=A", "[2024-01-01T00:03:00Z, 2024-01-01T00:04:00Z)", "nothing was committed"],
         ),
-        ("DELETE FROM t WHERE symbol = 'A'".into(), vec!["DELETE not supported"]),
+        ("DELETE FROM t WHERE sector = 'tech'".into(), vec!["sector"]),
+        ("DELETE FROM t WHERE price + 'x' > 1".into(), vec!["Cannot coerce arithmetic expression Float64 + Utf8"]),
         ("UPDATE t SET price = 0".into(), vec!["UPDATE not supported"]),
         ("SELECT * FROM gaps('t', '2024-01-01T00:00:00Z')".into(), vec!["gaps needs both start and end, or neither"]),
         (
@@ -359,6 +409,24 @@ async fn bad_inputs_across_rust_sql_and_cli_are_specific_errors_and_change_nothi
             "--from without --to",
             vec!["gaps".into(), t.clone(), "--from".into(), "2024-01-01".into()],
             vec!["--to".into()],
+        ),
+        (
+            "add a column that exists",
+            vec!["alter".into(), t.clone(), "add-column".into(), "volume".into(), "int64".into()],
+            vec!["already has a column named 'volume'".into()],
+        ),
+        (
+            "replace with a file outside the range",
+            vec![
+                "replace".into(),
+                t.clone(),
+                "--from".into(),
+                "2023-12-31".into(),
+                "--to".into(),
+                "2024-01-01".into(),
+                overlapping.display().to_string(),
+            ],
+            vec!["outside the replaced range".into()],
         ),
         (
             "INSERT of a NULL timestamp",
