@@ -533,6 +533,20 @@ fn maintenance_commands_compact_delete_replace_alter_vacuum_and_time_travel() {
     assert_clear_error(&tsq(root.path(), &["alter", dir, "add-column", "x", "list"]), "unknown column type");
     assert_eq!(count(&["sql", "-t", &format!("bars={dir}"), "--format", "csv", "SELECT count(vwap) FROM bars"]), 0);
 
+    // A CSV with one more column needs --evolve-schema, then adds it.
+    let csv = root.path().join("extra.csv");
+    std::fs::write(
+        &csv,
+        "ts,symbol,open,high,low,close,volume,vwap,venue\n2024-01-09T14:30:00Z,AAPL,1,2,0.5,1.5,10,1.2,XNAS\n",
+    )
+    .unwrap();
+    assert_clear_error(&tsq(root.path(), &["append", dir, s(&csv)]), "venue");
+    let run = tsq(root.path(), &["append", dir, "--evolve-schema", s(&csv)]);
+    assert_ok(&run);
+    let venue = open(&table).schema().unwrap();
+    assert_eq!((venue.fields().len(), venue.field(8).name().as_str()), (9, "venue"));
+    assert_eq!(count(&["sql", "-t", &format!("bars={dir}"), "--format", "csv", "SELECT count(venue) FROM bars"]), 1);
+
     // Time travel: version 2 holds day 0 only, and is read-only.
     let at2 = format!("bars={dir}@2");
     assert_eq!(
@@ -543,7 +557,7 @@ fn maintenance_commands_compact_delete_replace_alter_vacuum_and_time_travel() {
 
     let info = tsq(root.path(), &["info", dir]);
     assert_ok(&info);
-    for op in ["add_columns", "replace", "delete", "compact"] {
+    for op in ["add_columns", "replace", "delete", "compact", "append"] {
         assert!(info.stdout.contains(op), "info lists {op}:\n{}", info.stdout);
     }
 
@@ -559,6 +573,6 @@ fn maintenance_commands_compact_delete_replace_alter_vacuum_and_time_travel() {
     assert!(!run.stdout.contains(" 0 deleted"), "{}", run.stdout);
     assert_eq!(
         count(&["sql", "-t", &format!("bars={dir}"), "--format", "csv", "SELECT count(*) FROM bars"]),
-        rows_before - deleted - msft_day + 30
+        rows_before - deleted - msft_day + 30 + 1
     );
 }

@@ -71,8 +71,8 @@ enum Command {
         /// sorted on disk.
         #[arg(long, value_name = "SIZE")]
         memory_limit: Option<String>,
-        /// Accept files with columns the table lacks (after its own): they are added as
-        /// nullable columns, and earlier rows read them as NULL.
+        /// Accept files with columns the table lacks: they are added after the table's
+        /// own as nullable columns, and earlier rows read them as NULL.
         #[arg(long)]
         evolve_schema: bool,
     },
@@ -276,7 +276,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Append { dir, files, segment_rows, memory_limit, evolve_schema } => {
             runtime.block_on(commands::append(&dir, &files, segment_rows, memory_limit.as_deref(), evolve_schema))
         }
-        Command::Compact { dir, target_rows, dry_run } => runtime.block_on(maintain::compact(&dir, target_rows, dry_run)),
+        Command::Compact { dir, target_rows, dry_run } => {
+            runtime.block_on(maintain::compact(&dir, target_rows, dry_run))
+        }
         Command::Replace { dir, from, to, entities, files } => {
             runtime.block_on(maintain::replace(&dir, &from, &to, &entities, &files))
         }

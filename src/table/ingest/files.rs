@@ -297,9 +297,10 @@ impl TimeSeriesTable {
         let table = self.schema();
         let time_type = DataType::Timestamp(TimeUnit::Nanosecond, self.spec().timezone.as_deref().map(Arc::from));
         let time_column = self.spec().time_column.clone();
+        let evolve = self.writer_options().evolve_schema;
         let (sender, receiver) = mpsc::channel(2);
         let plan = tokio::task::spawn_blocking(move || -> Result<()> {
-            let (file_schema, order) = text_schema(&path, format, table.as_ref(), &time_column, &time_type)?;
+            let (file_schema, order) = text_schema(&path, format, table.as_ref(), &time_column, &time_type, evolve)?;
             let name = path.display().to_string();
             let read_error = |e: arrow::error::ArrowError| Error::invalid_input(format!("{name}: {e}"));
             let file = std::fs::File::open(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
@@ -350,13 +351,15 @@ impl TimeSeriesTable {
 
 /// The schema to parse a text file with, and (CSV) the projection that puts its columns
 /// in the table's order. Columns are matched by name; a table without a schema yet takes
-/// the inferred one, with the time column read as timestamps.
+/// the inferred one, with the time column read as timestamps. With `evolve`, columns the
+/// table lacks follow the table's own, as inferred.
 fn text_schema(
     path: &Path,
     format: InputFormat,
     table: Option<&SchemaRef>,
     time_column: &str,
     time_type: &DataType,
+    evolve: bool,
 ) -> Result<(SchemaRef, Option<Vec<usize>>)> {
     let name = path.display().to_string();
     let open = || std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source });
@@ -372,14 +375,22 @@ fn text_schema(
         _ => {
             // A table's schema names every field already; JSON is read by name. Missing
             // values read as nulls, which the schema check then names.
-            if let Some(table) = table {
+            if let (Some(table), false) = (table, evolve) {
                 let fields: Vec<Field> =
                     table.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
                 return Ok((Arc::new(Schema::new(fields)), None));
             }
-            arrow::json::reader::infer_json_schema(std::io::BufReader::new(open()?), Some(INFER_ROWS))
+            let inferred = arrow::json::reader::infer_json_schema(std::io::BufReader::new(open()?), Some(INFER_ROWS))
                 .map_err(infer_error)?
-                .0
+                .0;
+            if let Some(table) = table {
+                let mut fields: Vec<Field> =
+                    table.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+                let new = inferred.fields().iter().filter(|f| table.field_with_name(f.name()).is_err());
+                fields.extend(new.map(|f| f.as_ref().clone().with_nullable(true)));
+                return Ok((Arc::new(Schema::new(fields)), None));
+            }
+            inferred
         }
     };
     let Some(table) = table else {
@@ -399,18 +410,25 @@ fn text_schema(
     };
     let columns = |schema: &Schema| schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
     let mut fields = Vec::new();
-    for field in inferred.fields() {
-        let Ok(table_field) = table.field_with_name(field.name()) else {
-            return Err(Error::invalid_input(format!(
-                "{name} has a column '{}' that the table does not have (the table's columns: {})",
-                field.name(),
-                columns(table)
-            )));
-        };
-        fields.push(table_field.clone().with_nullable(true));
+    let mut new_columns = Vec::new();
+    for (i, field) in inferred.fields().iter().enumerate() {
+        match table.field_with_name(field.name()) {
+            Ok(table_field) => fields.push(table_field.clone().with_nullable(true)),
+            Err(_) if evolve => {
+                fields.push(field.as_ref().clone().with_nullable(true));
+                new_columns.push(i);
+            }
+            Err(_) => {
+                return Err(Error::invalid_input(format!(
+                    "{name} has a column '{}' that the table does not have (the table's columns: {}; to add it, append with schema evolution)",
+                    field.name(),
+                    columns(table)
+                )))
+            }
+        }
     }
     let file_schema = Schema::new(fields);
-    let order = table
+    let mut order = table
         .fields()
         .iter()
         .map(|f| {
@@ -424,5 +442,6 @@ fn text_schema(
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    order.extend(new_columns);
     Ok((Arc::new(file_schema), Some(order)))
 }
