@@ -7,17 +7,19 @@
 //! `-- --writer-settings` compares Parquet compression and row-group sizes instead.
 //! Prints markdown tables; BENCHMARKS.md records a run.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
+use common::{median, ms, run, spec};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use timeseries_table_core::datafusion::{register_opened, session_context};
-use timeseries_table_core::metadata::{BucketUnit, TimeBucket, TimeIndexSpec};
 use timeseries_table_core::sample::MarketBars;
 use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::TimeSeriesTable;
@@ -59,27 +61,6 @@ impl Sizes {
             append_days: 3,
         }
     }
-}
-
-fn spec() -> TimeIndexSpec {
-    let bucket = TimeBucket::try_new(1, BucketUnit::Minute).expect("1m is valid");
-    TimeIndexSpec::new("ts", bucket).with_entity_columns(["symbol"])
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1e3)
-}
-
-/// Runs `sql` to completion and returns the elapsed time (planning included) and row count.
-async fn run(ctx: &SessionContext, sql: &str) -> (Duration, usize) {
-    let start = Instant::now();
-    let batches = ctx.sql(sql).await.expect("plans").collect().await.expect("runs");
-    (start.elapsed(), batches.iter().map(|b| b.num_rows()).sum())
 }
 
 async fn listing_table(ctx: &SessionContext, name: &str, table_dir: &Path, table: &TimeSeriesTable) {

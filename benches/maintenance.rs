@@ -5,35 +5,16 @@
 //! `cargo bench --bench maintenance -- --quick` for a small smoke run. Prints markdown
 //! tables; BENCHMARKS.md records a run.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use datafusion::prelude::SessionContext;
+use common::{median, ms, run, spec};
 use timeseries_table_core::datafusion::{register_opened, session_context};
-use timeseries_table_core::metadata::{BucketUnit, TimeBucket, TimeIndexSpec};
 use timeseries_table_core::sample::MarketBars;
 use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::{CompactOptions, TimeSeriesTable};
-
-fn spec() -> TimeIndexSpec {
-    let bucket = TimeBucket::try_new(1, BucketUnit::Minute).expect("1m is valid");
-    TimeIndexSpec::new("ts", bucket).with_entity_columns(["symbol"])
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1e3)
-}
-
-async fn run(ctx: &SessionContext, sql: &str) -> (Duration, usize) {
-    let start = Instant::now();
-    let batches = ctx.sql(sql).await.expect("plans").collect().await.expect("runs");
-    (start.elapsed(), batches.iter().map(|b| b.num_rows()).sum())
-}
 
 /// Median time of `sql` over `repeats` runs after one warm-up, in a fresh session.
 async fn timed(table: &TimeSeriesTable, sql: &str, repeats: usize) -> Duration {

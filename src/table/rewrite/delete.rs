@@ -67,9 +67,9 @@ impl RowSelector {
     /// Per row of `batch`: whether it is selected.
     fn mask(&self, batch: &RecordBatch, snapshot: &Snapshot) -> Result<BooleanArray> {
         let spec = snapshot.spec();
-        let time = batch.column_by_name(&spec.time_column).ok_or_else(|| {
-            Error::invalid_input(format!("the segment has no time column '{}'", spec.time_column))
-        })?;
+        let time = batch
+            .column_by_name(&spec.time_column)
+            .ok_or_else(|| Error::invalid_input(format!("the segment has no time column '{}'", spec.time_column)))?;
         let times = timestamps_as_nanos(time, &spec.time_column)?;
         let columns = spec
             .entity_columns
@@ -274,7 +274,8 @@ impl TimeSeriesTable {
                     Staged { segments: kept_segments, ..Staged::empty(Arc::clone(&new_data.schema)) }
                         .discard(self.location())
                         .await;
-                    self.refresh().await?;
+                    let refreshed = self.refresh().await;
+                    self.or_discard(&new_data, refreshed).await?;
                 }
                 Ok(Rewritten::InputsGone) => {
                     rewrite.added.discard(self.location()).await;
