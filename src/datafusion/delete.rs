@@ -61,11 +61,9 @@ pub(crate) fn delete_plan(
 fn row_matcher(predicate: Arc<dyn PhysicalExpr>) -> RowMatcher {
     Arc::new(move |batch: &RecordBatch| {
         let value = predicate.evaluate(batch)?.into_array(batch.num_rows())?;
-        value
-            .as_any()
-            .downcast_ref::<BooleanArray>()
-            .cloned()
-            .ok_or_else(|| Error::invalid_input(format!("the DELETE condition is {}, not a boolean", value.data_type())))
+        value.as_any().downcast_ref::<BooleanArray>().cloned().ok_or_else(|| {
+            Error::invalid_input(format!("the DELETE condition is {}, not a boolean", value.data_type()))
+        })
     })
 }
 

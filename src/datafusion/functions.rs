@@ -420,7 +420,9 @@ impl MetadataTable {
                 let committed = history.iter().map(|c| Some(c.committed_at.as_nanos())).collect();
                 columns.push(time_array(committed, &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())))?);
                 columns.push(Arc::new(history.iter().map(|c| Some(c.operation.clone())).collect::<StringArray>()));
-                columns.extend(int_columns(&history, |c| [c.segments_added, c.segments_removed, c.rows_added, c.rows_removed]));
+                columns.extend(int_columns(&history, |c| {
+                    [c.segments_added, c.segments_removed, c.rows_added, c.rows_removed]
+                }));
                 return Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?);
             }
         }

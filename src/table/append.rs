@@ -163,7 +163,8 @@ impl TimeSeriesTable {
 
             let mut actions = Vec::new();
             // The first append fixes the schema; an append with new columns widens it.
-            let widens = snapshot.state().meta.schema.as_ref().is_none_or(|s| s.fields().len() < staged.schema.fields().len());
+            let widens =
+                snapshot.state().meta.schema.as_ref().is_none_or(|s| s.fields().len() < staged.schema.fields().len());
             if widens {
                 let meta = TableMeta { time_index: snapshot.spec().clone(), schema: Some(Arc::clone(&staged.schema)) };
                 actions.push(LogAction::UpdateTableMeta(meta));
@@ -206,11 +207,17 @@ impl TimeSeriesTable {
     }
 
     /// Makes our just-committed `commit` (made on top of `snapshot`) this handle's state.
-    pub(crate) async fn adopt_commit(&mut self, snapshot: &Snapshot, commit: &Commit, coverage: Arc<Coverage>) -> Result<()> {
+    pub(crate) async fn adopt_commit(
+        &mut self,
+        snapshot: &Snapshot,
+        commit: &Commit,
+        coverage: Arc<Coverage>,
+    ) -> Result<()> {
         let mut state = snapshot.state().clone();
         state.apply(commit, &self.location().describe(&crate::transaction_log::commit_path(commit.version)))?;
         self.log.checkpoint_if_due(&state).await;
-        self.snapshot = Arc::new(Snapshot::with_coverage(self.location().clone(), state, snapshot.segment_cache(), coverage));
+        self.snapshot =
+            Arc::new(Snapshot::with_coverage(self.location().clone(), state, snapshot.segment_cache(), coverage));
         Ok(())
     }
 

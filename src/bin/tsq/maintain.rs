@@ -25,7 +25,8 @@ use crate::output::{describe_library, fmt_bytes, fmt_int};
 fn rows_spinner(verb: &'static str) -> (ProgressBar, Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
     let rows = Arc::new(AtomicU64::new(0));
     let bar = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner:.green} {msg}").unwrap());
+        let bar =
+            ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner:.green} {msg}").unwrap());
         bar.enable_steady_tick(std::time::Duration::from_millis(100));
         bar
     } else {
@@ -101,7 +102,10 @@ fn entity_filter(table: &TimeSeriesTable, specs: &[String]) -> anyhow::Result<En
         let (column, value) =
             spec.split_once('=').ok_or_else(|| anyhow!("--entity {spec}: expected COLUMN=VALUE, e.g. symbol=AAPL"))?;
         let index = columns.iter().position(|c| c == column).ok_or_else(|| {
-            anyhow!("--entity {spec}: '{column}' is not an entity column of the table (they are: {})", columns.join(", "))
+            anyhow!(
+                "--entity {spec}: '{column}' is not an entity column of the table (they are: {})",
+                columns.join(", ")
+            )
         })?;
         let data_type = table
             .schema()
@@ -118,13 +122,7 @@ fn entity_filter(table: &TimeSeriesTable, specs: &[String]) -> anyhow::Result<En
     Ok(filter)
 }
 
-pub async fn replace(
-    dir: &str,
-    from: &str,
-    to: &str,
-    entities: &[String],
-    files: &[PathBuf],
-) -> anyhow::Result<()> {
+pub async fn replace(dir: &str, from: &str, to: &str, entities: &[String], files: &[PathBuf]) -> anyhow::Result<()> {
     let range = TimeRange::parse(from, to).map_err(|e| anyhow!("--from/--to: {}", describe_library(&e)))?;
     for file in files {
         if !file.is_file() {
@@ -138,7 +136,11 @@ pub async fn replace(
     ticker.abort();
     bar.finish_and_clear();
     let report = result.map_err(|e| {
-        anyhow!("cannot replace {range} in the table at {dir} (it stays at version {}): {}", table.version(), describe_library(&e))
+        anyhow!(
+            "cannot replace {range} in the table at {dir} (it stays at version {}): {}",
+            table.version(),
+            describe_library(&e)
+        )
     })?;
     let scope = if entities.is_empty() { String::new() } else { format!(" for {}", entities.join(", ")) };
     writeln!(
@@ -179,8 +181,10 @@ pub async fn vacuum(dir: &str, retention: &str, dry_run: bool) -> anyhow::Result
     };
     let table = open_table(dir).await?;
     let options = VacuumOptions::new().with_retention(retention).with_dry_run(dry_run);
-    let report =
-        table.vacuum(options).await.map_err(|e| anyhow!("cannot vacuum the table at {dir}: {}", describe_library(&e)))?;
+    let report = table
+        .vacuum(options)
+        .await
+        .map_err(|e| anyhow!("cannot vacuum the table at {dir}: {}", describe_library(&e)))?;
     let mut out = std::io::stdout().lock();
     for file in &report.orphans {
         let what = match file.status {

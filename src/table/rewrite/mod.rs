@@ -81,7 +81,9 @@ impl TimeSeriesTable {
             let path = format!("_coverage/table/{version:010}-{}.roar", SegmentId::random());
             let encoded = {
                 let after = Arc::clone(&after);
-                tokio::task::spawn_blocking(move || sidecar::encode(&after)).await.map_err(|e| Error::Task(e.to_string()))
+                tokio::task::spawn_blocking(move || sidecar::encode(&after))
+                    .await
+                    .map_err(|e| Error::Task(e.to_string()))
             };
             let encoded = self.or_discard(&rewrite.added, encoded).await?;
             let written = write_own(&location, &path, Bytes::from(encoded)).await;
