@@ -11,6 +11,7 @@ mod ingest;
 mod log_contract;
 mod log_evolution;
 mod maintenance;
+mod maintenance_model;
 mod readme;
 mod reliability;
 mod sql;

@@ -2,7 +2,6 @@
 //! what a replace may contain, which columns may be added) are the library's; this
 //! parses, shows progress and prints what changed.
 
-use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -117,7 +116,7 @@ fn entity_filter(table: &TimeSeriesTable, specs: &[String]) -> anyhow::Result<En
                 value.parse().map_err(|_| anyhow!("--entity {spec}: '{column}' holds integers, not '{value}'"))?,
             ),
         };
-        filter.entry(index).or_insert_with(BTreeSet::new).insert(value);
+        filter.entry(index).or_default().insert(value);
     }
     Ok(filter)
 }
