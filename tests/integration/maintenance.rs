@@ -126,11 +126,7 @@ async fn sql_delete_removes_rows_and_uncovers_emptied_buckets() {
     register_opened(&ctx, "t", table.clone()).unwrap();
 
     // A whole segment's rows: dropped without a rewrite.
-    let deleted = sql(
-        &ctx,
-        "DELETE FROM t WHERE ts >= '2024-01-01T01:00:00Z' AND ts < '2024-01-01T02:00:00Z'",
-    )
-    .await;
+    let deleted = sql(&ctx, "DELETE FROM t WHERE ts >= '2024-01-01T01:00:00Z' AND ts < '2024-01-01T02:00:00Z'").await;
     assert_eq!(single_u64(&deleted), 120);
     table.refresh().await.unwrap();
     assert_eq!(table.segments().len(), 1);
@@ -166,10 +162,7 @@ async fn replace_swaps_a_range_in_one_commit() {
     let rows: Vec<(&str, i64)> = (0..60).step_by(2).map(|m| ("A", T0 + (60 + m) * MINUTE)).collect();
     let fixed = bars(TimeUnit::Nanosecond, None, &rows);
     let version = table.version();
-    let report = table
-        .replace(range, symbol_filter("A"), futures::stream::iter([Ok(fixed)]))
-        .await
-        .unwrap();
+    let report = table.replace(range, symbol_filter("A"), futures::stream::iter([Ok(fixed)])).await.unwrap();
     assert_eq!(report.version, version + 1);
     assert_eq!((report.rows_deleted, report.rows_added), (60, 30));
     assert_eq!(table.snapshot().row_count(), 360 - 60 + 30);

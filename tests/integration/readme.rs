@@ -22,10 +22,12 @@ async fn readme_sql_tour_runs() {
     let ctx = session_context();
     register_opened(&ctx, "bars", table).unwrap();
     let results = run_script(&ctx, &script).await.unwrap();
-    assert_eq!(results.len(), 8, "every statement of the tour ran");
+    assert_eq!(results.len(), 9, "every statement of the tour ran");
     assert_eq!(pretty(&results[1].batches).matches("| 1     |").count(), 1, "the INSERT reports one row");
     // On 2024-01-03 only AAPL, MSFT, GOOG and META are listed (AMZN and NVDA list a day later).
     assert_eq!(row_count(&results[2].batches), 4);
     assert_eq!(row_count(&results[3].batches), 6, "coverage: one row per symbol");
     assert!(row_count(&results[4].batches) > 0, "MSFT has gaps");
+    // MSFT's bars of 2024-01-03 are deleted: a 390-minute session less its 45-minute halt.
+    assert!(pretty(&results[8].batches).contains("| 345   |"), "{}", pretty(&results[8].batches));
 }

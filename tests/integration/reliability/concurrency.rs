@@ -2,7 +2,9 @@
 //! disjoint data (every append lands, versions 1..N without holes, every row and covered
 //! bucket there), racers with overlapping data (exactly one wins, the others get the
 //! overlap error and leave no files), and readers during the writes (always a consistent
-//! committed version).
+//! committed version). Compactions and deletes racing writers and each other: `rewrites`.
+
+mod rewrites;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -12,7 +14,7 @@ use std::time::Duration;
 
 use object_store::memory::InMemory;
 use timeseries_table_core::storage::TableLocation;
-use timeseries_table_core::table::TimeSeriesTable;
+use timeseries_table_core::table::{CommitInfo, TimeSeriesTable};
 use timeseries_table_core::Error;
 
 use super::faulty_store::{CallKind, FaultyStore};
@@ -66,6 +68,12 @@ async fn check_all_landed(location: TableLocation, commits: u64, expected: &BTre
     assert!(super::unreferenced_files(&location).await.is_empty(), "no orphan files after successful appends");
 }
 
+/// The rows the commits leave: added minus removed (a compaction adds and removes none).
+fn net_rows(history: &[CommitInfo]) -> u64 {
+    let net: i64 = history.iter().map(|c| c.rows_added as i64 - c.rows_removed as i64).sum();
+    u64::try_from(net).expect("commits removed more rows than were added")
+}
+
 /// Loops until `done`: open (or refresh) + scan, checking that the rows seen equal the
 /// rows committed up to the version seen. Returns how many reads it made.
 async fn consistent_reader(location: TableLocation, done: Arc<AtomicBool>) -> usize {
@@ -78,7 +86,7 @@ async fn consistent_reader(location: TableLocation, done: Arc<AtomicBool>) -> us
         assert!(version >= last_version, "versions never go back ({last_version} then {version})");
         last_version = version;
         let rows = scan_rows(&table).await.expect("reader scan").len() as u64;
-        let committed: u64 = table.history().await.unwrap().iter().map(|c| c.rows_added).sum();
+        let committed = net_rows(&table.history().await.unwrap());
         assert_eq!(rows, committed, "reader at version {version} sees {rows} rows, commits hold {committed}");
         assert_eq!(rows, table.snapshot().state().row_count());
         reads += 1;
@@ -113,13 +121,7 @@ async fn sql_reader(location: TableLocation, done: Arc<AtomicBool>) -> Vec<u64> 
 /// (a prefix of the log), and never decrease.
 async fn check_sql_counts(location: &TableLocation, counts: &[u64]) {
     let history = TimeSeriesTable::open(location.clone()).await.unwrap().history().await.unwrap();
-    let prefixes: BTreeSet<u64> = history
-        .iter()
-        .scan(0, |sum, c| {
-            *sum += c.rows_added;
-            Some(*sum)
-        })
-        .collect();
+    let prefixes: BTreeSet<u64> = (1..=history.len()).map(|n| net_rows(&history[..n])).collect();
     for n in counts {
         assert!(prefixes.contains(n), "SQL reader saw {n} rows, which is no committed version's total {prefixes:?}");
     }

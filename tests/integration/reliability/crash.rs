@@ -1,11 +1,13 @@
-//! Crash safety: a writer process (this test binary, re-executed) appends through the
+//! Crash safety: a writer process (this test binary, re-executed) writes through the
 //! fault wrapper around a `LocalFileSystem` and is SIGKILLed just before or just after
-//! one of its writes. Every write of the append is a crash point, in three scenarios:
-//! a plain append, an append that also writes a table coverage snapshot, and an append
-//! rejected for overlap (which deletes its files). The parent then checks that the table
-//! opens showing exactly the committed state (the old version unless the commit file was
-//! written), that vacuum lists exactly the orphaned files (and removes them only when old
-//! enough), and that further appends work.
+//! one of its writes. Every write is a crash point, in seven scenarios: a plain append, an
+//! append of several multipart-uploaded segments, an append that also writes a table
+//! coverage snapshot, an append rejected for overlap (which deletes its files), an append
+//! writing a checkpoint, a compaction and a delete that rewrites one segment and drops
+//! another. The parent then checks that the table opens showing exactly the committed
+//! state (the old version unless the commit file was written; a compaction's rows either
+//! way), that vacuum lists exactly the orphaned files (and removes them only when old
+//! enough), and that further appends (and, after a rewrite, compactions) work.
 //!
 //! object_store's local `put` writes a staging file and links it into place, so a file is
 //! never seen half written; the only crash points are between whole writes.
@@ -20,12 +22,17 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use object_store::local::LocalFileSystem;
 use timeseries_table_core::storage::TableLocation;
-use timeseries_table_core::table::{OrphanStatus, TimeSeriesTable, VacuumOptions};
+use timeseries_table_core::table::{
+    CompactOptions, EntityFilter, OrphanStatus, RowSelector, TimeRange, TimeSeriesTable, VacuumOptions,
+};
 use timeseries_table_core::transaction_log::CHECKPOINT_INTERVAL;
 use timeseries_table_core::WriterOptions;
 
 use super::faulty_store::{Call, CallKind, FaultyStore, When};
-use super::{child_env, child_role_is, observe, spawn_child, unreferenced_files, Observed, CHILD_ROLE};
+use super::{
+    assert_coverage_is_the_rows_buckets, child_env, child_role_is, observe, removed_segment_files, spawn_child,
+    unreferenced_files, Observed, CHILD_ROLE,
+};
 use crate::common::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -35,6 +42,8 @@ enum Scenario {
     Overlap,
     Checkpoint,
     MultiSegment,
+    Compact,
+    Delete,
 }
 
 impl Scenario {
@@ -45,6 +54,8 @@ impl Scenario {
             Scenario::Overlap => "overlap",
             Scenario::Checkpoint => "checkpoint",
             Scenario::MultiSegment => "multi-segment",
+            Scenario::Compact => "compact",
+            Scenario::Delete => "delete",
         }
     }
 }
@@ -72,6 +83,37 @@ fn batch_for(scenario: &str, step: usize) -> RecordBatch {
     }
 }
 
+/// The rewrite scenarios' base: four segments of 20 rows (A and B, 10 minutes in each of
+/// hours 0 to 3).
+async fn rewrite_base(dir: &Path) {
+    let mut table = new_table(TableLocation::local(dir).unwrap(), "1m").await;
+    for hour in 0..4 {
+        table.append(vec![minute_bars(&["A", "B"], T0 + hour * HOUR, 10)]).await.unwrap();
+    }
+}
+
+/// The compaction merges the four segments of [`rewrite_base`] into two (60 + 20 rows).
+const COMPACT_TARGET: u64 = 60;
+
+/// The delete on [`rewrite_base`]: minutes 5 to 10 of hour 0 (half of the first segment,
+/// which is rewritten) and all of hour 1 (the second segment, dropped unread).
+fn delete_selector() -> RowSelector {
+    RowSelector::range(TimeRange::from_nanos(T0 + 5 * MINUTE, T0 + 2 * HOUR).unwrap(), EntityFilter::new())
+}
+
+/// Runs the scenario's write on `table`: a compaction, a delete, or the append of its
+/// batch. Returns the version it committed.
+async fn operate(scenario: &str, step: usize, table: &mut TimeSeriesTable) -> timeseries_table_core::Result<u64> {
+    match scenario {
+        "compact" => {
+            let report = table.compact(CompactOptions::new().with_target_rows(COMPACT_TARGET)).await?;
+            Ok(report.version.expect("the compaction has segments to merge"))
+        }
+        "delete" => Ok(table.delete(&delete_selector()).await?.version.expect("the delete selects rows")),
+        _ => table.append(vec![batch_for(scenario, step)]).await.map(|r| r.version),
+    }
+}
+
 /// A wrapper over the local filesystem, with the table at `dir`.
 fn local_faulty(dir: &Path) -> (FaultyStore, TableLocation) {
     let faulty = FaultyStore::new(Arc::new(LocalFileSystem::new()));
@@ -86,8 +128,8 @@ fn kill_self() -> ! {
     std::process::abort();
 }
 
-/// Child process role: open `TSQ_TABLE`, then append the scenario's batch, dying at call
-/// `TSQ_CRASH_AT` of the append (before or after it, per `TSQ_CRASH_WHEN`).
+/// Child process role: open `TSQ_TABLE`, then run the scenario's write (append, compaction
+/// or delete), dying at its call `TSQ_CRASH_AT` (before or after it, per `TSQ_CRASH_WHEN`).
 #[tokio::test]
 #[ignore = "child process of the crash tests; does nothing when run by hand"]
 async fn crash_writer() {
@@ -97,10 +139,10 @@ async fn crash_writer() {
     let dir = PathBuf::from(child_env("TSQ_TABLE"));
     let at: u64 = child_env("TSQ_CRASH_AT").parse().unwrap();
     let when = if child_env("TSQ_CRASH_WHEN") == "before" { When::Before } else { When::After };
-    let batch = batch_for(&child_env("TSQ_SCENARIO"), child_env("TSQ_STEP").parse().unwrap());
+    let (scenario, step) = (child_env("TSQ_SCENARIO"), child_env("TSQ_STEP").parse().unwrap());
     let expected = child_env("TSQ_CRASH_EXPECT");
     let (faulty, location) = local_faulty(&dir);
-    let options = writer_options(&child_env("TSQ_SCENARIO"));
+    let options = writer_options(&scenario);
     let mut table = TimeSeriesTable::open(location).await.unwrap().with_writer_options(options);
     faulty.reset();
     faulty.hook_at(
@@ -115,7 +157,7 @@ async fn crash_writer() {
             kill_self()
         }),
     );
-    let result = table.append(vec![batch]).await;
+    let result = operate(&scenario, step, &mut table).await;
     // Reaching this line means the crash point was never reached: the parent fails.
     println!("SURVIVED {result:?}");
 }
@@ -134,18 +176,18 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// One scenario: the base table, the clean run's calls, and what a reader sees before
-/// and after a clean append.
+/// and after a clean run.
 struct Prepared {
     scenario: Scenario,
     step: usize,
     base: PathBuf,
     calls: Vec<Call>,
     before: Observed,
-    /// `None` when the append is rejected.
+    /// `None` when the write is rejected.
     after: Option<Observed>,
 }
 
-/// Runs the scenario's append cleanly on a copy of `base`, recording its calls.
+/// Runs the scenario's write cleanly on a copy of `base`, recording its calls.
 async fn prepare(scenario: Scenario, step: usize, base: PathBuf, scratch: &Path) -> Prepared {
     let copy = scratch.join(format!("clean-{}", scenario.name()));
     copy_dir(&base, &copy);
@@ -155,13 +197,13 @@ async fn prepare(scenario: Scenario, step: usize, base: PathBuf, scratch: &Path)
     let options = writer_options(scenario.name());
     let mut table = TimeSeriesTable::open(location).await.unwrap().with_writer_options(options);
     faulty.reset();
-    let result = table.append(vec![batch_for(scenario.name(), step)]).await;
+    let result = operate(scenario.name(), step, &mut table).await;
     let calls = faulty.calls();
     let after = match (scenario, result) {
         (Scenario::Overlap, Err(timeseries_table_core::Error::Overlap { .. })) => None,
         (Scenario::Overlap, other) => panic!("the overlap scenario must be rejected: {other:?}"),
         (_, Ok(_)) => Some(observe(&TimeSeriesTable::open(TableLocation::local(&copy).unwrap()).await.unwrap()).await),
-        (_, Err(e)) => panic!("clean {} append failed: {e}", scenario.name()),
+        (_, Err(e)) => panic!("clean {} run failed: {e}", scenario.name()),
     };
     Prepared { scenario, step, base, calls, before, after }
 }
@@ -204,7 +246,7 @@ struct CrashPoint<'a> {
 impl CrashPoint<'_> {
     fn label(&self) -> String {
         let call = &self.prepared.calls[self.at as usize - 1];
-        format!("{} append, {:?} {} (call {})", self.prepared.scenario.name(), self.when, describe(call), self.at)
+        format!("{} scenario, {:?} {} (call {})", self.prepared.scenario.name(), self.when, describe(call), self.at)
     }
 
     /// Whether the commit file exists at the moment of the crash.
@@ -270,15 +312,17 @@ async fn check_crash(point: &CrashPoint<'_>, mut child: std::process::Child) {
     let expected_orphans = if point.committed() { 0 } else { point.files_left() };
     assert_eq!(orphans.len(), expected_orphans, "{label}: orphans {orphans:?}");
     let tree = tree_snapshot(&point.dir);
+    // Without retention, vacuum also frees the files of segments a committed rewrite removed.
+    let freed: BTreeSet<String> = orphans.union(&removed_segment_files(&location).await).cloned().collect();
     let dry = table.vacuum(VacuumOptions::new().with_dry_run(true).with_retention(Duration::ZERO)).await.unwrap();
     let listed: BTreeSet<String> = dry.orphans.iter().map(|o| o.path.clone()).collect();
-    assert_eq!(listed, orphans, "{label}: vacuum dry run must list exactly the orphans");
+    assert_eq!(listed, freed, "{label}: vacuum dry run must list exactly the orphans (and the removed segments)");
     assert!(dry.orphans.iter().all(|o| o.status == OrphanStatus::WouldDelete));
     let kept = table.vacuum(VacuumOptions::default()).await.unwrap();
     assert!(kept.orphans.iter().all(|o| o.status == OrphanStatus::Retained), "{label}: fresh orphans within retention");
     assert_eq!(tree_snapshot(&point.dir), tree, "{label}: dry run or retained vacuum changed files");
     let real = table.vacuum(VacuumOptions::new().with_retention(Duration::ZERO)).await.unwrap();
-    assert_eq!(real.with_status(OrphanStatus::Deleted).count(), orphans.len());
+    assert_eq!(real.with_status(OrphanStatus::Deleted).count(), freed.len());
     assert!(unreferenced_files(&location).await.is_empty(), "{label}: vacuum left orphans");
     let reopened = TimeSeriesTable::open(location.clone()).await.unwrap();
     assert_eq!(&observe(&reopened).await, expected, "{label}: vacuum changed the answers");
@@ -289,6 +333,20 @@ async fn check_crash(point: &CrashPoint<'_>, mut child: std::process::Child) {
         .await
         .unwrap_or_else(|e| panic!("{label}: append after crash: {e}"));
     assert_eq!(next.version, expected.version + 1, "{label}");
+
+    // After a crashed rewrite, rewrites work too: a compaction merges what is small (the
+    // rewrite's new segments, if it committed, and the append's) and keeps every row.
+    if matches!(point.prepared.scenario, Scenario::Compact | Scenario::Delete) {
+        let rows = observe(&table).await.rows;
+        let report = table
+            .compact(CompactOptions::new())
+            .await
+            .unwrap_or_else(|e| panic!("{label}: compaction after crash: {e}"));
+        assert_eq!(report.version, Some(next.version + 1), "{label}: {report:?}");
+        let reopened = TimeSeriesTable::open(location).await.unwrap();
+        assert_eq!(observe(&reopened).await.rows, rows, "{label}: the compaction after the crash changed rows");
+        assert_coverage_is_the_rows_buckets(&reopened, &label).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,6 +363,24 @@ async fn a_writer_killed_at_any_write_leaves_a_consistent_table() {
     let uploads = multi.calls.iter().filter(|c| c.kind == CallKind::CompleteUpload).count();
     assert_eq!(uploads, 3, "the multi-segment append uploads three data files in parts");
     let mut scenarios = vec![plain, overlap, multi];
+
+    // Base for the rewrite scenarios: a compaction writing two segments, and a delete
+    // rewriting one segment and dropping another.
+    let rewrite = scratch.path().join("rewrite-base");
+    rewrite_base(&rewrite).await;
+    let compact = prepare(Scenario::Compact, 0, rewrite.clone(), scratch.path()).await;
+    let delete = prepare(Scenario::Delete, 0, rewrite, scratch.path()).await;
+    let writes = |p: &Prepared, what: &str| p.calls.iter().filter(|c| c.kind.is_write() && describe(c) == what).count();
+    assert_eq!(writes(&compact, "write data file"), 2, "the compaction writes two segments");
+    assert_eq!(writes(&delete, "write data file"), 1, "the delete rewrites one segment");
+    for p in [&compact, &delete] {
+        assert_eq!(writes(p, "write table snapshot"), 1, "{}: a rewrite names a new table snapshot", p.scenario.name());
+    }
+    let (before, after) = (&compact.before, compact.after.as_ref().unwrap());
+    assert_eq!((&before.rows, &before.answers), (&after.rows, &after.answers), "a compaction changes no answer");
+    let after = delete.after.as_ref().unwrap();
+    assert_eq!(delete.before.rows.len() - after.rows.len(), 10 + 20, "the delete removes 30 rows");
+    scenarios.extend([compact, delete]);
 
     // Base for the snapshot scenario: segments of symbol S are appended until the next
     // append writes a table coverage snapshot (every append, or every few, depending on

@@ -17,10 +17,10 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
-use timeseries_table_core::table::TimeSeriesTable;
+use timeseries_table_core::table::{CompactOptions, EntityFilter, RowSelector, TimeRange, TimeSeriesTable};
 use timeseries_table_core::{Error, WriterOptions};
 
-use super::faulty_store::{clean_location, Call, CallKind, FaultMode, FaultyStore};
+use super::faulty_store::{clean_location, Call, CallKind, FaultMode, FaultyStore, When};
 use super::{observe, unreferenced_files, Observed};
 use crate::common::*;
 
@@ -138,6 +138,21 @@ async fn check_after(
     outcome
 }
 
+/// On a cloud store an upload neither completed nor aborted lingers, unseen: every upload
+/// started must end. (An upload whose start failed, call `k`, was never handed out.)
+fn assert_uploads_ended(what: &str, seen: &[Call], k: u64) {
+    for started in seen.iter().filter(|c| c.kind == CallKind::PutMultipart && c.n != k) {
+        let ended = seen.iter().any(|c| {
+            c.n > started.n
+                && c.path == started.path
+                && matches!(c.kind, CallKind::CompleteUpload | CallKind::AbortUpload)
+        });
+        let trace: Vec<_> =
+            seen.iter().map(|c| format!("{:?} {}", c.kind, c.path.rsplit('/').next().unwrap_or(""))).collect();
+        assert!(ended, "{what}: the upload of {} was neither completed nor aborted: {trace:?}", started.path);
+    }
+}
+
 /// An append scenario: a base store, how to get a handle ready to append on a fork of
 /// it, and the batch to append.
 struct AppendScenario {
@@ -211,24 +226,7 @@ impl AppendScenario {
                 let fault = &seen[k as usize - 1];
                 let what = format!("{}, {mode:?} at call {k} ({:?} {})", self.name, fault.kind, fault.path);
                 let outcome = check_after(faulty.inner(), &what, result, fault, &seen, Some(&old), &new).await;
-                // On a cloud store an upload neither completed nor aborted lingers, unseen.
-                // (An upload whose start failed was never handed out.)
-                for started in seen.iter().filter(|c| c.kind == CallKind::PutMultipart && c.n != k) {
-                    let ended = seen.iter().any(|c| {
-                        c.n > started.n
-                            && c.path == started.path
-                            && matches!(c.kind, CallKind::CompleteUpload | CallKind::AbortUpload)
-                    });
-                    let trace: Vec<_> = seen
-                        .iter()
-                        .map(|c| format!("{:?} {}", c.kind, c.path.rsplit('/').next().unwrap_or("")))
-                        .collect();
-                    assert!(
-                        ended,
-                        "{what}: the upload of {} was neither completed nor aborted: {trace:?}",
-                        started.path
-                    );
-                }
+                assert_uploads_ended(&what, &seen, k);
                 tally.record(self.name, mode, &outcome);
             }
         }
@@ -318,6 +316,160 @@ async fn create_and_append_survive_a_fault_at_every_call() {
         tally.positions,
         counts.join(", ")
     );
+    for (outcome, count) in &tally.outcomes {
+        println!("  {outcome}: {count}");
+    }
+    assert!(tally.outcomes.keys().any(|o| o.contains("unknown")), "no position produced an unknown outcome");
+}
+
+/// A rewrite of the fault suite.
+#[derive(Clone, Copy, Debug)]
+enum Rewrite {
+    /// Merges the four segments of [`rewrite_base`] into two.
+    Compact,
+    /// Rewrites the first segment of [`rewrite_base`] without half its rows and drops the second.
+    Delete,
+}
+
+impl Rewrite {
+    async fn run(self, table: &mut TimeSeriesTable) -> Result<Option<u64>, Error> {
+        match self {
+            Rewrite::Compact => Ok(table.compact(CompactOptions::new().with_target_rows(60)).await?.version),
+            Rewrite::Delete => {
+                let range = TimeRange::from_nanos(T0 + 5 * MINUTE, T0 + 2 * HOUR).unwrap();
+                Ok(table.delete(&RowSelector::range(range, EntityFilter::new())).await?.version)
+            }
+        }
+    }
+}
+
+/// Four segments of 20 rows: A and B, 10 minutes in each of hours 0 to 3.
+async fn rewrite_base() -> Arc<InMemory> {
+    let base = Arc::new(InMemory::new());
+    let mut table = new_table(clean_location(base.clone(), ROOT), "1m").await;
+    for hour in 0..4 {
+        table.append(vec![minute_bars(&["A", "B"], T0 + hour * HOUR, 10)]).await.unwrap();
+    }
+    base
+}
+
+/// The objects another writer's append of `b3` adds to `base` (its commit among them).
+async fn winner_objects(base: &Arc<InMemory>) -> Vec<(object_store::path::Path, bytes::Bytes)> {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let before: Vec<_> = base.list(None).map_ok(|m| m.location).try_collect().await.unwrap();
+    let fork = fork(base);
+    let mut winner = TimeSeriesTable::open(clean_location(fork.clone(), ROOT)).await.unwrap();
+    winner.append(vec![b3()]).await.unwrap();
+    let mut objects = Vec::new();
+    for meta in fork.list(None).try_collect::<Vec<_>>().await.unwrap() {
+        if !before.contains(&meta.location) {
+            let bytes = fork.get(&meta.location).await.unwrap().bytes().await.unwrap();
+            objects.push((meta.location, bytes));
+        }
+    }
+    objects
+}
+
+/// A rewrite under a fault at every call: on a fork of `base`, optionally with another
+/// writer's append landing just before the rewrite's first write (so that its first commit
+/// attempt loses the race and it rebases; faults are then injected from that write on).
+struct RewriteScenario {
+    name: &'static str,
+    base: Arc<InMemory>,
+    rewrite: Rewrite,
+    race: Option<Vec<(object_store::path::Path, bytes::Bytes)>>,
+}
+
+impl RewriteScenario {
+    /// A handle on a fork of the base, ready to rewrite (with the race's hook armed).
+    async fn setup(&self) -> (FaultyStore, TimeSeriesTable) {
+        let store = fork(&self.base);
+        let faulty = FaultyStore::new(store.clone());
+        let table = TimeSeriesTable::open(faulty.location(ROOT)).await.unwrap();
+        faulty.reset();
+        if let Some(objects) = self.race.clone() {
+            let hook = move |_: &Call| {
+                use object_store::ObjectStoreExt;
+                // The in-memory store completes at once: no runtime needed.
+                futures::executor::block_on(async {
+                    for (path, bytes) in &objects {
+                        store.put(path, bytes.clone().into()).await.unwrap();
+                    }
+                });
+            };
+            faulty.hook_on(CallKind::Put, 1, When::Before, Arc::new(hook));
+        }
+        (faulty, table)
+    }
+
+    async fn run(&self, tally: &mut Tally) -> u64 {
+        let (probe, mut table) = self.setup().await;
+        let version = self.rewrite.run(&mut table).await.unwrap().expect("the clean rewrite commits");
+        let calls = probe.calls();
+        let clean = clean_location(probe.inner(), ROOT);
+        let new = observe(&TimeSeriesTable::open(clean.clone()).await.unwrap()).await;
+        // The state the rewrite commits on top of (the base, or the base and the race's winner).
+        let old = observe(&TimeSeriesTable::open_at(clean, version - 1).await.unwrap()).await;
+        assert_eq!(new.version, version, "{}: clean run", self.name);
+        let first_write = calls.iter().find(|c| c.kind == CallKind::Put).unwrap().n;
+        if self.race.is_some() {
+            let commits = calls.iter().filter(|c| c.create && c.path.contains("/_timeseries_log/")).count();
+            assert_eq!((commits, version), (2, old.version + 1), "{}: the first commit attempt lost", self.name);
+        }
+        let from = if self.race.is_some() { first_write } else { 1 };
+        let positions: Vec<u64> = calls.iter().map(|c| c.n).filter(|&n| n >= from).collect();
+        for mode in MODES {
+            for &k in &positions {
+                let (faulty, mut table) = self.setup().await;
+                faulty.arm(None, k, mode);
+                let result = self.rewrite.run(&mut table).await;
+                assert_eq!(faulty.injected(), 1, "{} {mode:?} k={k}: the fault did not fire", self.name);
+                let seen = faulty.calls();
+                let fault = &seen[k as usize - 1];
+                let what = format!("{}, {mode:?} at call {k} ({:?} {})", self.name, fault.kind, fault.path);
+                let result = result.map(|v| v.unwrap_or_else(|| panic!("{what}: the rewrite found nothing to do")));
+                let outcome = check_after(faulty.inner(), &what, result, fault, &seen, Some(&old), &new).await;
+                assert_uploads_ended(&what, &seen, k);
+                // Not wedged for rewrites either: a compaction (of the append `check_after`
+                // made, and of whatever else is small) keeps every row and exact coverage.
+                let mut table = TimeSeriesTable::open(clean_location(faulty.inner(), ROOT)).await.unwrap();
+                let rows = super::scan_row_keys(&table).await;
+                let report = table
+                    .compact(CompactOptions::new())
+                    .await
+                    .unwrap_or_else(|e| panic!("{what}: a compaction afterwards fails: {e}"));
+                assert!(report.version.is_some(), "{what}: {report:?}");
+                assert_eq!(super::scan_row_keys(&table).await, rows, "{what}: the compaction afterwards lost rows");
+                super::assert_coverage_is_the_rows_buckets(&table, &what).await;
+                tally.record(self.name, mode, &outcome);
+            }
+        }
+        positions.len() as u64
+    }
+}
+
+#[tokio::test]
+async fn compaction_and_delete_survive_a_fault_at_every_call() {
+    let mut tally = Tally::default();
+    let base = rewrite_base().await;
+    let race = Some(winner_objects(&base).await);
+    let scenarios = [
+        RewriteScenario { name: "compaction", base: base.clone(), rewrite: Rewrite::Compact, race: None },
+        RewriteScenario { name: "delete", base: base.clone(), rewrite: Rewrite::Delete, race: None },
+        RewriteScenario {
+            name: "compaction rebasing over an append",
+            base: base.clone(),
+            rewrite: Rewrite::Compact,
+            race: race.clone(),
+        },
+        RewriteScenario { name: "delete rebasing over an append", base, rewrite: Rewrite::Delete, race },
+    ];
+    let mut counts = Vec::new();
+    for scenario in &scenarios {
+        counts.push(format!("{} {}", scenario.name, scenario.run(&mut tally).await));
+    }
+    println!("rewrite fault positions: {} (positions per mode: {}; x2 modes)", tally.positions, counts.join(", "));
     for (outcome, count) in &tally.outcomes {
         println!("  {outcome}: {count}");
     }

@@ -4,7 +4,8 @@
 //! them, and by configuration: fails the k-th call before doing it
 //! ([`FaultMode::FailBefore`]), performs the k-th call and reports failure anyway
 //! ([`FaultMode::FailAfter`]: the "succeeded but the response was lost" case), delays
-//! calls, and runs a hook just before or just after call k (the crash tests abort there).
+//! calls, and runs a hook just before or just after call k, or every call (the crash tests
+//! abort there; the race tests hold a writer there until another got somewhere).
 //! Configuration can change while the store is in use (`arm`, `reset`), so a table can be
 //! built cleanly and then exercised under a fault.
 
@@ -203,6 +204,12 @@ impl FaultyStore {
         self.state.plan.lock().unwrap().hook = Some((Some(kind), at, when, hook));
     }
 
+    /// Runs `hook` just before or just after every call (of `kind`, or of any kind when
+    /// `None`); the hook picks the calls it acts on (e.g. by path).
+    pub fn hook_every(&self, kind: Option<CallKind>, when: When, hook: Hook) {
+        self.state.plan.lock().unwrap().hook = Some((kind, 0, when, hook));
+    }
+
     /// Forgets recorded calls and counters, and disarms faults, delays and hooks.
     pub fn reset(&self) {
         *self.state.plan.lock().unwrap() = Plan::default();
@@ -255,9 +262,10 @@ impl FaultyStore {
         }
         let delay = plan.delay.and_then(|(k, d)| (k.is_none() || k == Some(kind)).then_some(d));
         let hook = plan.hook.as_ref().and_then(|(k, at, when, hook)| {
+            // 0: every call (`hook_every`).
             let hit = match k {
-                None => *at == n,
-                Some(k) => *k == kind && *at == kind_n,
+                None => *at == n || *at == 0,
+                Some(k) => *k == kind && (*at == kind_n || *at == 0),
             };
             hit.then(|| (*when, Arc::clone(hook)))
         });

@@ -55,6 +55,56 @@ pub fn sorted_rows(batches: &[arrow::array::RecordBatch]) -> Vec<String> {
     rows
 }
 
+/// One string per row (its cells joined by `,`), sorted. Unlike [`sorted_rows`] it does not
+/// depend on how the rows were batched, so the rows of several appends can be compared
+/// with a scan: equal lists mean every row is there exactly as often.
+pub fn row_keys(batches: &[arrow::array::RecordBatch]) -> Vec<String> {
+    use arrow::util::display::array_value_to_string;
+    let mut rows = Vec::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = batch.columns().iter().map(|c| array_value_to_string(c, row).unwrap()).collect();
+            rows.push(cells.join(","));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// [`row_keys`] of every row of the table.
+pub async fn scan_row_keys(table: &TimeSeriesTable) -> Vec<String> {
+    if table.schema().is_none() {
+        return Vec::new();
+    }
+    let batches: Vec<_> = table.scan(None).await.unwrap().try_collect().await.unwrap();
+    row_keys(&batches)
+}
+
+/// Asserts that the table's coverage is exactly the (symbol, bucket) pairs of its rows:
+/// rewrites must neither keep a bucket they emptied nor lose one that still has rows.
+pub async fn assert_coverage_is_the_rows_buckets(table: &TimeSeriesTable, label: &str) {
+    use arrow::array::{Array, StringArray};
+    use timeseries_table_core::formats::parquet::stats::timestamps_as_nanos;
+    let bucket = table.spec().bucket.nanos();
+    let mut of_rows = BTreeSet::new();
+    if table.schema().is_some() {
+        let batches: Vec<_> = table.scan(None).await.unwrap().try_collect().await.unwrap();
+        for batch in &batches {
+            let ts = timestamps_as_nanos(batch.column(0), "ts").unwrap();
+            let symbols = batch.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+            for (row, t) in ts.iter().enumerate() {
+                of_rows.insert((format!("symbol={}", symbols.value(row)), t.div_euclid(bucket)));
+            }
+        }
+    }
+    let coverage = table.snapshot().table_coverage().await.unwrap();
+    let mut covered = BTreeSet::new();
+    for (key, set) in coverage.entities() {
+        covered.extend(set.iter().map(|id| (key.describe(&["symbol".to_string()]), id)));
+    }
+    assert_eq!(covered, of_rows, "{label}: the coverage must be exactly the buckets of the rows");
+}
+
 /// Coverage and gaps, rendered so two tables can be compared.
 pub async fn coverage_answers(table: &TimeSeriesTable) -> timeseries_table_core::Result<String> {
     let window = TimeRange::from_nanos(T0 - DAY, T0 + DAY).unwrap();
@@ -87,14 +137,7 @@ pub async fn table_files(location: &TableLocation) -> BTreeSet<String> {
 /// library's model), relative to the table root.
 pub async fn referenced_by_log(location: &TableLocation) -> BTreeSet<String> {
     let mut referenced = BTreeSet::new();
-    for file in location.list("_timeseries_log").await.unwrap() {
-        let name = file.path.rsplit('/').next().unwrap_or_default();
-        let is_commit = name.strip_suffix(".json").is_some_and(|v| v.chars().all(|c| c.is_ascii_digit()));
-        if !is_commit {
-            continue;
-        }
-        let bytes = location.get(&file.path).await.unwrap().unwrap();
-        let commit: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    for commit in commit_files(location).await {
         for action in commit["actions"].as_array().unwrap() {
             if let Some(add) = action.get("AddSegment") {
                 referenced.insert(add["path"].as_str().unwrap().to_string());
@@ -106,6 +149,38 @@ pub async fn referenced_by_log(location: &TableLocation) -> BTreeSet<String> {
         }
     }
     referenced
+}
+
+/// Every commit file, parsed as plain JSON.
+async fn commit_files(location: &TableLocation) -> Vec<serde_json::Value> {
+    let mut commits = Vec::new();
+    for file in location.list("_timeseries_log").await.unwrap() {
+        let name = file.path.rsplit('/').next().unwrap_or_default();
+        let is_commit = name.strip_suffix(".json").is_some_and(|v| v.chars().all(|c| c.is_ascii_digit()));
+        if is_commit {
+            let bytes = location.get(&file.path).await.unwrap().unwrap();
+            commits.push(serde_json::from_slice(&bytes).unwrap());
+        }
+    }
+    commits
+}
+
+/// The data files and sidecars of the segments some commit removed (a rewrite), read
+/// straight from the JSON. Vacuum frees them once the removal is older than its retention.
+pub async fn removed_segment_files(location: &TableLocation) -> BTreeSet<String> {
+    let (mut added, mut removed) = (std::collections::BTreeMap::new(), BTreeSet::new());
+    for commit in commit_files(location).await {
+        for action in commit["actions"].as_array().unwrap() {
+            if let Some(add) = action.get("AddSegment") {
+                let files = [add["path"].as_str().unwrap(), add["coverage_path"].as_str().unwrap()];
+                added.insert(add["id"].as_str().unwrap().to_string(), files.map(str::to_string));
+            }
+            if let Some(remove) = action.get("RemoveSegment") {
+                removed.insert(remove["id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    removed.iter().flat_map(|id| added[id].clone()).collect()
 }
 
 /// Files under `data/` and `_coverage/` that no commit names.
