@@ -76,71 +76,9 @@ enum Command {
         #[arg(long)]
         evolve_schema: bool,
     },
-    /// Merge small segments (and any unsorted ones) into time-sorted segments of a target
-    /// size, in one commit. Rows, coverage and query answers stay the same.
-    ///
-    /// Tables fed by many small appends or INSERTs collect many small files; compacting
-    /// makes scans and planning cheaper. The old files stay (time travel still reads
-    /// them) until `tsq vacuum` removes them after its retention.
-    #[command(after_help = "Example:\n  tsq compact prices --target-rows 1000000 --dry-run")]
-    Compact {
-        /// The table folder.
-        dir: String,
-        /// Rows per merged segment (default 4,194,304); segments under half of it are merged.
-        #[arg(long, value_name = "ROWS")]
-        target_rows: Option<u64>,
-        /// Only show what would be merged.
-        #[arg(long)]
-        dry_run: bool,
-    },
-    /// Replace the rows of a time range (optionally of some entities) with the rows of
-    /// FILEs, in one commit: readers see the old rows or the new, never a hole.
-    ///
-    /// The range must start and end on bucket boundaries, and every row of the files must
-    /// lie inside it (and belong to the given entities); otherwise nothing is replaced.
-    #[command(
-        after_help = "Example (a vendor re-delivered AAPL for one day):\n  tsq replace prices --from 2024-01-10 --to 2024-01-11 --entity symbol=AAPL aapl-2024-01-10.parquet"
-    )]
-    Replace {
-        /// The table folder.
-        dir: String,
-        /// Start of the replaced range (inclusive), e.g. 2024-01-10 or 2024-01-10T14:30:00Z.
-        #[arg(long, value_name = "T")]
-        from: String,
-        /// End of the replaced range (exclusive).
-        #[arg(long, value_name = "T")]
-        to: String,
-        /// Replace only this entity's rows: COLUMN=VALUE; repeat for several.
-        #[arg(long = "entity", value_name = "COLUMN=VALUE")]
-        entities: Vec<String>,
-        /// The new rows: .parquet, .csv or .ndjson files.
-        #[arg(required = true, value_name = "FILE")]
-        files: Vec<PathBuf>,
-    },
-    /// Change a table's schema.
-    Alter {
-        /// The table folder.
-        dir: String,
-        #[command(subcommand)]
-        change: AlterCommand,
-    },
-    /// Delete files that no live version needs: files of failed writes, and files of
-    /// segments removed (by compact, DELETE or replace) longer ago than the retention.
-    ///
-    /// Time travel to a version older than the retention may then fail to read its data.
-    Vacuum {
-        /// The table folder.
-        dir: String,
-        /// Keep unreferenced files younger than this, e.g. 1h, 30m, 7d (default 1h).
-        #[arg(long, value_name = "DURATION", default_value = "1h")]
-        retention: String,
-        /// Only list what would be deleted.
-        #[arg(long)]
-        dry_run: bool,
-    },
     /// Run SQL against tables: one statement, or a file of statements separated by `;`.
     ///
-    /// Besides SELECT and INSERT, the table functions coverage(t [, start, end]),
+    /// Besides SELECT, INSERT and DELETE, the table functions coverage(t [, start, end]),
     /// gaps(t [, start, end]), last_covered_window(t, length [, end]), segments(t) and
     /// history(t) answer questions about what data is present.
     #[command(
@@ -192,6 +130,69 @@ enum Command {
         dir: String,
         #[command(flatten)]
         window: WindowArgs,
+    },
+    /// Merge small and unsorted segments into time-sorted ones of a target size.
+    ///
+    /// One commit; rows, coverage and query answers stay the same. Tables fed by many
+    /// small appends or INSERTs collect many small files; compacting makes scans and
+    /// planning cheaper. The old files stay (time travel still reads them) until
+    /// `tsq vacuum` removes them after its retention.
+    #[command(after_help = "Example:\n  tsq compact prices --target-rows 1000000 --dry-run")]
+    Compact {
+        /// The table folder.
+        dir: String,
+        /// Rows per merged segment (default 4,194,304); segments under half of it are merged.
+        #[arg(long, value_name = "ROWS")]
+        target_rows: Option<u64>,
+        /// Only show what would be merged.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Replace the rows of a time range (optionally of some entities) with new files.
+    ///
+    /// One commit: readers see the old rows or the new, never a hole. The range must
+    /// start and end on bucket boundaries, and every row of the files must lie inside it
+    /// (and belong to the given entities); otherwise nothing is replaced.
+    #[command(
+        after_help = "Example (a vendor re-delivered AAPL for one day):\n  tsq replace prices --from 2024-01-10 --to 2024-01-11 --entity symbol=AAPL aapl-2024-01-10.parquet"
+    )]
+    Replace {
+        /// The table folder.
+        dir: String,
+        /// Start of the replaced range (inclusive), e.g. 2024-01-10 or 2024-01-10T14:30:00Z.
+        #[arg(long, value_name = "T")]
+        from: String,
+        /// End of the replaced range (exclusive).
+        #[arg(long, value_name = "T")]
+        to: String,
+        /// Replace only this entity's rows: COLUMN=VALUE; repeat for several.
+        #[arg(long = "entity", value_name = "COLUMN=VALUE")]
+        entities: Vec<String>,
+        /// The new rows: .parquet, .csv or .ndjson files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Change a table's schema.
+    Alter {
+        /// The table folder.
+        dir: String,
+        #[command(subcommand)]
+        change: AlterCommand,
+    },
+    /// Delete files no version within the retention needs.
+    ///
+    /// That is files of failed writes, and files of segments removed (by compact, DELETE
+    /// or replace) longer ago than the retention. Time travel to a version older than the
+    /// retention may then fail to read its data.
+    Vacuum {
+        /// The table folder.
+        dir: String,
+        /// Keep unreferenced files younger than this, e.g. 1h, 30m, 7d (default 1h).
+        #[arg(long, value_name = "DURATION", default_value = "1h")]
+        retention: String,
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Build a sample market-data table, run the SQL examples on it and draw its coverage.
     ///
