@@ -2,7 +2,7 @@
 //! the `CREATE EXTERNAL TABLE ... STORED AS TIMESERIES` factory and the coverage table
 //! functions. Thin: every rule is the table layer's; this module translates.
 
-mod delete;
+mod dml;
 mod factory;
 mod functions;
 mod insert;

@@ -2,7 +2,8 @@
 //!
 //! Translates filters into time/entity sets, asks the table layer which segments to read,
 //! and hands the survivors to DataFusion's own Parquet scan with exact statistics and a
-//! declared time ordering. Writes (`INSERT`) go through the table layer's append.
+//! declared time ordering. Writes (`INSERT`, `DELETE`, `UPDATE`, `TRUNCATE`) go through the
+//! table layer's append, delete and update.
 //! Does I/O (through the table layer and DataFusion's scan).
 
 use std::fmt;
@@ -249,7 +250,20 @@ impl TableProvider for TimeSeriesProvider {
     }
 
     async fn delete_from(&self, state: &dyn Session, filters: Vec<Expr>) -> DfResult<Arc<dyn ExecutionPlan>> {
-        super::delete::delete_plan(Arc::clone(&self.shared), &self.schema, &self.spec, state, &filters)
+        super::dml::delete_plan(Arc::clone(&self.shared), &self.schema, &self.spec, state, &filters)
+    }
+
+    async fn update(
+        &self,
+        state: &dyn Session,
+        assignments: Vec<(String, Expr)>,
+        filters: Vec<Expr>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        super::dml::update_plan(Arc::clone(&self.shared), &self.schema, &self.spec, state, &assignments, &filters)
+    }
+
+    async fn truncate(&self, state: &dyn Session) -> DfResult<Arc<dyn ExecutionPlan>> {
+        super::dml::delete_plan(Arc::clone(&self.shared), &self.schema, &self.spec, state, &[])
     }
 
     async fn insert_into(

@@ -23,7 +23,9 @@ use arrow::datatypes::SchemaRef;
 pub use append::AppendResult;
 pub use ingest::{InputFormat, Reencoded};
 pub use read::{CommitInfo, EntityCoverage, Gap, TimeRange};
-pub use rewrite::{CompactOptions, CompactReport, DeleteReport, ReplaceReport, RowMatcher, RowSelector};
+pub use rewrite::{
+    ColumnValues, CompactOptions, CompactReport, DeleteReport, ReplaceReport, RowMatcher, RowSelector, UpdateReport,
+};
 pub use select::{key_matches, EntityFilter, SegmentSelection};
 pub use snapshot::Snapshot;
 pub use vacuum::{OrphanFile, OrphanStatus, VacuumOptions, VacuumReport};

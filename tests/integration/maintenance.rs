@@ -258,3 +258,53 @@ async fn rust_delete_by_range_and_entity_reads_only_candidates() {
     assert_eq!((report.rows_deleted, report.segments_read, report.segments_dropped), (30, 0, 1), "{report:?}");
     assert_coverage_exact(&table).await;
 }
+
+#[tokio::test]
+async fn sql_update_sets_values_in_place_and_truncate_empties_the_table() {
+    let (_dir, location) = temp_location();
+    let mut table = new_table(location.clone(), "1m").await;
+    table.append(vec![minute_bars(&["A", "B"], T0, 60)]).await.unwrap();
+    table.append(vec![minute_bars(&["A", "B"], T0 + 60 * MINUTE, 60)]).await.unwrap();
+    let ctx = session_context();
+    register_opened(&ctx, "t", table.clone()).unwrap();
+    let sum = |sql_text: &'static str| {
+        let ctx = ctx.clone();
+        async move { single_u64(&sql(&ctx, sql_text).await) }
+    };
+    let before_a =
+        sum("SELECT CAST(sum(volume) AS BIGINT) FROM t WHERE symbol = 'A' AND ts < '2024-01-01T00:30:00Z'").await;
+    let others =
+        sum("SELECT CAST(sum(volume) AS BIGINT) FROM t WHERE NOT (symbol = 'A' AND ts < '2024-01-01T00:30:00Z')").await;
+    let buckets = buckets_of_rows(&table).await;
+
+    let updated =
+        sql(&ctx, "UPDATE t SET volume = volume * 2, price = NULL WHERE symbol = 'A' AND ts < '2024-01-01T00:30:00Z'")
+            .await;
+    assert_eq!(single_u64(&updated), 30);
+    table.refresh().await.unwrap();
+    assert_eq!(table.history().await.unwrap().last().unwrap().operation, "update");
+    assert_eq!(table.snapshot().row_count(), 240);
+    assert_eq!(buckets_of_rows(&table).await, buckets, "no row moved");
+    assert_coverage_exact(&table).await;
+    let after_a =
+        sum("SELECT CAST(sum(volume) AS BIGINT) FROM t WHERE symbol = 'A' AND ts < '2024-01-01T00:30:00Z'").await;
+    assert_eq!(after_a, 2 * before_a);
+    let untouched =
+        sum("SELECT CAST(sum(volume) AS BIGINT) FROM t WHERE NOT (symbol = 'A' AND ts < '2024-01-01T00:30:00Z')").await;
+    assert_eq!(untouched, others, "rows outside the WHERE keep their values");
+    assert_eq!(sum("SELECT count(*) FROM t WHERE price IS NULL").await, 30);
+    // Only the first hour's segment held matching rows: the second was not rewritten.
+    assert_eq!(table.history().await.unwrap().last().unwrap().segments_removed, 1);
+
+    // Nothing matches: nothing is committed.
+    let version = table.version();
+    assert_eq!(single_u64(&sql(&ctx, "UPDATE t SET volume = 0 WHERE symbol = 'ZZZ'").await), 0);
+    table.refresh().await.unwrap();
+    assert_eq!(table.version(), version);
+
+    let truncated = sql(&ctx, "TRUNCATE TABLE t").await;
+    assert_eq!(single_u64(&truncated), 240);
+    table.refresh().await.unwrap();
+    assert_eq!((table.snapshot().row_count(), table.segments().len()), (0, 0));
+    assert!(table.snapshot().table_coverage().await.unwrap().is_empty());
+}

@@ -65,7 +65,7 @@ impl RowSelector {
     }
 
     /// Per row of `batch`: whether it is selected.
-    fn mask(&self, batch: &RecordBatch, snapshot: &Snapshot) -> Result<BooleanArray> {
+    pub(super) fn mask(&self, batch: &RecordBatch, snapshot: &Snapshot) -> Result<BooleanArray> {
         let spec = snapshot.spec();
         let time = batch
             .column_by_name(&spec.time_column)

@@ -1,5 +1,5 @@
 //! Rewrites: commits that remove live segments and add new ones in one step. Compaction,
-//! delete and replace are planned in their own modules and all commit through
+//! delete, replace and update are planned in their own modules and all commit through
 //! [`TimeSeriesTable::commit_rewrite`].
 //!
 //! Conflict rules (FORMAT.md, "Rewrites"): a rewrite rebases over commits that only added
@@ -17,6 +17,7 @@
 mod compact;
 mod delete;
 mod segment_rows;
+mod update;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use bytes::Bytes;
 
 pub use compact::{CompactOptions, CompactReport};
 pub use delete::{DeleteReport, ReplaceReport, RowMatcher, RowSelector};
+pub use update::{ColumnValues, UpdateReport};
 
 use super::append::{backoff, MAX_COMMIT_ATTEMPTS};
 use super::ingest::{write_own, Staged};

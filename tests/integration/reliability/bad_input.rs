@@ -347,7 +347,8 @@ async fn bad_inputs_across_rust_sql_and_cli_are_specific_errors_and_change_nothi
         ),
         ("DELETE FROM t WHERE sector = 'tech'".into(), vec!["sector"]),
         ("DELETE FROM t WHERE price + 'x' > 1".into(), vec!["Cannot coerce arithmetic expression Float64 + Utf8"]),
-        ("UPDATE t SET price = 0".into(), vec!["UPDATE not supported"]),
+        ("UPDATE t SET symbol = 'Z'".into(), vec!["column 'symbol' is the time column or an entity column"]),
+        ("UPDATE t SET ts = ts + INTERVAL '1 minute'".into(), vec!["column 'ts' is the time column or an entity column"]),
         ("SELECT * FROM gaps('t', '2024-01-01T00:00:00Z')".into(), vec!["gaps needs both start and end, or neither"]),
         (
             format!("CREATE EXTERNAL TABLE n STORED AS TIMESERIES LOCATION '{td}' OPTIONS ('time_column' 'ts', 'bucket' '1h')"),
