@@ -104,6 +104,8 @@ enum Op {
     Delete { from: Clock, to: Clock, symbol: Option<&'static str> },
     /// SQL `DELETE FROM t WHERE ...`.
     SqlDelete(Condition),
+    /// SQL `UPDATE t SET volume = volume + add WHERE ...`.
+    SqlUpdate { condition: Condition, add: i64 },
     /// `table.replace` of the minutes `[from_minute, from_minute + minutes)` with `rows` (inside the range
     /// and of the symbol, when one is given).
     Replace { from_minute: i64, minutes: i64, symbol: Option<&'static str>, rows: Vec<Row> },
@@ -341,6 +343,29 @@ async fn apply(table: &mut TimeSeriesTable, model: &mut Model, op: &Op) -> anyho
             let left = left.as_any().downcast_ref::<arrow::array::UInt64Array>().context("count")?.value(0);
             ensure!(left == model.rows.len() as u64, "{statement}: then SELECT count(*) says {left}");
         }
+        Op::SqlUpdate { condition, add } => {
+            if !model.has_schema {
+                return Ok(());
+            }
+            let statement = format!("UPDATE t SET volume = volume + {add} WHERE {}", condition.sql(model));
+            let ctx = session_context();
+            register_opened(&ctx, "t", table.clone())?;
+            let batches = ctx.sql(&statement).await?.collect().await.with_context(|| statement.clone())?;
+            let count = arrow::compute::cast(batches[0].column(0), &DataType::UInt64)?;
+            let count = count.as_any().downcast_ref::<arrow::array::UInt64Array>().context("count")?.value(0);
+            table.refresh().await?;
+            // The condition is judged on the values before the update, as SQL does.
+            let selected: Vec<bool> = model.rows.iter().map(|r| condition.holds(model, r)).collect();
+            for (row, selected) in model.rows.iter_mut().zip(&selected) {
+                if *selected {
+                    row.volume += add;
+                }
+            }
+            let updated = selected.iter().filter(|s| **s).count() as u64;
+            ensure!(count == updated, "{statement}: updated {count} rows, the model {updated}");
+            let expected = if updated > 0 { version + 1 } else { version };
+            ensure!(table.version() == expected, "{statement}: version {} expected {expected}", table.version());
+        }
         Op::Replace { from_minute, minutes, symbol, rows } => {
             let (start, end) = (T0 + from_minute * MINUTE, T0 + (from_minute + minutes) * MINUTE);
             let range = TimeRange::from_nanos(start, end)?;
@@ -577,6 +602,7 @@ fn op() -> impl Strategy<Value = Op> {
             symbol
         }),
         2 => condition().prop_map(Op::SqlDelete),
+        1 => (condition(), 1i64..5).prop_map(|(condition, add)| Op::SqlUpdate { condition, add }),
         2 => (0i64..60, 1i64..15, prop::option::of(symbol()), rows(0..45, 0..8)).prop_map(
             |(from_minute, minutes, only, rows)| {
                 let rows = rows
