@@ -52,8 +52,9 @@ impl TimeSeriesTable {
             let commit = Commit::new(version, "add_columns", vec![LogAction::UpdateTableMeta(meta)]);
             match self.log.try_commit(&commit).await? {
                 CommitOutcome::Committed => {
-                    let coverage = snapshot.table_coverage().await?;
-                    self.adopt_commit(&snapshot, &commit, coverage).await?;
+                    // The rows are unchanged: keep the coverage if it is loaded, else it loads
+                    // when first asked for.
+                    self.adopt_commit(&snapshot, &commit, snapshot.loaded_coverage()).await?;
                     return Ok(version);
                 }
                 CommitOutcome::Conflict => tokio::time::sleep(backoff(attempt)).await,

@@ -177,7 +177,7 @@ impl TimeSeriesTable {
 
             match self.log.try_commit(&commit).await? {
                 CommitOutcome::Committed => {
-                    self.adopt_commit(&snapshot, &commit, merged).await?;
+                    self.adopt_commit(&snapshot, &commit, Some(merged)).await?;
                     tracing::debug!(version, attempts = attempt, segments = staged.segments.len(), "append committed");
                     #[allow(deprecated)]
                     return Ok(AppendResult {
@@ -206,18 +206,22 @@ impl TimeSeriesTable {
         }
     }
 
-    /// Makes our just-committed `commit` (made on top of `snapshot`) this handle's state.
+    /// Makes our just-committed `commit` (made on top of `snapshot`) this handle's state,
+    /// with its table coverage when the writer computed it (loaded on demand otherwise).
     pub(crate) async fn adopt_commit(
         &mut self,
         snapshot: &Snapshot,
         commit: &Commit,
-        coverage: Arc<Coverage>,
+        coverage: Option<Arc<Coverage>>,
     ) -> Result<()> {
         let mut state = snapshot.state().clone();
         state.apply(commit, &self.location().describe(&crate::transaction_log::commit_path(commit.version)))?;
         self.log.checkpoint_if_due(&state).await;
-        self.snapshot =
-            Arc::new(Snapshot::with_coverage(self.location().clone(), state, snapshot.segment_cache(), coverage));
+        let (location, cache) = (self.location().clone(), snapshot.segment_cache());
+        self.snapshot = Arc::new(match coverage {
+            Some(coverage) => Snapshot::with_coverage(location, state, cache, coverage),
+            None => Snapshot::new(location, state, cache),
+        });
         Ok(())
     }
 

@@ -136,6 +136,11 @@ impl Snapshot {
         self.by_time.get_or_init(|| TimeIndex::new(&self.state))
     }
 
+    /// The table coverage, if it has been loaded already.
+    pub(crate) fn loaded_coverage(&self) -> Option<Arc<Coverage>> {
+        self.table_coverage.get().cloned()
+    }
+
     /// The union of all live segments' coverage.
     pub async fn table_coverage(&self) -> Result<Arc<Coverage>> {
         self.table_coverage.get_or_try_init(|| self.load_table_coverage()).await.cloned()

@@ -116,14 +116,21 @@ async fn compaction_sorts_unsorted_segments() {
     assert_coverage_exact(&table).await;
 }
 
-#[tokio::test]
-async fn sql_delete_removes_rows_and_uncovers_emptied_buckets() {
-    let (_dir, location) = temp_location();
-    let mut table = new_table(location.clone(), "1m").await;
+/// A local table of symbols A and B over two hours, one segment per hour, registered as
+/// `t` in a fresh session.
+async fn two_hours_registered_as_t() -> (tempfile::TempDir, TimeSeriesTable, SessionContext) {
+    let (dir, location) = temp_location();
+    let mut table = new_table(location, "1m").await;
     table.append(vec![minute_bars(&["A", "B"], T0, 60)]).await.unwrap();
     table.append(vec![minute_bars(&["A", "B"], T0 + 60 * MINUTE, 60)]).await.unwrap();
     let ctx = session_context();
     register_opened(&ctx, "t", table.clone()).unwrap();
+    (dir, table, ctx)
+}
+
+#[tokio::test]
+async fn sql_delete_removes_rows_and_uncovers_emptied_buckets() {
+    let (_dir, mut table, ctx) = two_hours_registered_as_t().await;
 
     // A whole segment's rows: dropped without a rewrite.
     let deleted = sql(&ctx, "DELETE FROM t WHERE ts >= '2024-01-01T01:00:00Z' AND ts < '2024-01-01T02:00:00Z'").await;
@@ -261,12 +268,7 @@ async fn rust_delete_by_range_and_entity_reads_only_candidates() {
 
 #[tokio::test]
 async fn sql_update_sets_values_in_place_and_truncate_empties_the_table() {
-    let (_dir, location) = temp_location();
-    let mut table = new_table(location.clone(), "1m").await;
-    table.append(vec![minute_bars(&["A", "B"], T0, 60)]).await.unwrap();
-    table.append(vec![minute_bars(&["A", "B"], T0 + 60 * MINUTE, 60)]).await.unwrap();
-    let ctx = session_context();
-    register_opened(&ctx, "t", table.clone()).unwrap();
+    let (_dir, mut table, ctx) = two_hours_registered_as_t().await;
     let sum = |sql_text: &'static str| {
         let ctx = ctx.clone();
         async move { single_u64(&sql(&ctx, sql_text).await) }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::{bail, ensure, Context};
 use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use proptest::prelude::*;
 use timeseries_table_core::datafusion::{register_opened, session_context};
@@ -327,9 +328,7 @@ async fn apply(table: &mut TimeSeriesTable, model: &mut Model, op: &Op) -> anyho
             let statement = format!("DELETE FROM t WHERE {}", condition.sql(model));
             let ctx = session_context();
             register_opened(&ctx, "t", table.clone())?;
-            let batches = ctx.sql(&statement).await?.collect().await.with_context(|| statement.clone())?;
-            let count = arrow::compute::cast(batches[0].column(0), &DataType::UInt64)?;
-            let count = count.as_any().downcast_ref::<arrow::array::UInt64Array>().context("count")?.value(0);
+            let count = single_count(&ctx, &statement).await?;
             table.refresh().await?;
             let removed = model.rows.iter().filter(|r| condition.holds(model, r)).count() as u64;
             let kept: Vec<Row> = model.rows.iter().filter(|r| !condition.holds(model, r)).cloned().collect();
@@ -338,9 +337,7 @@ async fn apply(table: &mut TimeSeriesTable, model: &mut Model, op: &Op) -> anyho
             let expected = if removed > 0 { version + 1 } else { version };
             ensure!(table.version() == expected, "{statement}: version {} expected {expected}", table.version());
             // The next statement through the same registration sees the delete.
-            let left = ctx.sql("SELECT count(*) FROM t").await?.collect().await?;
-            let left = arrow::compute::cast(left[0].column(0), &DataType::UInt64)?;
-            let left = left.as_any().downcast_ref::<arrow::array::UInt64Array>().context("count")?.value(0);
+            let left = single_count(&ctx, "SELECT count(*) FROM t").await?;
             ensure!(left == model.rows.len() as u64, "{statement}: then SELECT count(*) says {left}");
         }
         Op::SqlUpdate { condition, add } => {
@@ -350,9 +347,7 @@ async fn apply(table: &mut TimeSeriesTable, model: &mut Model, op: &Op) -> anyho
             let statement = format!("UPDATE t SET volume = volume + {add} WHERE {}", condition.sql(model));
             let ctx = session_context();
             register_opened(&ctx, "t", table.clone())?;
-            let batches = ctx.sql(&statement).await?.collect().await.with_context(|| statement.clone())?;
-            let count = arrow::compute::cast(batches[0].column(0), &DataType::UInt64)?;
-            let count = count.as_any().downcast_ref::<arrow::array::UInt64Array>().context("count")?.value(0);
+            let count = single_count(&ctx, &statement).await?;
             table.refresh().await?;
             // The condition is judged on the values before the update, as SQL does.
             let selected: Vec<bool> = model.rows.iter().map(|r| condition.holds(model, r)).collect();
@@ -474,6 +469,13 @@ async fn covered(table: &TimeSeriesTable) -> anyhow::Result<BTreeSet<(String, i6
 }
 
 /// Compares everything a user can read off the table with the model.
+/// Runs `statement` and returns the single count it answers (a DML count or `count(*)`).
+async fn single_count(ctx: &SessionContext, statement: &str) -> anyhow::Result<u64> {
+    let batches = ctx.sql(statement).await?.collect().await.with_context(|| statement.to_string())?;
+    let count = arrow::compute::cast(batches[0].column(0), &DataType::UInt64)?;
+    Ok(count.as_any().downcast_ref::<arrow::array::UInt64Array>().context("count")?.value(0))
+}
+
 async fn check(table: &TimeSeriesTable, model: &Model) -> anyhow::Result<()> {
     let rows = table_rows(table, model).await?;
     let expected = model.sorted_rows();

@@ -1,11 +1,12 @@
-//! Inspecting an existing Parquet file: its schema from the footer, and the statistics and
-//! coverage of its rows (only the time and entity columns are decoded).
+//! Inspecting an existing Parquet file: its schema from the footer, the statistics and
+//! coverage of its rows (only the time and entity columns are decoded), and its rows.
 //!
 //! Reads through parquet's async file reader (a local file, bytes in memory or an object),
 //! streaming row group by row group, so memory does not grow with the file.
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use futures::TryStreamExt;
+use futures::{Stream, TryStreamExt};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::ParquetMetaData;
@@ -22,6 +23,26 @@ pub struct InspectedFile {
     pub schema: SchemaRef,
     /// Per column, whether the file proves the column holds no nulls.
     pub null_free: Vec<bool>,
+}
+
+/// Rows per batch when a Parquet file's rows are read back.
+const BATCH_ROWS: usize = 8192;
+
+/// Every row of a Parquet file, batch by batch, row group by row group. `name` is used in
+/// messages.
+pub async fn parquet_rows<R: AsyncFileReader + Unpin + Send + 'static>(
+    reader: R,
+    name: &str,
+) -> Result<impl Stream<Item = Result<RecordBatch>> + Send> {
+    let name = name.to_string();
+    let parquet_error = move |source| Error::Parquet { path: name.clone(), source };
+    Ok(ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(parquet_error.clone())?
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(parquet_error.clone())?
+        .map_err(parquet_error))
 }
 
 /// Reads the footer of a Parquet file and checks its schema against `spec`. `name` is

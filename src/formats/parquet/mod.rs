@@ -6,6 +6,6 @@ pub mod inspect;
 pub mod stats;
 pub mod writer;
 
-pub use inspect::{inspect_parquet, parquet_stats, InspectedFile};
+pub use inspect::{inspect_parquet, parquet_rows, parquet_stats, InspectedFile};
 pub use stats::{SegmentStats, StatsCollector};
 pub use writer::{parse_byte_size, segment_properties, SegmentCompression, WriterOptions};

@@ -14,15 +14,15 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, BoxStream};
-use futures::{Stream, StreamExt, TryStreamExt};
-use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use futures::{Stream, StreamExt};
+use parquet::arrow::async_reader::AsyncFileReader;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use super::sink::stage_files;
 use super::Staged;
 use crate::error::{Error, Result};
-use crate::formats::parquet::{inspect_parquet, parquet_stats};
+use crate::formats::parquet::{inspect_parquet, parquet_rows, parquet_stats};
 use crate::metadata::SegmentId;
 use crate::storage::{TableLocation, Upload};
 use crate::table::{AppendResult, EntityFilter, ReplaceReport, TimeRange, TimeSeriesTable};
@@ -223,13 +223,7 @@ impl TimeSeriesTable {
         } else {
             Reencoded::NotInTimeOrder
         };
-        let parquet_error = move |source| Error::Parquet { path: name.clone(), source };
-        let rows = ParquetRecordBatchStreamBuilder::new(input.reader().await?)
-            .await
-            .map_err(parquet_error.clone())?
-            .build()
-            .map_err(parquet_error.clone())?
-            .map_err(parquet_error);
+        let rows = parquet_rows(input.reader().await?, &name).await?;
         let staged = self.stage_stream(rows).await?;
         self.commit_staged(staged, "append", Some(reason)).await
     }
@@ -272,15 +266,7 @@ impl TimeSeriesTable {
     async fn file_rows(&self, path: &Path) -> Result<BoxStream<'static, Result<RecordBatch>>> {
         match InputFormat::from_path(path) {
             Some(InputFormat::Parquet) => {
-                let name = path.display().to_string();
-                let parquet_error = move |source| Error::Parquet { path: name.clone(), source };
-                let rows = ParquetRecordBatchStreamBuilder::new(open_file(path).await?)
-                    .await
-                    .map_err(parquet_error.clone())?
-                    .build()
-                    .map_err(parquet_error.clone())?
-                    .map_err(parquet_error);
-                Ok(rows.boxed())
+                Ok(parquet_rows(open_file(path).await?, &path.display().to_string()).await?.boxed())
             }
             Some(format) => Ok(self.text_rows(path, format).await?.boxed()),
             None => Err(Error::invalid_input(format!(

@@ -49,6 +49,11 @@ pub(crate) struct Staged {
 }
 
 impl Staged {
+    /// Nothing staged, for rewrites that add no segment.
+    pub(crate) fn empty(schema: SchemaRef) -> Self {
+        Staged { schema, segments: Vec::new(), coverage: Arc::new(Coverage::new()) }
+    }
+
     pub(crate) fn rows(&self) -> u64 {
         self.segments.iter().map(|s| s.row_count).sum()
     }

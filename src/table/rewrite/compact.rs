@@ -6,10 +6,9 @@
 use std::sync::Arc;
 
 use super::segment_rows::read_segments;
-use super::{Rewrite, Rewritten};
+use super::Rewrite;
 use crate::error::{Error, Result};
 use crate::metadata::SegmentMeta;
-use crate::table::append::MAX_COMMIT_ATTEMPTS;
 use crate::table::{Snapshot, TimeSeriesTable};
 use crate::transaction_log::RowChange;
 
@@ -115,11 +114,12 @@ impl TimeSeriesTable {
             let inputs = plan(&snapshot, target_rows);
             let rows: u64 = inputs.iter().map(|s| s.row_count).sum();
             let written_estimate = if inputs.is_empty() { 0 } else { rows.div_ceil(target_rows).max(1) as usize };
+            let live = snapshot.state().segments.len();
             let mut report = CompactReport {
                 version: None,
                 target_rows,
-                segments_before: snapshot.segments().len(),
-                segments_after: snapshot.segments().len() - inputs.len() + written_estimate,
+                segments_before: live,
+                segments_after: live - inputs.len() + written_estimate,
                 segments_merged: inputs.len(),
                 segments_written: written_estimate,
                 rows_rewritten: rows,
@@ -145,20 +145,11 @@ impl TimeSeriesTable {
                 new_data: None,
                 same_rows: true,
             };
-            match self.commit_rewrite(&rewrite).await? {
-                Rewritten::Committed { version, attempts } => {
-                    report.version = Some(version);
-                    report.attempts = attempts;
-                    report.segments_after = self.snapshot().segments().len();
-                    return Ok(report);
-                }
-                Rewritten::InputsGone => {
-                    rewrite.added.discard(self.location()).await;
-                    if plans >= MAX_COMMIT_ATTEMPTS {
-                        return Err(Error::Conflict { version: snapshot.version() + 1, attempts: plans });
-                    }
-                    tracing::debug!("a segment being merged was rewritten meanwhile; planning again");
-                }
+            if let Some((version, attempts)) = self.commit_or_replan(&rewrite, plans).await? {
+                report.version = Some(version);
+                report.attempts = attempts;
+                report.segments_after = self.snapshot().state().segments.len();
+                return Ok(report);
             }
         }
     }

@@ -9,12 +9,11 @@ use std::sync::Arc;
 
 use arrow::array::{Array, BooleanArray, RecordBatch};
 use arrow::compute::{and, filter_record_batch, not};
-use arrow::datatypes::SchemaRef;
-use futures::{stream, Stream, StreamExt, TryStreamExt};
+use arrow::datatypes::{Schema, SchemaRef};
+use futures::{stream, Stream, StreamExt};
 
-use super::segment_rows::read_segment;
+use super::segment_rows::{read_segment, read_segments};
 use super::{Rewrite, Rewritten};
-use crate::coverage::Coverage;
 use crate::error::{Error, Result};
 use crate::formats::parquet::stats::timestamps_as_nanos;
 use crate::metadata::entity::EntityReader;
@@ -62,6 +61,16 @@ impl RowSelector {
     pub fn with_matcher(mut self, matcher: RowMatcher) -> Self {
         self.matcher = Some(matcher);
         self
+    }
+
+    /// How many rows of `segment` (read in `schema`) are selected.
+    pub(super) async fn count_in(&self, snapshot: &Snapshot, segment: &SegmentMeta, schema: &SchemaRef) -> Result<u64> {
+        let mut matched = 0;
+        let mut rows = std::pin::pin!(read_segment(snapshot.location(), segment, Arc::clone(schema)).await?);
+        while let Some(batch) = rows.next().await {
+            matched += self.mask(&batch?, snapshot)?.true_count() as u64;
+        }
+        Ok(matched)
     }
 
     /// Per row of `batch`: whether it is selected.
@@ -188,18 +197,10 @@ impl TimeSeriesTable {
                 new_data: None,
                 same_rows: false,
             };
-            match self.commit_rewrite(&rewrite).await? {
-                Rewritten::Committed { version, attempts } => {
-                    report.version = Some(version);
-                    report.attempts = attempts;
-                    return Ok(report);
-                }
-                Rewritten::InputsGone => {
-                    rewrite.added.discard(self.location()).await;
-                    if plans >= MAX_COMMIT_ATTEMPTS {
-                        return Err(Error::Conflict { version: snapshot.version() + 1, attempts: plans });
-                    }
-                }
+            if let Some((version, attempts)) = self.commit_or_replan(&rewrite, plans).await? {
+                report.version = Some(version);
+                report.attempts = attempts;
+                return Ok(report);
             }
         }
         unreachable!("the loop returns")
@@ -310,20 +311,7 @@ impl TimeSeriesTable {
     /// Finds the selected rows in `snapshot`: segments to drop whole, and segments to
     /// rewrite without them (staged here).
     async fn plan_removal(&self, snapshot: &Snapshot, selector: &RowSelector) -> Result<Removal> {
-        let schema: SchemaRef = match snapshot.meta().schema.clone() {
-            Some(schema) => schema,
-            None => {
-                return Ok(Removal {
-                    removed: Vec::new(),
-                    kept: Staged::empty(Arc::new(arrow::datatypes::Schema::empty())),
-                    rows_deleted: 0,
-                    segments_read: 0,
-                    segments_dropped: 0,
-                    segments_rewritten: 0,
-                })
-            }
-        };
-        let selection = snapshot.select_segments(&selector.times, &selector.entities).await?;
+        let schema = snapshot.meta().schema.clone().unwrap_or_else(|| Arc::new(Schema::empty()));
         let mut removal = Removal {
             removed: Vec::new(),
             kept: Staged::empty(Arc::clone(&schema)),
@@ -332,6 +320,10 @@ impl TimeSeriesTable {
             segments_dropped: 0,
             segments_rewritten: 0,
         };
+        if snapshot.meta().schema.is_none() {
+            return Ok(removal);
+        }
+        let selection = snapshot.select_segments(&selector.times, &selector.entities).await?;
         let mut partial = Vec::new();
         for segment in selection.segments {
             if selector.matcher.is_none()
@@ -344,11 +336,7 @@ impl TimeSeriesTable {
                 continue;
             }
             removal.segments_read += 1;
-            let mut matched = 0u64;
-            let mut rows = read_segment(self.location(), &segment, Arc::clone(&schema)).await?;
-            while let Some(batch) = rows.next().await {
-                matched += selector.mask(&batch?, snapshot)?.true_count() as u64;
-            }
+            let matched = selector.count_in(snapshot, &segment, &schema).await?;
             if matched == 0 {
                 continue;
             }
@@ -362,20 +350,13 @@ impl TimeSeriesTable {
             removal.removed.push(segment);
         }
         if !partial.is_empty() {
-            let location = self.location().clone();
-            let kept_rows = stream::iter(partial)
-                .then(move |segment| {
-                    let (location, schema) = (location.clone(), Arc::clone(&schema));
-                    async move { read_segment(&location, &segment, schema).await }
-                })
-                .try_flatten()
-                .map(|batch| {
-                    let batch = batch?;
-                    let keep = not(&selector.mask(&batch, snapshot)?)?;
-                    Ok(filter_record_batch(&batch, &keep)?)
-                });
+            let kept_rows = read_segments(self.location().clone(), partial, Arc::clone(&schema)).map(|batch| {
+                let batch = batch?;
+                let keep = not(&selector.mask(&batch, snapshot)?)?;
+                Ok(filter_record_batch(&batch, &keep)?)
+            });
             let options = self.writer_options().clone();
-            removal.kept = self.stage_rows(kept_rows, Arc::clone(&removal.kept.schema), &options, false).await?;
+            removal.kept = self.stage_rows(kept_rows, schema, &options, false).await?;
         }
         Ok(removal)
     }
@@ -422,11 +403,4 @@ fn check_inside(data: &Staged, range: TimeRange, entities: &EntityFilter, entity
         }
     }
     Ok(())
-}
-
-impl Staged {
-    /// Nothing staged, for rewrites that add no segment.
-    pub(crate) fn empty(schema: SchemaRef) -> Self {
-        Staged { schema, segments: Vec::new(), coverage: Arc::new(Coverage::new()) }
-    }
 }

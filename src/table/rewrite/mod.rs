@@ -100,7 +100,7 @@ impl TimeSeriesTable {
 
             match self.log.try_commit(&commit).await? {
                 CommitOutcome::Committed => {
-                    self.adopt_commit(&snapshot, &commit, after).await?;
+                    self.adopt_commit(&snapshot, &commit, Some(after)).await?;
                     tracing::debug!(version, attempts = attempt, operation = rewrite.operation, "rewrite committed");
                     return Ok(Rewritten::Committed { version, attempts: attempt });
                 }
@@ -115,6 +115,23 @@ impl TimeSeriesTable {
                     let refreshed = self.refresh().await;
                     self.or_discard(&rewrite.added, refreshed).await?;
                 }
+            }
+        }
+    }
+
+    /// [`Self::commit_rewrite`] for a rewrite that is planned again from scratch when its
+    /// inputs are gone: `Some((version, attempts))` once committed, `None` (its files
+    /// deleted) to plan again, and a conflict error after `plans` plans.
+    pub(crate) async fn commit_or_replan(&mut self, rewrite: &Rewrite, plans: u32) -> Result<Option<(u64, u32)>> {
+        match self.commit_rewrite(rewrite).await? {
+            Rewritten::Committed { version, attempts } => Ok(Some((version, attempts))),
+            Rewritten::InputsGone => {
+                rewrite.added.discard(self.location()).await;
+                if plans >= MAX_COMMIT_ATTEMPTS {
+                    return Err(Error::Conflict { version: self.version() + 1, attempts: plans });
+                }
+                tracing::debug!(operation = rewrite.operation, "an input was rewritten meanwhile; planning again");
+                Ok(None)
             }
         }
     }

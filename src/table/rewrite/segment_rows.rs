@@ -8,14 +8,11 @@ use std::sync::Arc;
 use arrow::array::{new_null_array, ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use futures::{stream, Stream, StreamExt, TryStreamExt};
-use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::formats::parquet::parquet_rows;
 use crate::metadata::SegmentMeta;
 use crate::storage::TableLocation;
-
-/// Rows per batch read back.
-const BATCH_ROWS: usize = 8192;
 
 /// The rows of `segments`, one after the other in the order given, in `schema`.
 pub(crate) fn read_segments(
@@ -37,16 +34,9 @@ pub(crate) async fn read_segment(
     segment: &SegmentMeta,
     schema: SchemaRef,
 ) -> Result<impl Stream<Item = Result<RecordBatch>> + Send> {
-    let name = location.describe(&segment.path);
-    let parquet_error = move |source| Error::Parquet { path: name.clone(), source };
     let reader = location.stored_file(&segment.path, segment.size_bytes);
-    let rows = ParquetRecordBatchStreamBuilder::new(reader)
-        .await
-        .map_err(parquet_error.clone())?
-        .with_batch_size(BATCH_ROWS)
-        .build()
-        .map_err(parquet_error.clone())?;
-    Ok(rows.map(move |batch| in_schema(&batch.map_err(parquet_error.clone())?, &schema)))
+    let rows = parquet_rows(reader, &location.describe(&segment.path)).await?;
+    Ok(rows.map(move |batch| in_schema(&batch?, &schema)))
 }
 
 /// `batch` with its columns matched to `schema` by name; absent ones are nulls.

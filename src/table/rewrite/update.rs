@@ -10,13 +10,12 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
 use arrow::compute::kernels::zip::zip;
 use arrow::compute::{cast_with_options, CastOptions};
-use futures::{stream, StreamExt, TryStreamExt};
+use futures::StreamExt;
 
 use super::delete::RowSelector;
-use super::segment_rows::read_segment;
-use super::{Rewrite, Rewritten};
+use super::segment_rows::read_segments;
+use super::Rewrite;
 use crate::error::{Error, Result};
-use crate::table::append::MAX_COMMIT_ATTEMPTS;
 use crate::table::ingest::Staged;
 use crate::table::TimeSeriesTable;
 use crate::transaction_log::RowChange;
@@ -79,11 +78,7 @@ impl TimeSeriesTable {
             let mut touched = Vec::new();
             for segment in selection.segments {
                 report.segments_read += 1;
-                let mut matched = 0u64;
-                let mut rows = read_segment(self.location(), &segment, Arc::clone(&schema)).await?;
-                while let Some(batch) = rows.next().await {
-                    matched += selector.mask(&batch?, &snapshot)?.true_count() as u64;
-                }
+                let matched = selector.count_in(&snapshot, &segment, &schema).await?;
                 if matched > 0 {
                     report.rows_updated += matched;
                     touched.push(segment);
@@ -93,14 +88,8 @@ impl TimeSeriesTable {
                 return Ok(report);
             }
             report.segments_rewritten = touched.len();
-            let location = self.location().clone();
-            let updated_rows = stream::iter(touched.clone())
-                .then(|segment| {
-                    let (location, schema) = (location.clone(), Arc::clone(&schema));
-                    async move { read_segment(&location, &segment, schema).await }
-                })
-                .try_flatten()
-                .map(|batch| {
+            let updated_rows =
+                read_segments(self.location().clone(), touched.clone(), Arc::clone(&schema)).map(|batch| {
                     let batch = batch?;
                     let mask = selector.mask(&batch, &snapshot)?;
                     assign(&batch, &mask, &columns)
@@ -115,18 +104,10 @@ impl TimeSeriesTable {
                 new_data: None,
                 same_rows: true,
             };
-            match self.commit_rewrite(&rewrite).await? {
-                Rewritten::Committed { version, attempts } => {
-                    report.version = Some(version);
-                    report.attempts = attempts;
-                    return Ok(report);
-                }
-                Rewritten::InputsGone => {
-                    rewrite.added.discard(self.location()).await;
-                    if plans >= MAX_COMMIT_ATTEMPTS {
-                        return Err(Error::Conflict { version: snapshot.version() + 1, attempts: plans });
-                    }
-                }
+            if let Some((version, attempts)) = self.commit_or_replan(&rewrite, plans).await? {
+                report.version = Some(version);
+                report.attempts = attempts;
+                return Ok(report);
             }
         }
         unreachable!("the loop returns")
