@@ -41,6 +41,8 @@
 //! - [`datafusion`] (feature `sql`, on by default): the SQL surface (provider, `INSERT`,
 //!   `CREATE EXTERNAL TABLE`, table functions).
 //! - [`sample`]: deterministic market bars for the demo, examples and benchmarks.
+//! - `environment` (feature `internal-api`): the clock, random ids and compute threads,
+//!   seedable per thread so a simulated run replays exactly.
 
 #![warn(missing_docs)]
 
@@ -62,6 +64,9 @@ pub mod coverage;
 #[cfg(feature = "sql")]
 pub mod datafusion;
 pub mod error;
+internal_api! {
+    pub mod environment;
+}
 internal_api! {
     pub mod formats;
 }

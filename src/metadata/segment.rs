@@ -21,7 +21,7 @@ pub struct SegmentId(pub String);
 impl SegmentId {
     /// A fresh random identifier.
     pub fn random() -> Self {
-        SegmentId(uuid::Uuid::new_v4().simple().to_string())
+        SegmentId(crate::environment::random_id())
     }
 }
 

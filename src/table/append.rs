@@ -142,14 +142,13 @@ impl TimeSeriesTable {
             // sidecars of the segments added since, which keeps appends cheap.
             let write_snapshot =
                 snapshot.state().segments_after_snapshot().count() + staged.segments.len() >= COVERAGE_SNAPSHOT_EVERY;
-            let merged = tokio::task::spawn_blocking(move || {
+            let merged = crate::environment::compute(move || {
                 let mut merged = (*table_coverage).clone();
                 merged.union_with(&added);
                 let bytes = if write_snapshot { sidecar::encode(&merged) } else { Vec::new() };
                 (Arc::new(merged), bytes)
             })
-            .await
-            .map_err(|e| Error::Task(e.to_string()));
+            .await;
             let (merged, merged_bytes) = self.or_discard(&staged, merged).await?;
             let version = snapshot.version() + 1;
             let snapshot_path = if write_snapshot {
@@ -266,6 +265,6 @@ impl TimeSeriesTable {
 /// Exponential backoff with full jitter, capped near one second.
 pub(crate) fn backoff(attempt: u32) -> Duration {
     let ceiling_ms = 5u64 << attempt.min(8);
-    let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(ceiling_ms.max(1))) as u64;
+    let jitter = (crate::environment::random_u128() % u128::from(ceiling_ms.max(1))) as u64;
     Duration::from_millis(ceiling_ms / 2 + jitter / 2)
 }

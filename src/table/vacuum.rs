@@ -141,7 +141,7 @@ impl TimeSeriesTable {
         if version == 0 {
             return Err(Error::EmptyTable { location: location.to_string() });
         }
-        let now = Utc::now();
+        let now = crate::environment::now();
         let retention = chrono::Duration::from_std(options.retention).unwrap_or(chrono::Duration::MAX);
         let referenced = needed_files(&self.log.commits(version).await?, now, retention);
         let mut orphans: Vec<OrphanFile> = listed

@@ -109,9 +109,9 @@ impl Commit {
         Commit {
             format_version: FORMAT_VERSION,
             version,
-            committed_at: chrono::Utc::now().timestamp_millis(),
+            committed_at: crate::environment::now().timestamp_millis(),
             operation: operation.into(),
-            txn_id: uuid::Uuid::new_v4().simple().to_string(),
+            txn_id: crate::environment::random_id(),
             actions,
             rows: None,
         }

@@ -14,6 +14,7 @@ mod maintenance;
 mod maintenance_model;
 mod readme;
 mod reliability;
+mod simulation;
 mod sql;
 mod sql_coverage;
 mod sql_differential;

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::write_own;
 use crate::coverage::{sidecar, Coverage, Overlap};
+use crate::environment;
 use crate::error::{Error, Result};
 use crate::formats::parquet::stats::timestamps_as_nanos;
 use crate::formats::parquet::{segment_properties, SegmentStats, StatsCollector, WriterOptions};
@@ -62,7 +63,7 @@ struct OpenSegment {
     path: String,
     writer: AsyncArrowWriter<Upload>,
     stats_queue: mpsc::Sender<RecordBatch>,
-    stats: JoinHandle<Result<SegmentStats>>,
+    stats: JoinHandle<Result<StatsCollector>>,
     rows: u64,
     /// The last time value written, in nanoseconds.
     last_ts: i64,
@@ -164,16 +165,14 @@ impl SegmentSink {
         let properties = segment_properties(&self.schema, &self.spec, &self.options)?;
         let writer = AsyncArrowWriter::try_new(upload, Arc::clone(&self.schema), Some(properties))
             .map_err(|source| Error::Parquet { path: self.location.describe(&path), source })?;
-        let (stats_queue, mut batches) = mpsc::channel::<RecordBatch>(STATS_QUEUE);
+        let (stats_queue, batches) = mpsc::channel::<RecordBatch>(STATS_QUEUE);
         let spec = self.spec.clone();
         let schema = Arc::clone(&self.schema);
-        let stats = tokio::task::spawn_blocking(move || {
-            let mut collector = StatsCollector::try_new(&spec, &schema)?;
-            while let Some(batch) = batches.blocking_recv() {
-                collector.observe(&batch)?;
-            }
-            Ok(collector.finish())
-        });
+        let stats = environment::spawn_fold(
+            batches,
+            move || StatsCollector::try_new(&spec, &schema),
+            |collector, batch| collector.observe(&batch),
+        );
         Ok(OpenSegment { id, path, writer, stats_queue, stats, rows: 0, last_ts: i64::MIN })
     }
 
@@ -242,8 +241,9 @@ impl OpenSegment {
     }
 }
 
-async fn join_stats(handle: JoinHandle<Result<SegmentStats>>) -> Result<SegmentStats> {
-    handle.await.map_err(|e| Error::Task(format!("computing segment statistics failed: {e}")))?
+async fn join_stats(handle: JoinHandle<Result<StatsCollector>>) -> Result<SegmentStats> {
+    let collector = handle.await.map_err(|e| Error::Task(format!("computing segment statistics failed: {e}")))??;
+    Ok(collector.finish())
 }
 
 /// Writes the coverage sidecar of a data file already stored at `path` and describes the

@@ -144,6 +144,7 @@ impl TimeSeriesTable {
                 rows: RowChange::default(),
                 new_data: None,
                 same_rows: true,
+                selected: None,
             };
             if let Some((version, attempts)) = self.commit_or_replan(&rewrite, plans).await? {
                 report.version = Some(version);

@@ -13,7 +13,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use futures::{stream, Stream, StreamExt};
 
 use super::segment_rows::{read_segment, read_segments};
-use super::{Rewrite, Rewritten};
+use super::{Rewrite, Rewritten, Selected};
 use crate::error::{Error, Result};
 use crate::formats::parquet::stats::timestamps_as_nanos;
 use crate::metadata::entity::EntityReader;
@@ -167,9 +167,10 @@ impl TimeSeriesTable {
     /// Removes the rows `selector` selects, in one `delete` commit. Coverage follows the
     /// rows: a bucket with no row left is no longer covered.
     ///
-    /// Works on the latest version. Appends that land meanwhile are rebased over (their
-    /// rows are not deleted: the delete is as of the version it read); when another
-    /// rewrite removed a segment it was rewriting, it starts again from the new version.
+    /// Works on the latest version. Commits that land meanwhile are rebased over when they
+    /// leave its plan whole; when another rewrite removed a segment it was rewriting, or an
+    /// append added rows it selects, it plans again from the new version, so no selected
+    /// row is left at the version it commits.
     #[tracing::instrument(skip_all, fields(location = %self.location()))]
     pub async fn delete(&mut self, selector: &RowSelector) -> Result<DeleteReport> {
         self.writable()?;
@@ -196,6 +197,7 @@ impl TimeSeriesTable {
                 rows: RowChange { added: 0, removed: removal.rows_deleted },
                 new_data: None,
                 same_rows: false,
+                selected: Some(Selected::planned_on(&snapshot, selector)),
             };
             if let Some((version, attempts)) = self.commit_or_replan(&rewrite, plans).await? {
                 report.version = Some(version);
@@ -256,6 +258,7 @@ impl TimeSeriesTable {
                 rows: RowChange { added: new_data.rows(), removed: removal.rows_deleted },
                 new_data: Some(Arc::clone(&new_data.coverage)),
                 same_rows: false,
+                selected: Some(Selected::planned_on(&snapshot, &selector)),
             };
             let committed = self.commit_rewrite(&rewrite).await;
             match committed {
@@ -271,14 +274,14 @@ impl TimeSeriesTable {
                 }
                 // Only the rewritten remainders were planned on the old version; the new
                 // data stays staged for the next plan.
-                Ok(Rewritten::InputsGone) if plans < MAX_COMMIT_ATTEMPTS => {
+                Ok(Rewritten::Stale) if plans < MAX_COMMIT_ATTEMPTS => {
                     Staged { segments: kept_segments, ..Staged::empty(Arc::clone(&new_data.schema)) }
                         .discard(self.location())
                         .await;
                     let refreshed = self.refresh().await;
                     self.or_discard(&new_data, refreshed).await?;
                 }
-                Ok(Rewritten::InputsGone) => {
+                Ok(Rewritten::Stale) => {
                     rewrite.added.discard(self.location()).await;
                     return Err(Error::Conflict { version: snapshot.version() + 1, attempts: plans });
                 }

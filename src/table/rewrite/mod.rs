@@ -3,9 +3,12 @@
 //! [`TimeSeriesTable::commit_rewrite`].
 //!
 //! Conflict rules (FORMAT.md, "Rewrites"): a rewrite rebases over commits that only added
-//! segments or columns, since those leave its inputs alone. When a commit meanwhile removed
-//! one of its inputs, the rewrite is planned again from the new version, and may find
-//! nothing left to do; so of two rewrites of one segment, exactly one commits it.
+//! segments or columns, since those leave its inputs alone, unless an added segment may
+//! hold rows it selects (a delete, update or replace must see every row it selects at the
+//! version it commits). When a commit meanwhile removed one of its inputs, or added such a
+//! segment, the rewrite is planned again from the new version, and may find nothing left
+//! to do; so of two rewrites of one segment, exactly one commits it, and every version is
+//! the commits before it applied in order.
 //!
 //! Coverage stays exact: after the commit it is the table's coverage without the removed
 //! segments' (kept where a live segment shares the bucket), plus the added segments'. Each
@@ -34,7 +37,8 @@ use super::snapshot::Snapshot;
 use super::TimeSeriesTable;
 use crate::coverage::{bucket_end, bucket_of, bucket_start, sidecar, Coverage};
 use crate::error::{Error, Result};
-use crate::metadata::{SegmentId, SegmentMeta};
+use crate::metadata::{SegmentId, SegmentMeta, TimeSet};
+use crate::table::{key_matches, EntityFilter};
 use crate::transaction_log::{Commit, CommitOutcome, LogAction, RowChange};
 
 /// One planned rewrite: what it removes and adds, committed together or not at all.
@@ -51,21 +55,65 @@ pub(crate) struct Rewrite {
     pub(crate) new_data: Option<Arc<Coverage>>,
     /// The rows are only moved (compaction): the table coverage does not change.
     pub(crate) same_rows: bool,
+    /// For a rewrite of selected rows: what it selected, and the segments it looked at.
+    pub(crate) selected: Option<Selected>,
+}
+
+/// The rows a delete, update or replace selects, and the live segments that may have held
+/// some when it was planned. A live segment outside that set that may hold selected rows
+/// was added since: the plan did not see its rows.
+pub(crate) struct Selected {
+    times: TimeSet,
+    entities: EntityFilter,
+    planned_on: HashSet<SegmentId>,
+}
+
+impl Selected {
+    /// What `selector` selects, planned on `snapshot`.
+    pub(crate) fn planned_on(snapshot: &Snapshot, selector: &RowSelector) -> Self {
+        let (times, entities) = (selector.times.clone(), selector.entities.clone());
+        let planned_on = snapshot
+            .state()
+            .segments
+            .values()
+            .filter(|s| may_select(&times, &entities, s))
+            .map(|s| s.id.clone())
+            .collect();
+        Selected { times, entities, planned_on }
+    }
+
+    /// Whether a segment of `snapshot` that the plan did not see may hold selected rows.
+    fn missed_in(&self, snapshot: &Snapshot) -> bool {
+        snapshot
+            .state()
+            .segments
+            .values()
+            .any(|s| !self.planned_on.contains(&s.id) && may_select(&self.times, &self.entities, s))
+    }
+}
+
+/// Whether `segment` may hold rows with a time in `times` and an entity `entities` admits,
+/// judged from the log alone.
+fn may_select(times: &TimeSet, entities: &EntityFilter, segment: &SegmentMeta) -> bool {
+    times.meets_closed(segment.ts_min, segment.ts_max)
+        && (entities.is_empty()
+            || segment.entities.as_ref().is_none_or(|keys| keys.iter().any(|k| key_matches(k, entities))))
 }
 
 /// How a rewrite's commit ended.
 pub(crate) enum Rewritten {
     /// Committed as `version` after `attempts` tries.
     Committed { version: u64, attempts: u32 },
-    /// Another commit removed one of its inputs: plan again from the latest version. The
-    /// staged files are left to the caller, which may reuse some of them.
-    InputsGone,
+    /// Another commit removed one of its inputs, or added a segment that may hold rows it
+    /// selects: plan again from the latest version. The staged files are left to the
+    /// caller, which may reuse some of them.
+    Stale,
 }
 
 impl TimeSeriesTable {
     /// The optimistic commit loop for rewrites. Commits that land meanwhile and leave the
     /// inputs live are rebased over (coverage and the overlap check are recomputed on top
-    /// of them); otherwise [`Rewritten::InputsGone`] is returned. On an error the staged
+    /// of them); otherwise [`Rewritten::Stale`] is returned. On an error the staged
     /// files are deleted (unless the commit's outcome is unknown).
     pub(crate) async fn commit_rewrite(&mut self, rewrite: &Rewrite) -> Result<Rewritten> {
         let location = self.location().clone();
@@ -74,8 +122,9 @@ impl TimeSeriesTable {
             attempt += 1;
             let snapshot = self.snapshot();
             let live = &snapshot.state().segments;
-            if rewrite.removed.iter().any(|s| !live.contains_key(&s.id)) {
-                return Ok(Rewritten::InputsGone);
+            let inputs_gone = rewrite.removed.iter().any(|s| !live.contains_key(&s.id));
+            if inputs_gone || rewrite.selected.as_ref().is_some_and(|s| s.missed_in(&snapshot)) {
+                return Ok(Rewritten::Stale);
             }
             let after = self.coverage_after(&snapshot, rewrite).await;
             let after = self.or_discard(&rewrite.added, after).await?;
@@ -83,9 +132,7 @@ impl TimeSeriesTable {
             let path = format!("_coverage/table/{version:010}-{}.roar", SegmentId::random());
             let encoded = {
                 let after = Arc::clone(&after);
-                tokio::task::spawn_blocking(move || sidecar::encode(&after))
-                    .await
-                    .map_err(|e| Error::Task(e.to_string()))
+                crate::environment::compute(move || sidecar::encode(&after)).await
             };
             let encoded = self.or_discard(&rewrite.added, encoded).await?;
             let written = write_own(&location, &path, Bytes::from(encoded)).await;
@@ -120,17 +167,17 @@ impl TimeSeriesTable {
     }
 
     /// [`Self::commit_rewrite`] for a rewrite that is planned again from scratch when its
-    /// inputs are gone: `Some((version, attempts))` once committed, `None` (its files
+    /// plan is stale: `Some((version, attempts))` once committed, `None` (its files
     /// deleted) to plan again, and a conflict error after `plans` plans.
     pub(crate) async fn commit_or_replan(&mut self, rewrite: &Rewrite, plans: u32) -> Result<Option<(u64, u32)>> {
         match self.commit_rewrite(rewrite).await? {
             Rewritten::Committed { version, attempts } => Ok(Some((version, attempts))),
-            Rewritten::InputsGone => {
+            Rewritten::Stale => {
                 rewrite.added.discard(self.location()).await;
                 if plans >= MAX_COMMIT_ATTEMPTS {
                     return Err(Error::Conflict { version: self.version() + 1, attempts: plans });
                 }
-                tracing::debug!(operation = rewrite.operation, "an input was rewritten meanwhile; planning again");
+                tracing::debug!(operation = rewrite.operation, "the table changed under the plan; planning again");
                 Ok(None)
             }
         }

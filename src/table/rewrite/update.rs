@@ -14,7 +14,7 @@ use futures::StreamExt;
 
 use super::delete::RowSelector;
 use super::segment_rows::read_segments;
-use super::Rewrite;
+use super::{Rewrite, Selected};
 use crate::error::{Error, Result};
 use crate::table::ingest::Staged;
 use crate::table::TimeSeriesTable;
@@ -103,6 +103,7 @@ impl TimeSeriesTable {
                 rows: RowChange::default(),
                 new_data: None,
                 same_rows: true,
+                selected: Some(Selected::planned_on(&snapshot, selector)),
             };
             if let Some((version, attempts)) = self.commit_or_replan(&rewrite, plans).await? {
                 report.version = Some(version);
