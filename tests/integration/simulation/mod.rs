@@ -56,7 +56,7 @@ use sim_store::{Odds, SimStore, World};
 use workload::{base_schema, batch, Model, Op, Row, Selection, SPAN_MINUTES};
 
 /// Seeds run when `TSQ_SIM_SEEDS` is not set: sized to stay well inside CI's budget.
-const DEFAULT_SEEDS: u64 = 48;
+const DEFAULT_SEEDS: u64 = 400;
 /// One-row appends in the base table: with its create commit and a compaction, version
 /// 94, so a run's sixth commit is due the checkpoint at 100.
 const BASE_APPENDS: i64 = 92;
@@ -117,8 +117,9 @@ fn base() -> &'static Base {
     BASE.get_or_init(|| {
         let runtime = runtime();
         runtime.block_on(async {
-            let _seeded = seed_this_thread(0, base_epoch());
-            let world = World::new(0, InMemory::new(), base_epoch());
+            // A seed no run uses, so the base's file names are its own.
+            let _seeded = seed_this_thread(u64::MAX, base_epoch());
+            let world = World::new(u64::MAX, InMemory::new(), base_epoch(), base_epoch());
             let location = location(world.actor("base", false), 0);
             let mut table = TimeSeriesTable::create_with_spec(location, spec("1m")).await.unwrap();
             let mut model = Model::default();
@@ -144,9 +145,14 @@ fn runtime() -> tokio::runtime::Runtime {
 enum Status {
     Running,
     /// Acknowledged: the version it committed (if it did) and the rows it reported.
-    Done { version: Option<u64>, rows: Option<u64> },
+    Done {
+        version: Option<u64>,
+        rows: Option<u64>,
+    },
     /// A SQL statement that reported `rows` changed; its version is not reported.
-    Counted { rows: u64 },
+    Counted {
+        rows: u64,
+    },
     Failed(String),
     Crashed,
 }
@@ -199,6 +205,10 @@ pub struct Outcome {
     pub calls: u64,
     pub faults: u64,
     pub crashes: u64,
+    /// Checkpoint files written during the run.
+    pub checkpoints: u64,
+    /// Files vacuum deleted.
+    pub vacuumed: u64,
 }
 
 /// How a simulated world may differ from a sound store (the self-test breaks one).
@@ -214,8 +224,9 @@ pub fn run_seed(seed: u64, skip: &BTreeSet<usize>, flaws: Flaws) -> Outcome {
     let runtime = runtime();
     runtime.block_on(async {
         let _seeded = seed_this_thread(seed, run_epoch());
-        let world = World::new(seed, base.store.fork(), run_epoch());
+        let world = World::new(seed, base.store.fork(), run_epoch(), base_epoch());
         world.set_flaws(flaws);
+        world.vault_existing().await;
         let mut rng = Rng::new(seed);
         world.set_odds(Some(Odds::from_rng(&mut rng)));
         let actors = workload::draw(&mut rng, WRITERS, READERS, MAX_OPS_PER_WRITER);
@@ -237,12 +248,22 @@ pub fn run_seed(seed: u64, skip: &BTreeSet<usize>, flaws: Flaws) -> Outcome {
         world.note("faults stop; checking");
         check(&world, base, &shared).await;
         let (calls, faults, crashes) = world.counts();
-        let commits = match LogStore::new(location(world.actor("count", false), 99)).latest_version().await {
-            Ok(latest) => latest.saturating_sub(base.version),
-            Err(_) => 0,
-        };
+        let counting = location(world.actor("count", false), 99);
+        let commits = LogStore::new(counting.clone()).latest_version().await.map_or(0, |v| v - base.version);
+        let listed = counting.list("_timeseries_log").await.unwrap_or_default();
+        let checkpoints = listed.iter().filter(|f| f.path.ends_with(".checkpoint.json")).count() as u64;
+        let vacuumed = shared
+            .records
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|r| match (&r.op, &r.status) {
+                (Op::Vacuum { .. }, Status::Done { rows, .. }) => *rows,
+                _ => None,
+            })
+            .sum();
         let problems = std::mem::take(&mut *shared.problems.lock().unwrap());
-        Outcome { problems, trace: world.trace(), commits, calls, faults, crashes }
+        Outcome { problems, trace: world.trace(), commits, calls, faults, crashes, checkpoints, vacuumed }
     })
 }
 
@@ -268,7 +289,18 @@ impl Actor {
             let (abort, registration) = AbortHandle::new_pair();
             self.world.set_abort(&store, abort);
             let progress = Arc::new(AtomicUsize::new(next));
-            let pauses: Vec<u64> = ops.iter().map(|_| self.think.below(2000)).collect();
+            // Mostly short pauses between operations; some long enough for vacuum's
+            // retention to pass.
+            let pauses: Vec<u64> =
+                ops.iter()
+                    .map(|_| {
+                        if self.think.below(5) == 0 {
+                            30_000 + self.think.below(90_000)
+                        } else {
+                            self.think.below(2000)
+                        }
+                    })
+                    .collect();
             let work = self.ops(store, label.clone(), &ops, next, &pauses, Arc::clone(&progress));
             let finished = Abortable::new(work, registration).await;
             next = progress.load(Ordering::SeqCst);
@@ -456,8 +488,7 @@ async fn read(location: &TableLocation, op: &Op) -> Result<(Observation, Vec<Row
     let batches = ctx.sql("SELECT count(*), coalesce(sum(volume), 0) FROM t").await?.collect().await?;
     let count = first_u64(&batches[0])?;
     let sum = batches[0].column(1).as_any().downcast_ref::<Int64Array>().map_or(i64::MIN, |a| a.value(0));
-    let observation =
-        Observation { actor: String::new(), id: 0, version, rows, covered, missing, sql: (count, sum) };
+    let observation = Observation { actor: String::new(), id: 0, version, rows, covered, missing, sql: (count, sum) };
     Ok((observation, again))
 }
 
@@ -493,9 +524,7 @@ async fn table_rows(table: &TimeSeriesTable) -> Result<Vec<Row>, Error> {
 }
 
 fn batch_rows(batch: &RecordBatch) -> Result<Vec<Row>, Error> {
-    let column = |name: &str| {
-        batch.column_by_name(name).cloned().ok_or_else(|| bad(format!("no column {name}")))
-    };
+    let column = |name: &str| batch.column_by_name(name).cloned().ok_or_else(|| bad(format!("no column {name}")));
     let ts = timestamps_as_nanos(&column("ts")?, "ts")?;
     let symbols = column("symbol")?;
     let symbols = symbols.as_any().downcast_ref::<StringArray>().ok_or_else(|| bad("symbol"))?;
@@ -535,12 +564,12 @@ fn model_missing(model: &Model) -> BTreeMap<String, u64> {
 /// The checks once the actors are done (see the module docs).
 async fn check(world: &Arc<World>, base: &Base, shared: &Shared) {
     let location = location(world.actor("check", false), 98);
-    if let Err(problem) = check_log(&location, base, shared).await {
+    if let Err(problem) = check_log(world, &location, base, shared).await {
         shared.problem(problem);
     }
 }
 
-async fn check_log(location: &TableLocation, base: &Base, shared: &Shared) -> Result<(), String> {
+async fn check_log(world: &World, location: &TableLocation, base: &Base, shared: &Shared) -> Result<(), String> {
     let failed = |what: &str, e: Error| format!("{what}: {e}");
     // With the faults gone, a fresh writer always gets in.
     let mut fresh = TimeSeriesTable::open(location.clone()).await.map_err(|e| failed("a fresh open", e))?;
@@ -568,18 +597,24 @@ async fn check_log(location: &TableLocation, base: &Base, shared: &Shared) -> Re
         return Err(format!("the log lists versions {listed:?}, not 1..={latest}"));
     }
 
+    // Old versions are read from every file ever written: vacuum rightly deletes the files
+    // of segments removed longer ago than its retention, which time travel then misses.
+    let history = TableLocation::from_store(
+        Arc::new(world.vault_store().await),
+        Url::parse("memory://sim-history").unwrap(),
+        "t",
+    )
+    .unwrap();
     let mut model = base.model.clone();
     let mut models = BTreeMap::from([(base.version, model.clone())]);
     let mut matched: BTreeSet<usize> = BTreeSet::new();
     let mut segment_rows: HashMap<String, Vec<Row>> = HashMap::new();
     for version in base.version + 1..=latest {
         let commit = log.read_commit(version).await.map_err(|e| failed("reading a commit", e))?;
-        let table = TimeSeriesTable::open_at(location.clone(), version).await.map_err(|e| failed("time travel", e))?;
+        let table = TimeSeriesTable::open_at(history.clone(), version).await.map_err(|e| failed("time travel", e))?;
         let actual = version_rows(&table, &mut segment_rows).await.map_err(|e| failed("reading segments", e))?;
-        let columns: Vec<String> = table
-            .schema()
-            .map(|s| s.fields().iter().skip(3).map(|f| f.name().clone()).collect())
-            .unwrap_or_default();
+        let columns: Vec<String> =
+            table.schema().map(|s| s.fields().iter().skip(3).map(|f| f.name().clone()).collect()).unwrap_or_default();
         let records = shared.records.lock().unwrap();
         let told = records.iter().find(|r| matches!(r.status, Status::Done { version: Some(v), .. } if v == version && r.op.commit_name().is_some()));
         let candidates: Vec<&Record> = match told {
@@ -587,7 +622,9 @@ async fn check_log(location: &TableLocation, base: &Base, shared: &Shared) -> Re
             None => records
                 .iter()
                 .filter(|r| !matched.contains(&r.id) && r.op.commit_name() == Some(commit.operation.as_str()))
-                .filter(|r| matches!(r.status, Status::Failed(_) | Status::Crashed | Status::Counted { .. } | Status::Running))
+                .filter(|r| {
+                    matches!(r.status, Status::Failed(_) | Status::Crashed | Status::Counted { .. } | Status::Running)
+                })
                 .collect(),
         };
         let mut found = None;
@@ -629,7 +666,8 @@ async fn check_log(location: &TableLocation, base: &Base, shared: &Shared) -> Re
             ));
         };
         matched.insert(id);
-        let table_covered = covered(&table).await.map_err(|e| failed("coverage", e))?;
+        let table_covered =
+            covered(&table).await.map_err(|e| failed(&format!("the coverage of version {version}"), e))?;
         if table_covered != next.covered() {
             return Err(format!(
                 "version {version}: coverage is not the buckets of its rows: {} buckets, rows cover {}",
@@ -676,7 +714,10 @@ async fn check_log(location: &TableLocation, base: &Base, shared: &Shared) -> Re
     let sum: i64 = model.rows.iter().map(|r| r.2).sum();
     let got = batches[0].column(1).as_any().downcast_ref::<Int64Array>().map_or(i64::MIN, |a| a.value(0));
     if (count, got) != (model.rows.len() as u64, sum) {
-        return Err(format!("SQL at the latest version: count {count} sum {got}, the model {} {sum}", model.rows.len()));
+        return Err(format!(
+            "SQL at the latest version: count {count} sum {got}, the model {} {sum}",
+            model.rows.len()
+        ));
     }
 
     for seen in shared.observations.lock().unwrap().iter() {
@@ -695,7 +736,11 @@ async fn check_log(location: &TableLocation, base: &Base, shared: &Shared) -> Re
         }
         let sum: i64 = expected.rows.iter().map(|r| r.2).sum();
         if seen.sql != (expected.rows.len() as u64, sum) {
-            return Err(format!("{what}: SQL count and sum {:?}, the model {:?}", seen.sql, (expected.rows.len(), sum)));
+            return Err(format!(
+                "{what}: SQL count and sum {:?}, the model {:?}",
+                seen.sql,
+                (expected.rows.len(), sum)
+            ));
         }
     }
     Ok(())
@@ -706,9 +751,10 @@ async fn version_rows(table: &TimeSeriesTable, cache: &mut HashMap<String, Vec<R
     let mut rows = Vec::new();
     for segment in table.segments() {
         if !cache.contains_key(&segment.path) {
-            let bytes = table.location().get(&segment.path).await?.ok_or_else(|| {
-                bad(format!("segment {} has no file {}", segment.id, segment.path))
-            })?;
+            let bytes =
+                table.location().get(&segment.path).await?.ok_or_else(|| {
+                    bad(format!("segment {} has no file {}, and never had", segment.id, segment.path))
+                })?;
             let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
                 .map_err(|e| bad(e.to_string()))?
                 .build()
@@ -744,7 +790,12 @@ fn env_u64(name: &str) -> Option<u64> {
 
 fn skip_from_env() -> BTreeSet<usize> {
     std::env::var("TSQ_SIM_SKIP")
-        .map(|v| v.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().expect("TSQ_SIM_SKIP: numbers")).collect())
+        .map(|v| {
+            v.split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| s.trim().parse().expect("TSQ_SIM_SKIP: numbers"))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -780,9 +831,9 @@ fn shrink(seed: u64, flaws: Flaws) -> (BTreeSet<usize>, usize) {
 }
 
 /// Runs `seeds` on every core; the failing seeds with their problems.
-fn run_seeds(seeds: Vec<u64>, flaws: Flaws) -> (Vec<(u64, Vec<String>)>, [u64; 4]) {
+fn run_seeds(seeds: Vec<u64>, flaws: Flaws) -> (Vec<(u64, Vec<String>)>, [u64; 6]) {
     let queue = Arc::new(Mutex::new(seeds));
-    let results = Arc::new(Mutex::new((Vec::new(), [0u64; 4])));
+    let results = Arc::new(Mutex::new((Vec::new(), [0u64; 6])));
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let workers: Vec<_> = (0..threads)
         .map(|_| {
@@ -791,7 +842,15 @@ fn run_seeds(seeds: Vec<u64>, flaws: Flaws) -> (Vec<(u64, Vec<String>)>, [u64; 4
                 let Some(seed) = queue.lock().unwrap().pop() else { break };
                 let outcome = run_seed(seed, &BTreeSet::new(), flaws);
                 let mut results = results.lock().unwrap();
-                for (total, n) in results.1.iter_mut().zip([outcome.commits, outcome.calls, outcome.faults, outcome.crashes]) {
+                let counts = [
+                    outcome.commits,
+                    outcome.calls,
+                    outcome.faults,
+                    outcome.crashes,
+                    outcome.checkpoints,
+                    outcome.vacuumed,
+                ];
+                for (total, n) in results.1.iter_mut().zip(counts) {
                     *total += n;
                 }
                 if !outcome.problems.is_empty() {
@@ -820,11 +879,16 @@ fn simulation_of_writers_readers_and_faults() {
     }
     let count = env_u64("TSQ_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
     let started = Instant::now();
-    let (failed, [commits, calls, faults, crashes]) = run_seeds((0..count).rev().collect(), Flaws::default());
+    let (failed, [commits, calls, faults, crashes, checkpoints, vacuumed]) =
+        run_seeds((0..count).rev().collect(), Flaws::default());
     println!(
-        "simulation: {count} seeds, {commits} commits, {calls} store calls, {faults} injected failures, {crashes} crashes in {:.1} s",
+        "simulation: {count} seeds, {commits} commits, {checkpoints} checkpoints, {calls} store calls, \
+         {faults} injected failures, {crashes} crashes, {vacuumed} files vacuumed, in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    for (seed, problems) in failed.iter().take(20) {
+        println!("seed {seed}: {}", problems[0]);
+    }
     if let Some((seed, problems)) = failed.first() {
         let (skip, runs) = shrink(*seed, Flaws::default());
         let skip: Vec<String> = skip.iter().map(|id| id.to_string()).collect();

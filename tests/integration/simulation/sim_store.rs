@@ -101,6 +101,9 @@ struct State {
     ghosts: HashMap<Path, (ObjectMeta, tokio::time::Instant)>,
     actors: Vec<Actor>,
     trace: Vec<String>,
+    /// Every file's last bytes, deleted or not: the checks read old versions from here
+    /// after vacuum has (rightly) deleted their files.
+    vault: HashMap<Path, Bytes>,
 }
 
 /// The seeded state every store handle shares.
@@ -108,10 +111,14 @@ pub struct World {
     state: Mutex<State>,
     store: InMemory,
     epoch: DateTime<Utc>,
+    /// The modification time of files the world did not see written.
+    older: DateTime<Utc>,
 }
 
 impl World {
-    pub fn new(seed: u64, store: InMemory, epoch: DateTime<Utc>) -> Arc<Self> {
+    /// A world over `store` whose clock starts at `epoch`; files already in the store
+    /// were last modified at `older`.
+    pub fn new(seed: u64, store: InMemory, epoch: DateTime<Utc>, older: DateTime<Utc>) -> Arc<Self> {
         Arc::new(World {
             state: Mutex::new(State {
                 rng: Rng::new(seed ^ 0x5703_e000),
@@ -124,10 +131,34 @@ impl World {
                 ghosts: HashMap::new(),
                 actors: Vec::new(),
                 trace: Vec::new(),
+                vault: HashMap::new(),
             }),
             store,
             epoch,
+            older,
         })
+    }
+
+    /// Puts every file already in the store in the vault.
+    pub async fn vault_existing(&self) {
+        let files: Vec<ObjectMeta> = self.store.list(None).try_collect().await.unwrap();
+        for file in files {
+            if let Some(bytes) = read_now(&self.store, &file.location).await {
+                self.state.lock().unwrap().vault.insert(file.location, bytes);
+            }
+        }
+    }
+
+    /// A plain store holding every file ever written, deleted or not, with its last
+    /// bytes: history as it was written, for reading old versions after vacuum.
+    pub async fn vault_store(&self) -> InMemory {
+        let files: Vec<(Path, Bytes)> =
+            self.state.lock().unwrap().vault.iter().map(|(p, b)| (p.clone(), b.clone())).collect();
+        let store = InMemory::new();
+        for (path, bytes) in files {
+            store.put_opts(&path, PutPayload::from(bytes), PutOptions::default()).await.unwrap();
+        }
+        store
     }
 
     /// The files as they are, for a base to start other runs from.
@@ -242,9 +273,13 @@ impl World {
         }
     }
 
-    fn record_write(&self, path: &Path, previous: Option<Bytes>) {
+    async fn record_write(&self, path: &Path, previous: Option<Bytes>) {
         let written = Written { at: tokio::time::Instant::now(), last_modified: environment::now(), previous };
+        let bytes = read_now(&self.store, path).await;
         let mut state = self.state.lock().unwrap();
+        if let Some(bytes) = bytes {
+            state.vault.insert(path.clone(), bytes);
+        }
         state.ghosts.remove(path);
         state.written.insert(path.clone(), written);
     }
@@ -255,10 +290,10 @@ impl World {
         state.ghosts.insert(meta.location.clone(), (meta, tokio::time::Instant::now()));
     }
 
-    /// The file's simulated modification time (files from before the world: its epoch).
+    /// The file's simulated modification time.
     fn patch(&self, mut meta: ObjectMeta) -> ObjectMeta {
         let state = self.state.lock().unwrap();
-        meta.last_modified = state.written.get(&meta.location).map_or(self.epoch, |w| w.last_modified);
+        meta.last_modified = state.written.get(&meta.location).map_or(self.older, |w| w.last_modified);
         meta
     }
 
@@ -312,12 +347,20 @@ impl fmt::Display for SimStore {
 }
 
 fn injected(d: &Decision, kind: &str) -> object_store::Error {
-    object_store::Error::Generic { store: "SimStore", source: format!("injected failure of call #{} ({kind})", d.n).into() }
+    object_store::Error::Generic {
+        store: "SimStore",
+        source: format!("injected failure of call #{} ({kind})", d.n).into(),
+    }
 }
 
 impl SimStore {
     /// Waits, then fails, crashes or performs `call` as decided.
-    async fn run<T>(&self, d: Option<Decision>, kind: &str, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    async fn run<T>(
+        &self,
+        d: Option<Decision>,
+        kind: &str,
+        call: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
         let Some(d) = d else { return futures::future::pending().await };
         tokio::time::sleep(d.latency).await;
         match d.fate {
@@ -344,10 +387,7 @@ impl SimStore {
     }
 
     async fn current(&self, path: &Path) -> Option<Bytes> {
-        match self.world.store.get_opts(path, GetOptions::default()).await {
-            Ok(result) => result.bytes().await.ok(),
-            Err(_) => None,
-        }
+        read_now(&self.world.store, path).await
     }
 }
 
@@ -362,7 +402,7 @@ impl ObjectStore for SimStore {
         self.run(d, "put", async {
             let previous = if create { None } else { self.current(location).await };
             let result = self.world.store.put_opts(location, payload, opts).await?;
-            self.world.record_write(location, previous);
+            self.world.record_write(location, previous).await;
             Ok(result)
         })
         .await
@@ -448,7 +488,7 @@ impl ObjectStore for SimStore {
         self.run(d, "copy", async {
             let previous = self.current(to).await;
             self.world.store.copy_opts(from, to, options).await?;
-            self.world.record_write(to, previous);
+            self.world.record_write(to, previous).await;
             Ok(())
         })
         .await
@@ -460,7 +500,7 @@ impl ObjectStore for SimStore {
             let previous = self.current(to).await;
             let meta = head_meta(&self.world.store, from).await;
             self.world.store.rename_opts(from, to, options).await?;
-            self.world.record_write(to, previous);
+            self.world.record_write(to, previous).await;
             if let Some(meta) = meta {
                 self.world.record_delete(meta);
             }
@@ -468,6 +508,11 @@ impl ObjectStore for SimStore {
         })
         .await
     }
+}
+
+/// A file's bytes straight from the backing store (no latency, no faults).
+async fn read_now(store: &InMemory, path: &Path) -> Option<Bytes> {
+    store.get_opts(path, GetOptions::default()).await.ok()?.bytes().await.ok()
 }
 
 async fn head_meta(store: &InMemory, path: &Path) -> Option<ObjectMeta> {
@@ -508,7 +553,7 @@ impl MultipartUpload for SimUpload {
         store
             .run(d, "upload-complete", async {
                 let result = inner.complete().await?;
-                store.world.record_write(&path, None);
+                store.world.record_write(&path, None).await;
                 Ok(result)
             })
             .await

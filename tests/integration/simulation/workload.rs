@@ -51,17 +51,32 @@ pub enum Op {
     /// `append` of the rows (possibly out of order, possibly overlapping what is there).
     Append(Vec<Row>),
     /// `delete`, through Rust or SQL.
-    Delete { selection: Selection, sql: bool },
+    Delete {
+        selection: Selection,
+        sql: bool,
+    },
     /// `update` of the volume (`volume + add`).
-    Update { selection: Selection, add: i64 },
+    Update {
+        selection: Selection,
+        add: i64,
+    },
     /// `replace` of whole minutes with the rows (inside them).
-    Replace { selection: Selection, rows: Vec<Row> },
-    Compact { target_rows: u64 },
+    Replace {
+        selection: Selection,
+        rows: Vec<Row>,
+    },
+    Compact {
+        target_rows: u64,
+    },
     AddColumn(String),
     /// `vacuum` with this retention.
-    Vacuum { retention_secs: u64 },
+    Vacuum {
+        retention_secs: u64,
+    },
     /// A reader: pins the latest version, reads it, waits, reads it again.
-    Read { pause_ms: u64 },
+    Read {
+        pause_ms: u64,
+    },
 }
 
 impl Op {

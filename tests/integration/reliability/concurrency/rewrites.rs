@@ -1,6 +1,7 @@
 //! Rewrites racing: compactions against appends and deletes (in tasks and in a separate
 //! process), two writers forced to plan on one version with the second losing the commit
-//! race (a rewrite rebases over appends and plans again when its inputs went), and
+//! race (a rewrite rebases over appends of rows it does not select, and plans again when
+//! its inputs went or rows it selects arrived), and
 //! compactions of the same segments (exactly one commits). Afterwards every acknowledged
 //! row is there exactly once, every deleted row is gone, versions have no holes, the
 //! coverage is exactly the rows' buckets and no file is orphaned.
@@ -14,6 +15,7 @@ use arrow::array::Int64Array;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
+use timeseries_table_core::formats::parquet::stats::timestamps_as_nanos;
 use timeseries_table_core::metadata::EntityValue;
 use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::{CommitInfo, CompactOptions, EntityFilter, RowSelector, TimeRange, TimeSeriesTable};
@@ -444,8 +446,9 @@ async fn two_writer_races(new_store: impl Fn() -> (Arc<dyn ObjectStore>, String)
         // A compaction whose input was rewritten or dropped meanwhile plans again.
         ("delete, then compaction", Write::Delete { symbol: "A", from: 60, to: 65 }, Write::Compact, 1),
         ("dropping delete, then compaction", Write::Delete { symbol: "A", from: 120, to: 180 }, Write::Compact, 1),
-        // A delete is as of the version it read: rows appended meanwhile stay.
-        ("append, then delete", late_a(), Write::Delete { symbol: "A", from: 60, to: 120 }, 8),
+        // A delete sees every row it selects at the version it commits: one that lost the
+        // race to an append of such rows plans again and deletes them too.
+        ("append, then delete", late_a(), Write::Delete { symbol: "A", from: 60, to: 120 }, 7),
         ("delete, then append", Write::Delete { symbol: "A", from: 60, to: 120 }, late_a(), 8),
     ];
     for (race, first, second, live) in races {
@@ -461,23 +464,28 @@ async fn two_writer_races(new_store: impl Fn() -> (Arc<dyn ObjectStore>, String)
             }
         }
         let version = table.version();
-        // What the table holds afterwards: the base without the rows the delete selects
-        // in it, plus the appended rows.
-        let mut expected = Vec::new();
+        // What the table holds afterwards: the two writes applied to the base in commit
+        // order.
+        let mut rows = base;
         let mut want_deleted = 0;
         for write in [&first, &second] {
             match write {
-                Write::Append(batch) => expected.extend(row_keys(std::slice::from_ref(batch))),
+                Write::Append(batch) => {
+                    let at = timestamps_as_nanos(batch.column_by_name("ts").unwrap(), "ts").unwrap();
+                    let symbols = batch.column_by_name("symbol").unwrap();
+                    let symbols = symbols.as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+                    rows.extend(symbols.iter().zip(at).map(|(s, t)| (s.unwrap().to_string(), t)));
+                }
                 Write::Delete { symbol, from, to } => {
                     let selected =
                         |(s, t): &(String, i64)| s == symbol && (T0 + from * MINUTE..T0 + to * MINUTE).contains(t);
-                    want_deleted = base.iter().filter(|r| selected(r)).count() as u64;
-                    base.retain(|r| !selected(r));
+                    want_deleted = rows.iter().filter(|r| selected(r)).count() as u64;
+                    rows.retain(|r| !selected(r));
                 }
                 Write::Compact => {}
             }
         }
-        expected.extend(keys_of(&base));
+        let mut expected = keys_of(&rows);
         expected.sort();
         let operations = [first.operation(), second.operation()];
 
