@@ -162,7 +162,10 @@ mod tests {
         let inline = compute(move || std::thread::current().id()).await.unwrap();
         assert_eq!(inline, caller);
         let (sender, queue) = mpsc::channel(1);
-        let sum = spawn_fold(queue, || Ok(0), |sum, n: i32| Ok(*sum += n));
+        let sum = spawn_fold(queue, || Ok(0), |sum, n: i32| {
+            *sum += n;
+            Ok(())
+        });
         for n in 1..=3 {
             sender.send(n).await.unwrap();
         }

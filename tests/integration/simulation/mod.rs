@@ -241,8 +241,16 @@ pub fn run_seed(seed: u64, skip: &BTreeSet<usize>, flaws: Flaws) -> Outcome {
             let actor = Actor { world: Arc::clone(&world), shared: Arc::clone(&shared), name, index, writer, think };
             handles.push(tokio::spawn(actor.run(ops, start)));
         }
-        for handle in handles {
-            handle.await.unwrap();
+        // Simulated time: an hour is far beyond any run, so reaching it means the actors
+        // are stuck (time only advances when every task waits).
+        let finished = tokio::time::timeout(Duration::from_secs(3600), futures::future::join_all(handles)).await;
+        match finished {
+            Err(_) => shared.problem("the actors did not finish within an hour of simulated time".into()),
+            Ok(joined) => {
+                for panicked in joined.into_iter().filter_map(|j| j.err()) {
+                    shared.problem(format!("an actor panicked: {panicked}"));
+                }
+            }
         }
         world.set_odds(None);
         world.note("faults stop; checking");
@@ -615,56 +623,8 @@ async fn check_log(world: &World, location: &TableLocation, base: &Base, shared:
         let actual = version_rows(&table, &mut segment_rows).await.map_err(|e| failed("reading segments", e))?;
         let columns: Vec<String> =
             table.schema().map(|s| s.fields().iter().skip(3).map(|f| f.name().clone()).collect()).unwrap_or_default();
-        let records = shared.records.lock().unwrap();
-        let told = records.iter().find(|r| matches!(r.status, Status::Done { version: Some(v), .. } if v == version && r.op.commit_name().is_some()));
-        let candidates: Vec<&Record> = match told {
-            Some(record) => vec![record],
-            None => records
-                .iter()
-                .filter(|r| !matched.contains(&r.id) && r.op.commit_name() == Some(commit.operation.as_str()))
-                .filter(|r| {
-                    matches!(r.status, Status::Failed(_) | Status::Crashed | Status::Counted { .. } | Status::Running)
-                })
-                .collect(),
-        };
-        let mut found = None;
-        let mut reasons = Vec::new();
-        for record in &candidates {
-            match model.after(&record.op) {
-                Ok((next, rows)) if next.rows == actual && next.added_columns == columns => {
-                    let reported = match record.status {
-                        Status::Done { rows, .. } => rows,
-                        Status::Counted { rows } => Some(rows),
-                        _ => None,
-                    };
-                    if reported.is_some_and(|r| r != rows) && !matches!(record.op, Op::Replace { .. }) {
-                        reasons.push(format!("op {} reported {reported:?} rows, the model {rows}", record.id));
-                        continue;
-                    }
-                    found = Some((record.id, next));
-                    break;
-                }
-                Ok((next, _)) => reasons.push(format!(
-                    "op {} ({}) would leave {} rows and columns {:?}: {}",
-                    record.id,
-                    record.op,
-                    next.rows.len(),
-                    next.added_columns,
-                    diff(&next.rows, &actual)
-                )),
-                Err(why) => reasons.push(format!("op {} ({}) cannot commit here: {why}", record.id, record.op)),
-            }
-        }
-        drop(records);
-        let Some((id, next)) = found else {
-            return Err(format!(
-                "version {version} ({}, {} rows, columns {columns:?}) is no operation's whole effect on version {}:\n    {}",
-                commit.operation,
-                actual.len(),
-                version - 1,
-                if reasons.is_empty() { "no candidate".to_string() } else { reasons.join("\n    ") }
-            ));
-        };
+        let (id, next) =
+            explain(&shared.records.lock().unwrap(), &matched, &model, version, &commit.operation, &actual, &columns)?;
         matched.insert(id);
         let table_covered =
             covered(&table).await.map_err(|e| failed(&format!("the coverage of version {version}"), e))?;
@@ -744,6 +704,65 @@ async fn check_log(world: &World, location: &TableLocation, base: &Base, shared:
         }
     }
     Ok(())
+}
+
+/// The operation whose whole effect on `model` gives the rows and added columns found at
+/// `version`: the operation acknowledged at that version, or else one not yet matched,
+/// unacknowledged, of the commit's kind. With the model after it.
+fn explain(
+    records: &[Record],
+    matched: &BTreeSet<usize>,
+    model: &Model,
+    version: u64,
+    operation: &str,
+    actual: &[Row],
+    columns: &[String],
+) -> Result<(usize, Model), String> {
+    let told = records.iter().find(
+        |r| matches!(r.status, Status::Done { version: Some(v), .. } if v == version && r.op.commit_name().is_some()),
+    );
+    let candidates: Vec<&Record> = match told {
+        Some(record) => vec![record],
+        None => records
+            .iter()
+            .filter(|r| !matched.contains(&r.id) && r.op.commit_name() == Some(operation))
+            .filter(|r| {
+                matches!(r.status, Status::Failed(_) | Status::Crashed | Status::Counted { .. } | Status::Running)
+            })
+            .collect(),
+    };
+    let mut reasons = Vec::new();
+    for record in candidates {
+        match model.after(&record.op) {
+            Ok((next, rows)) if next.rows == actual && next.added_columns == columns => {
+                let reported = match record.status {
+                    Status::Done { rows, .. } => rows,
+                    Status::Counted { rows } => Some(rows),
+                    _ => None,
+                };
+                if reported.is_some_and(|r| r != rows) {
+                    reasons.push(format!("op {} reported {reported:?} rows, the model {rows}", record.id));
+                    continue;
+                }
+                return Ok((record.id, next));
+            }
+            Ok((next, _)) => reasons.push(format!(
+                "op {} ({}) would leave {} rows and columns {:?}: {}",
+                record.id,
+                record.op,
+                next.rows.len(),
+                next.added_columns,
+                diff(&next.rows, actual)
+            )),
+            Err(why) => reasons.push(format!("op {} ({}) cannot commit here: {why}", record.id, record.op)),
+        }
+    }
+    Err(format!(
+        "version {version} ({operation}, {} rows, columns {columns:?}) is no operation's whole effect on version {}:\n    {}",
+        actual.len(),
+        version - 1,
+        if reasons.is_empty() { "no candidate".to_string() } else { reasons.join("\n    ") }
+    ))
 }
 
 /// The rows of a version, from its live segments' files (each read once per run).

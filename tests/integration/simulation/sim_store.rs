@@ -334,15 +334,15 @@ pub struct SimStore {
     actor: usize,
 }
 
-impl fmt::Debug for SimStore {
+impl fmt::Display for SimStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SimStore(actor {})", self.actor)
     }
 }
 
-impl fmt::Display for SimStore {
+impl fmt::Debug for SimStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SimStore(actor {})", self.actor)
+        fmt::Display::fmt(self, f)
     }
 }
 
