@@ -8,9 +8,10 @@
 //! computation seeded (`environment::seed_this_thread`), so a seed replays call for call.
 //!
 //! Each run starts from a base table a few commits short of its first checkpoint, so
-//! checkpoints are written while writers race and fail. When the
-//! actors are done, faults stop, a fresh writer must append, and the log is replayed
-//! against the model ([`workload::Model`]), version by version:
+//! checkpoints are written while writers race and fail. When the actors are done, faults
+//! stop, a fresh writer must append, and the log is replayed against the model
+//! ([`workload::Model`]), version by version, reading old versions from every file ever
+//! written (vacuum rightly deletes files that only old versions read):
 //! - every version's commit is exactly one operation's whole effect on the version before
 //!   (an acknowledged operation at the version it was told; an unacknowledged one, crashed
 //!   or failed, at most once, or not at all);
