@@ -724,13 +724,19 @@ fn explain(
     );
     let candidates: Vec<&Record> = match told {
         Some(record) => vec![record],
-        None => records
-            .iter()
-            .filter(|r| !matched.contains(&r.id) && r.op.commit_name() == Some(operation))
-            .filter(|r| {
-                matches!(r.status, Status::Failed(_) | Status::Crashed | Status::Counted { .. } | Status::Running)
-            })
-            .collect(),
+        None => {
+            let mut unmatched: Vec<&Record> = records
+                .iter()
+                .filter(|r| !matched.contains(&r.id) && r.op.commit_name() == Some(operation))
+                .filter(|r| {
+                    matches!(r.status, Status::Failed(_) | Status::Crashed | Status::Counted { .. } | Status::Running)
+                })
+                .collect();
+            // Two operations may have the same effect here (say, deletes whose ranges hold
+            // the same rows); one that reported success must commit, the others need not.
+            unmatched.sort_by_key(|r| !matches!(r.status, Status::Counted { .. }));
+            unmatched
+        }
     };
     let mut reasons = Vec::new();
     for record in candidates {
