@@ -357,7 +357,7 @@ impl Actor {
                     }
                 }
             } else {
-                match read(&location, op).await {
+                match read(&location, op, &label, *id).await {
                     Ok((observation, second)) => {
                         if second != observation.rows {
                             self.shared.problem(format!(
@@ -368,11 +368,7 @@ impl Actor {
                             ));
                         }
                         let version = observation.version;
-                        self.shared.observations.lock().unwrap().push(Observation {
-                            actor: label.clone(),
-                            id: *id,
-                            ..observation
-                        });
+                        self.shared.observations.lock().unwrap().push(observation);
                         Status::Done { version: Some(version), rows: None }
                     }
                     Err(e) => {
@@ -478,7 +474,7 @@ async fn write(location: &TableLocation, table: &mut Option<TimeSeriesTable>, op
 
 /// A reader's operation: what it saw at the version it pinned, and its rows read again
 /// after the pause.
-async fn read(location: &TableLocation, op: &Op) -> Result<(Observation, Vec<Row>), Error> {
+async fn read(location: &TableLocation, op: &Op, actor: &str, id: usize) -> Result<(Observation, Vec<Row>), Error> {
     let Op::Read { pause_ms } = op else { unreachable!("writers write") };
     let table = TimeSeriesTable::open(location.clone()).await?;
     let version = table.version();
@@ -497,7 +493,7 @@ async fn read(location: &TableLocation, op: &Op) -> Result<(Observation, Vec<Row
     let batches = ctx.sql("SELECT count(*), coalesce(sum(volume), 0) FROM t").await?.collect().await?;
     let count = first_u64(&batches[0])?;
     let sum = batches[0].column(1).as_any().downcast_ref::<Int64Array>().map_or(i64::MIN, |a| a.value(0));
-    let observation = Observation { actor: String::new(), id: 0, version, rows, covered, missing, sql: (count, sum) };
+    let observation = Observation { actor: actor.to_string(), id, version, rows, covered, missing, sql: (count, sum) };
     Ok((observation, again))
 }
 
