@@ -51,6 +51,13 @@ pub enum Error {
         end: Timestamp,
     },
 
+    /// A coverage schedule that does not parse or contradicts itself.
+    #[error("invalid schedule: {reason}")]
+    InvalidSchedule {
+        /// What is wrong, naming the bad part of the text.
+        reason: String,
+    },
+
     /// A bucket specification that does not parse or is out of range.
     #[error(
         "invalid bucket '{spec}': {reason} (expected <n><unit> with unit s, m, h or d, e.g. 30s, 1m, 15m, 1h, 1d)"

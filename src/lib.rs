@@ -86,6 +86,6 @@ struct ReadmeDoctests;
 pub use builder::{create, open, TableBuilder};
 pub use error::{Error, Result};
 pub use formats::parquet::{parse_byte_size, SegmentCompression, WriterOptions};
-pub use metadata::{EntityKey, EntityValue, TableMeta, TimeBucket, TimeIndexSpec, Timestamp};
+pub use metadata::{EntityKey, EntityValue, Schedule, TableMeta, TimeBucket, TimeIndexSpec, Timestamp};
 pub use storage::TableLocation;
-pub use table::{AppendResult, EntityCoverage, Gap, InputFormat, Reencoded, TimeRange, TimeSeriesTable};
+pub use table::{AppendResult, EntityCoverage, Expected, Gap, InputFormat, Reencoded, TimeRange, TimeSeriesTable};

@@ -19,6 +19,10 @@ const OPEN_MINUTE: i64 = 14 * 60 + 30;
 /// A regular session: 390 one-minute bars.
 pub const SESSION_MINUTES: i64 = 390;
 
+/// When the sample expects bars: New York's regular session on weekdays (its bars are
+/// at 14:30-21:00 UTC, which is 09:30-16:00 in New York in January and February).
+pub const SCHEDULE: &str = "America/New_York; Mon-Fri 09:30-16:00";
+
 const TICKERS: [&str; 40] = [
     "AAPL", "MSFT", "AMZN", "GOOG", "META", "NVDA", "TSLA", "JPM", "V", "JNJ", "WMT", "PG", "MA", "HD", "XOM", "CVX",
     "KO", "PEP", "ABBV", "MRK", "COST", "AVGO", "ORCL", "CSCO", "ADBE", "CRM", "NFLX", "INTC", "AMD", "QCOM", "TXN",
@@ -120,8 +124,9 @@ impl MarketBars {
     }
 }
 
-/// Creates the sample table (bucket `1m`, entity column `symbol`) at `location` and
-/// appends one segment per trading day; `on_day` is told after each append.
+/// Creates the sample table (bucket `1m`, entity column `symbol`, schedule [`SCHEDULE`])
+/// at `location` and appends one segment per trading day; `on_day` is told after each
+/// append.
 pub async fn create_sample_table(
     location: crate::storage::TableLocation,
     bars: &MarketBars,
@@ -132,7 +137,8 @@ pub async fn create_sample_table(
         crate::metadata::TimeBucket::try_new(1, crate::metadata::BucketUnit::Minute)?,
     )
     .with_entity_columns(["symbol"]);
-    let mut table = crate::table::TimeSeriesTable::create_with_spec(location, spec).await?;
+    let meta = crate::metadata::TableMeta::try_new(spec)?.with_schedule(Some(SCHEDULE.parse()?));
+    let mut table = crate::table::TimeSeriesTable::create(location, meta).await?;
     for day in 0..bars.days {
         let result = table.append(vec![bars.day_batch(day)]).await?;
         on_day(day, &result);

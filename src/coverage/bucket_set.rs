@@ -295,20 +295,29 @@ impl BucketSet {
         self.map.bitmaps().skip_while(move |(h, _)| *h < first).take_while(move |(h, _)| *h <= last)
     }
 
+    /// Stores each container in its smallest form, runs included: dense coverage (every
+    /// minute of a session) shrinks from a bitmap of 8 KiB per 65,536 ids to a few bytes
+    /// per run. Returns whether anything changed.
+    pub fn optimize(&mut self) -> bool {
+        self.map.optimize()
+    }
+
     /// Size in bytes of [`BucketSet::serialize_into`]'s output.
     pub(crate) fn serialized_size(&self) -> usize {
         self.map.serialized_size()
     }
 
-    /// Appends the 64-bit portable Roaring serialization of the set's keys.
+    /// Appends the 64-bit portable Roaring serialization of the set's keys, in the form
+    /// the set is held in (call [`BucketSet::optimize`] first for the smallest).
     pub(crate) fn serialize_into(&self, out: &mut Vec<u8>) {
         // Writing into a Vec cannot fail, so the io::Result carries nothing.
         let _ = self.map.serialize_into(out);
     }
 
     /// Reads a set written by [`BucketSet::serialize_into`]; the whole slice must be used.
-    pub(crate) fn deserialize(bytes: &[u8]) -> Result<Self, String> {
-        super::portable::validate_treemap(bytes)?;
+    /// Run containers are accepted only when `runs` is set (layout version 2).
+    pub(crate) fn deserialize(bytes: &[u8], runs: super::portable::Runs) -> Result<Self, String> {
+        super::portable::validate_treemap(bytes, runs)?;
         let map = RoaringTreemap::deserialize_from(bytes).map_err(|e| format!("invalid bitmap: {e}"))?;
         Ok(BucketSet { map })
     }

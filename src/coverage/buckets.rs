@@ -1,13 +1,176 @@
-//! Epoch-aligned bucket arithmetic: timestamp to bucket id, bucket id to its time span,
-//! and the bucket ids a time range touches.
+//! Bucket arithmetic: timestamp to bucket id, bucket id to its time span, and the bucket
+//! ids a time range touches.
 //!
-//! Pure; no I/O. Bucket `id` spans `[id * len, (id + 1) * len)` nanoseconds since the Unix
-//! epoch (UTC), so ids are negative before 1970 and bucket 0 starts at the epoch.
+//! Pure; no I/O. The free functions are the epoch-aligned grid: bucket `id` spans
+//! `[id * len, (id + 1) * len)` nanoseconds since the Unix epoch (UTC), so ids are negative
+//! before 1970 and bucket 0 starts at the epoch. [`BucketGrid`] is the grid of a table,
+//! which is that one, or for day buckets of a table with a time zone (created at format
+//! version 2), local calendar days: bucket `id` of `Nd` starts at the local midnight
+//! beginning day `id * N` counted from 1970-01-01, so it lasts 23 or 25 hours across a
+//! daylight-saving switch.
 
 use std::ops::Range;
 
+use arrow::array::timezone::Tz;
+use chrono::{Duration, NaiveDate, NaiveDateTime, Offset, TimeZone};
+
 use crate::error::{Error, Result};
-use crate::metadata::{TimeBucket, Timestamp};
+use crate::metadata::{BucketAlignment, TimeBucket, TimeIndexSpec, Timestamp};
+
+const NANOS_PER_SECOND: i64 = 1_000_000_000;
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// How a table's timestamps map to bucket ids.
+#[derive(Clone, Debug)]
+pub struct BucketGrid {
+    bucket: TimeBucket,
+    /// Set for local calendar days; `None` for the epoch-aligned grid.
+    zone: Option<Tz>,
+}
+
+impl BucketGrid {
+    /// The epoch-aligned grid of `bucket`.
+    pub fn utc(bucket: TimeBucket) -> Self {
+        BucketGrid { bucket, zone: None }
+    }
+
+    /// The grid of a table: local days when its spec says so, else epoch-aligned.
+    pub fn of(spec: &TimeIndexSpec) -> Self {
+        let zone = match (spec.alignment, spec.timezone.as_deref()) {
+            // The spec's zone was validated when the table was created.
+            (BucketAlignment::Local, Some(tz)) => tz.parse::<Tz>().ok(),
+            _ => None,
+        };
+        BucketGrid { bucket: spec.bucket, zone: zone.filter(|_| spec.bucket.days().is_some()) }
+    }
+
+    /// The bucket length the grid is made of.
+    pub fn bucket(&self) -> TimeBucket {
+        self.bucket
+    }
+
+    /// Whether every bucket has the same length, which the epoch-aligned grid does.
+    pub fn is_uniform(&self) -> bool {
+        self.zone.is_none()
+    }
+
+    /// The id of the bucket holding `ts`.
+    pub fn bucket_of(&self, ts: i64) -> i64 {
+        let (Some(zone), Some(days)) = (&self.zone, self.bucket.days()) else {
+            return bucket_of(ts, &self.bucket);
+        };
+        let local = local_seconds(zone, ts).div_euclid(SECONDS_PER_DAY);
+        let guess = local.div_euclid(days);
+        // The local date is the bucket except where a switch at midnight moves the day's
+        // start off midnight; the starts decide.
+        if self.start_or_clamp(guess) > ts {
+            guess - 1
+        } else if self.start_or_clamp(guess + 1) <= ts {
+            guess + 1
+        } else {
+            guess
+        }
+    }
+
+    /// The bucket holding `ts` and its span `[start, end)` (clamped to the `i64` range).
+    pub fn locate(&self, ts: i64) -> (i64, Range<i64>) {
+        let id = self.bucket_of(ts);
+        (id, self.start_or_clamp(id)..self.start_or_clamp(id.saturating_add(1)))
+    }
+
+    /// First nanosecond of bucket `id`; an error when it falls outside the `i64` range.
+    pub fn bucket_start(&self, id: i64) -> Result<i64> {
+        match (&self.zone, self.bucket.days()) {
+            (Some(zone), Some(days)) => local_day_start(zone, id, days).ok_or_else(|| out_of_range(id, &self.bucket)),
+            _ => bucket_start(id, &self.bucket),
+        }
+    }
+
+    /// Exclusive end of bucket `id`, i.e. the start of bucket `id + 1`.
+    pub fn bucket_end(&self, id: i64) -> Result<i64> {
+        let next = id.checked_add(1).ok_or_else(|| out_of_range(id, &self.bucket))?;
+        self.bucket_start(next)
+    }
+
+    /// The start of bucket `id`, clamped to the `i64` range at its ends.
+    pub fn start_or_clamp(&self, id: i64) -> i64 {
+        match self.bucket_start(id) {
+            Ok(start) => start,
+            // Bucket 0 starts at (local) 1970-01-01, so negative ids fall off the bottom.
+            Err(_) if id < 0 => i64::MIN,
+            Err(_) => i64::MAX,
+        }
+    }
+
+    /// The half-open range of bucket ids that `[start, end)` intersects; see
+    /// [`expected_buckets`].
+    pub fn buckets_touching(&self, start: i64, end: i64) -> Result<Range<i64>> {
+        if start >= end {
+            return Err(Error::InvalidRange { start: Timestamp::from_nanos(start), end: Timestamp::from_nanos(end) });
+        }
+        let last = self.bucket_of(end - 1);
+        let stop = last.checked_add(1).ok_or_else(|| out_of_range(last, &self.bucket))?;
+        Ok(self.bucket_of(start)..stop)
+    }
+}
+
+/// Finds the buckets of timestamps that mostly arrive in order: the span of the last one
+/// is remembered, so on a local-day grid only a new day costs a time-zone look-up.
+#[derive(Clone, Debug)]
+pub struct BucketCursor {
+    grid: BucketGrid,
+    last: Option<(i64, Range<i64>)>,
+}
+
+impl BucketCursor {
+    /// A cursor over `grid`.
+    pub fn new(grid: BucketGrid) -> Self {
+        BucketCursor { grid, last: None }
+    }
+
+    /// The id of the bucket holding `ts`.
+    pub fn id_of(&mut self, ts: i64) -> i64 {
+        if self.grid.is_uniform() {
+            return bucket_of(ts, &self.grid.bucket);
+        }
+        match &self.last {
+            Some((id, span)) if span.contains(&ts) => *id,
+            _ => {
+                let (id, span) = self.grid.locate(ts);
+                self.last = Some((id, span));
+                id
+            }
+        }
+    }
+}
+
+/// Seconds of the local wall clock at `ts`, counted from 1970-01-01T00:00 local.
+fn local_seconds(zone: &Tz, ts: i64) -> i64 {
+    let utc = ts.div_euclid(NANOS_PER_SECOND);
+    let naive = chrono::DateTime::from_timestamp(utc, 0).map(|d| d.naive_utc()).unwrap_or_default();
+    utc + i64::from(zone.offset_from_utc_datetime(&naive).fix().local_minus_utc())
+}
+
+/// The first instant (nanoseconds) of local day `id * days` after 1970-01-01: its
+/// midnight, the earlier one if midnight happens twice, or the switch that skips it.
+fn local_day_start(zone: &Tz, id: i64, days: i64) -> Option<i64> {
+    let day = id.checked_mul(days)?;
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
+    let date = epoch.checked_add_signed(Duration::try_days(day)?)?;
+    let midnight: NaiveDateTime = date.and_hms_opt(0, 0, 0)?;
+    let seconds = match zone.offset_from_local_datetime(&midnight) {
+        chrono::LocalResult::Single(offset) | chrono::LocalResult::Ambiguous(offset, _) => {
+            midnight.and_utc().timestamp() - i64::from(offset.fix().local_minus_utc())
+        }
+        // Midnight is skipped: the day starts at the switch, where the offset before it
+        // would have put midnight.
+        chrono::LocalResult::None => {
+            let before = zone.offset_from_utc_datetime(&(midnight - Duration::hours(12))).fix().local_minus_utc();
+            midnight.and_utc().timestamp() - i64::from(before)
+        }
+    };
+    seconds.checked_mul(NANOS_PER_SECOND)
+}
 
 /// The id of the bucket holding `ts`.
 ///

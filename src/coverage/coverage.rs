@@ -2,9 +2,13 @@
 //!
 //! Pure; no I/O. Entities are kept in key order so that iteration, overlap reports and the
 //! sidecar encoding are deterministic. An entity with no covered bucket is never stored.
+//! Each entity's set is shared between clones and copied only when written, so the table
+//! coverage of a new version (the old one plus an append) copies just the entities the
+//! append touched.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use super::bucket_set::BucketSet;
 use crate::metadata::EntityKey;
@@ -12,7 +16,7 @@ use crate::metadata::EntityKey;
 /// Per-entity bucket coverage.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Coverage {
-    entities: BTreeMap<EntityKey, BucketSet>,
+    entities: BTreeMap<EntityKey, Arc<BucketSet>>,
 }
 
 /// Where two coverages meet: the first entity (in key order) with buckets in both.
@@ -37,12 +41,12 @@ impl Coverage {
         // Look up before inserting so the common case (entity present) does not clone the key.
         match self.entities.get_mut(entity) {
             Some(set) => {
-                set.insert(id);
+                Arc::make_mut(set).insert(id);
             }
             None => {
                 let mut set = BucketSet::new();
                 set.insert(id);
-                self.entities.insert(entity.clone(), set);
+                self.entities.insert(entity.clone(), Arc::new(set));
             }
         }
     }
@@ -53,21 +57,28 @@ impl Coverage {
             return;
         }
         match self.entities.get_mut(&entity) {
-            Some(existing) => existing.union_with(&set),
+            Some(existing) => Arc::make_mut(existing).union_with(&set),
             None => {
-                self.entities.insert(entity, set);
+                self.entities.insert(entity, Arc::new(set));
             }
+        }
+    }
+
+    /// Stores every set in its smallest form (see [`BucketSet::optimize`]).
+    pub fn optimize(&mut self) {
+        for set in self.entities.values_mut() {
+            Arc::make_mut(set).optimize();
         }
     }
 
     /// The covered buckets of `entity`, if it has any.
     pub fn entity(&self, entity: &EntityKey) -> Option<&BucketSet> {
-        self.entities.get(entity)
+        self.entities.get(entity).map(|set| &**set)
     }
 
     /// Every entity with its covered buckets, in key order.
     pub fn entities(&self) -> impl Iterator<Item = (&EntityKey, &BucketSet)> {
-        self.entities.iter()
+        self.entities.iter().map(|(key, set)| (key, &**set))
     }
 
     /// Number of entities with at least one covered bucket.
@@ -77,7 +88,7 @@ impl Coverage {
 
     /// Number of covered (entity, bucket) pairs.
     pub fn bucket_count(&self) -> u64 {
-        self.entities.values().map(BucketSet::len).sum()
+        self.entities.values().map(|set| set.len()).sum()
     }
 
     /// Whether no bucket is covered.
@@ -89,9 +100,10 @@ impl Coverage {
     pub fn union_with(&mut self, other: &Coverage) {
         for (entity, set) in &other.entities {
             match self.entities.get_mut(entity) {
-                Some(existing) => existing.union_with(set),
+                Some(existing) => Arc::make_mut(existing).union_with(set),
+                // Shared, not copied: the set is copied when either side next writes it.
                 None => {
-                    self.entities.insert(entity.clone(), set.clone());
+                    self.entities.insert(entity.clone(), Arc::clone(set));
                 }
             }
         }
@@ -101,7 +113,7 @@ impl Coverage {
     pub fn subtract(&mut self, other: &Coverage) {
         for (entity, set) in &other.entities {
             if let Some(existing) = self.entities.get_mut(entity) {
-                existing.difference_with(set);
+                Arc::make_mut(existing).difference_with(set);
                 if existing.is_empty() {
                     self.entities.remove(entity);
                 }
@@ -139,8 +151,8 @@ impl Coverage {
     /// `min..max + 1` over the covered buckets of all entities. The end saturates at
     /// `i64::MAX`, which real bucket ids (|id| < 2^34 for 1-second buckets) never reach.
     pub fn extent(&self) -> Option<Range<i64>> {
-        let min = self.entities.values().filter_map(BucketSet::min).min()?;
-        let max = self.entities.values().filter_map(BucketSet::max).max()?;
+        let min = self.entities.values().filter_map(|set| set.min()).min()?;
+        let max = self.entities.values().filter_map(|set| set.max()).max()?;
         Some(min..max.saturating_add(1))
     }
 
@@ -214,11 +226,11 @@ mod tests {
         b.insert_set(key("B"), (0..3).collect());
         b.insert_set(key("C"), (0..3).collect());
         let both = a.intersection(&b);
-        assert_eq!(both.entity(&key("A")), Some(&(5..10).collect()));
+        assert_eq!(both.entity(&key("A")), Some(&(5..10).collect::<BucketSet>()));
         assert_eq!(both.entity(&key("B")).map(BucketSet::len), Some(3));
         assert_eq!(both.entity_count(), 2);
         a.subtract(&b);
-        assert_eq!(a.entity(&key("A")), Some(&(0..5).collect()));
+        assert_eq!(a.entity(&key("A")), Some(&(0..5).collect::<BucketSet>()));
         assert_eq!(a.entity_count(), 1, "B lost every bucket");
     }
 

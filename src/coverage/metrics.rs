@@ -1,8 +1,9 @@
-//! Read-side coverage metrics for one entity over a window of bucket ids: how much is
+//! Read-side coverage metrics for one entity over the expected bucket ids: how much is
 //! covered, where the gaps are, and the latest fully covered stretch.
 //!
-//! Pure; no I/O. Windows are half-open ranges of bucket ids; an empty or reversed window
-//! expects nothing and reports nothing.
+//! Pure; no I/O. What is expected is a list of ascending, disjoint half-open ranges of
+//! bucket ids: the whole window, or the buckets of each session of a schedule. A gap never
+//! spans two ranges; an empty or reversed range expects nothing and reports nothing.
 
 use std::ops::Range;
 
@@ -38,8 +39,34 @@ fn span_len(range: &Range<i64>) -> u64 {
     }
 }
 
-/// Metrics of `set` over `window`, from a single pass over its runs.
-pub fn entity_metrics(set: &BucketSet, window: Range<i64>) -> EntityMetrics {
+/// Metrics of `set` over the `expected` ranges (ascending and disjoint).
+pub fn entity_metrics(set: &BucketSet, expected: &[Range<i64>]) -> EntityMetrics {
+    let mut total = EntityMetrics {
+        expected: 0,
+        covered: 0,
+        missing: 0,
+        ratio: 0.0,
+        gaps: Vec::new(),
+        max_gap: 0,
+        covered_from: None,
+        covered_until: None,
+    };
+    for range in expected {
+        let m = window_metrics(set, range.clone());
+        total.expected = total.expected.saturating_add(m.expected);
+        total.covered += m.covered;
+        total.gaps.extend(m.gaps);
+        total.max_gap = total.max_gap.max(m.max_gap);
+        total.covered_from = total.covered_from.or(m.covered_from);
+        total.covered_until = m.covered_until.or(total.covered_until);
+    }
+    total.missing = total.expected - total.covered;
+    total.ratio = if total.expected == 0 { 0.0 } else { total.covered as f64 / total.expected as f64 };
+    total
+}
+
+/// Metrics of `set` over one `window`, from a single pass over its runs.
+fn window_metrics(set: &BucketSet, window: Range<i64>) -> EntityMetrics {
     let expected = span_len(&window);
     let mut covered = 0u64;
     let mut gaps = Vec::new();
@@ -61,6 +88,47 @@ pub fn entity_metrics(set: &BucketSet, window: Range<i64>) -> EntityMetrics {
     let max_gap = gaps.iter().map(span_len).max().unwrap_or(0);
     let ratio = if expected == 0 { 0.0 } else { covered as f64 / expected as f64 };
     EntityMetrics { expected, covered, missing: expected - covered, ratio, gaps, max_gap, covered_from, covered_until }
+}
+
+/// The latest `length` expected bucket ids in a row that are all covered, skipping what is
+/// not expected (a window can reach across a night), as `first..last + 1`. `expected` is
+/// ascending and disjoint. `None` when there is no such stretch or `length` is 0.
+pub fn last_covered_window_in(set: &BucketSet, length: u64, expected: &[Range<i64>]) -> Option<Range<i64>> {
+    if length == 0 {
+        return None;
+    }
+    // Walking back from the end: `streak` covered expected ids end at `streak_end`.
+    let mut streak = 0u64;
+    let mut streak_end = 0i64;
+    if let [only] = expected {
+        // One range: the run search jumps straight to the answer.
+        return last_covered_window(set, length, only.end).filter(|w| w.start >= only.start);
+    }
+    for range in expected.iter().rev() {
+        if range.start >= range.end {
+            continue;
+        }
+        let runs = set.runs_in(range.clone());
+        let mut cursor = range.end;
+        for run in runs.iter().rev() {
+            if run.end < cursor {
+                streak = 0;
+            }
+            if streak == 0 {
+                streak_end = run.end;
+            }
+            let need = length - streak;
+            if span_len(run) >= need {
+                return Some(run.end.checked_sub_unsigned(need)?..streak_end);
+            }
+            streak += span_len(run);
+            cursor = run.start;
+        }
+        if cursor > range.start {
+            streak = 0;
+        }
+    }
+    None
 }
 
 /// The latest window of `length` consecutive covered bucket ids ending at or before `end`
@@ -95,7 +163,7 @@ mod tests {
     fn metrics_on_a_hand_example() {
         // Covered: 0..3, 5, 8..10 ; window -2..12.
         let s = set((0..3).chain([5]).chain(8..10));
-        let m = entity_metrics(&s, -2..12);
+        let m = entity_metrics(&s, &[-2..12]);
         assert_eq!(m.expected, 14);
         assert_eq!(m.covered, 6);
         assert_eq!(m.missing, 8);
@@ -105,23 +173,23 @@ mod tests {
         assert_eq!(m.covered_from, Some(0));
         assert_eq!(m.covered_until, Some(10));
 
-        let inner = entity_metrics(&s, 1..9);
+        let inner = entity_metrics(&s, &[1..9]);
         assert_eq!(inner.gaps, vec![3..5, 6..8]);
         assert_eq!((inner.covered_from, inner.covered_until), (Some(1), Some(9)));
     }
 
     #[test]
     fn empty_window_and_empty_set() {
-        let m = entity_metrics(&set([1, 2]), 5..5);
+        let m = entity_metrics(&set([1, 2]), &[5..5]);
         assert_eq!((m.expected, m.covered, m.missing, m.max_gap), (0, 0, 0, 0));
         assert_eq!(m.ratio, 0.0);
         assert!(m.gaps.is_empty());
         assert_eq!(m.covered_from, None);
-        let m = entity_metrics(&BucketSet::new(), -3..3);
+        let m = entity_metrics(&BucketSet::new(), &[-3..3]);
         assert_eq!((m.expected, m.covered, m.missing, m.max_gap), (6, 0, 6, 6));
         assert_eq!(m.gaps, vec![-3..3]);
         assert_eq!(m.covered_until, None);
-        let full = entity_metrics(&set(-3..3), -3..3);
+        let full = entity_metrics(&set(-3..3), &[-3..3]);
         assert_eq!(full.ratio, 1.0);
         assert!(full.gaps.is_empty());
     }
@@ -129,7 +197,7 @@ mod tests {
     #[test]
     fn whole_id_space_window_does_not_overflow() {
         let s = set([i64::MIN, -1, 0, i64::MAX - 1]);
-        let m = entity_metrics(&s, i64::MIN..i64::MAX);
+        let m = entity_metrics(&s, &[i64::MIN..i64::MAX]);
         assert_eq!(m.expected, u64::MAX);
         assert_eq!(m.covered, 4);
         assert_eq!(m.gaps.len(), 2);
@@ -149,5 +217,24 @@ mod tests {
         assert_eq!(last_covered_window(&s, 1, 1), Some(0..1));
         assert_eq!(last_covered_window(&s, 0, 100), None);
         assert_eq!(last_covered_window(&set([i64::MIN, i64::MIN + 1]), 2, i64::MIN + 5), Some(i64::MIN..i64::MIN + 2));
+    }
+
+    #[test]
+    fn expected_ranges_split_gaps_and_windows_skip_the_pauses() {
+        // Two sessions of 5 buckets with a pause between them: 0..5 and 10..15.
+        let sessions = [0..5, 10..15];
+        let s = set([0, 1, 3, 4, 10, 11, 12]);
+        let m = entity_metrics(&s, &sessions);
+        assert_eq!((m.expected, m.covered, m.missing), (10, 7, 3));
+        assert_eq!(m.gaps, vec![2..3, 13..15], "nothing reported in the pause 5..10");
+        assert_eq!((m.covered_from, m.covered_until), (Some(0), Some(13)));
+        // The last 3 covered expected buckets: 10..13. The last 5 reach back over the pause.
+        assert_eq!(last_covered_window_in(&s, 3, &sessions), Some(10..13));
+        assert_eq!(last_covered_window_in(&set([3, 4, 10, 11, 12]), 5, &sessions), Some(3..13));
+        assert_eq!(last_covered_window_in(&s, 6, &sessions), None, "bucket 2 is missing");
+        // A missing bucket at the end of the first session breaks the streak too.
+        assert_eq!(last_covered_window_in(&set([0, 1, 2, 3, 10, 11]), 3, &sessions), Some(1..4));
+        assert_eq!(last_covered_window_in(&s, 2, &[0..5]), Some(3..5));
+        assert_eq!(last_covered_window_in(&s, 1, &[]), None);
     }
 }

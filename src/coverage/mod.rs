@@ -22,7 +22,7 @@ pub mod sidecar;
 mod tests;
 
 pub use bucket_set::BucketSet;
-pub use buckets::{bucket_end, bucket_of, bucket_start, expected_buckets};
+pub use buckets::{bucket_end, bucket_of, bucket_start, expected_buckets, BucketCursor, BucketGrid};
 pub use coverage::{Coverage, Overlap};
-pub use metrics::{entity_metrics, last_covered_window, EntityMetrics};
+pub use metrics::{entity_metrics, last_covered_window, last_covered_window_in, EntityMetrics};
 pub use sidecar::{decode as decode_sidecar, encode as encode_sidecar};

@@ -5,7 +5,7 @@
 //! Layout, all integers little-endian:
 //!
 //! ```text
-//! magic        8 bytes   b"TSCOVER1"
+//! magic        8 bytes   b"TSCOVER2" (written) or b"TSCOVER1" (read)
 //! count        u32       number of entities
 //! count times, in ascending entity-key order, keys distinct:
 //!   key_len    u32       length of key
@@ -16,7 +16,8 @@
 //!   set_len    u64       length of set
 //!   set        set_len   the entity's covered bucket ids in the 64-bit portable Roaring
 //!                        format (RoaringTreemap / CRoaring Roaring64Map "portable"),
-//!                        without run containers, non-empty; bucket id `i` is stored
+//!                        non-empty, containers run-optimized (version 1: without run
+//!                        containers); bucket id `i` is stored
 //!                        as the unsigned 64-bit value `i XOR 2^63` (sign bit flipped)
 //!                        (the exact accepted Roaring layout is in `portable.rs`)
 //! crc          u32       CRC-32 (IEEE, as in zlib/crc32fast) of every preceding byte
@@ -31,10 +32,14 @@
 
 use super::bucket_set::BucketSet;
 use super::coverage::Coverage;
+use super::portable::Runs;
 use crate::metadata::EntityKey;
 
-/// First bytes of every sidecar; the trailing digit is the layout version.
-pub const MAGIC: &[u8; 8] = b"TSCOVER1";
+/// First bytes of every sidecar written; the trailing digit is the layout version.
+pub const MAGIC: &[u8; 8] = b"TSCOVER2";
+
+/// Version 1: the same layout without run containers, which readers still accept.
+pub const MAGIC_V1: &[u8; 8] = b"TSCOVER1";
 
 /// Smallest possible sidecar: magic, entity count and checksum.
 const MIN_LEN: usize = 8 + 4 + 4;
@@ -44,6 +49,7 @@ pub fn encode(coverage: &Coverage) -> Vec<u8> {
     let mut out = Vec::with_capacity(
         MIN_LEN + coverage.entities().map(|(_, set)| 12 + 16 + set.serialized_size()).sum::<usize>(),
     );
+    let mut optimized = BucketSet::new();
     out.extend_from_slice(MAGIC);
     // Four billion entities would not fit in memory, so the count fits in u32.
     out.extend_from_slice(&(coverage.entity_count() as u32).to_le_bytes());
@@ -53,8 +59,12 @@ pub fn encode(coverage: &Coverage) -> Vec<u8> {
         let json = serde_json::to_vec(key).unwrap_or_default();
         out.extend_from_slice(&(json.len() as u32).to_le_bytes());
         out.extend_from_slice(&json);
-        out.extend_from_slice(&(set.serialized_size() as u64).to_le_bytes());
-        set.serialize_into(&mut out);
+        // Sets are usually held optimized already; the copy is for those that are not, so
+        // the bytes do not depend on how the set was built.
+        optimized.clone_from(set);
+        optimized.optimize();
+        out.extend_from_slice(&(optimized.serialized_size() as u64).to_le_bytes());
+        optimized.serialize_into(&mut out);
     }
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
@@ -63,9 +73,12 @@ pub fn encode(coverage: &Coverage) -> Vec<u8> {
 
 /// Decodes sidecar bytes; the error says what is wrong (the caller names the file).
 pub fn decode(bytes: &[u8]) -> Result<Coverage, String> {
-    if bytes.len() >= MAGIC.len() && &bytes[..MAGIC.len()] != MAGIC {
-        return Err("bad magic (not a TSCOVER1 coverage sidecar)".into());
-    }
+    let runs = match bytes.get(..MAGIC.len()) {
+        Some(magic) if magic == MAGIC => Runs::Allowed,
+        Some(magic) if magic == MAGIC_V1 => Runs::Refused,
+        Some(_) => return Err("bad magic (not a TSCOVER1 or TSCOVER2 coverage sidecar)".into()),
+        None => Runs::Allowed,
+    };
     if bytes.len() < MIN_LEN {
         return Err(format!("truncated: {} bytes, a sidecar has at least {MIN_LEN}", bytes.len()));
     }
@@ -93,7 +106,7 @@ pub fn decode(bytes: &[u8]) -> Result<Coverage, String> {
         }
         let set_len = usize::try_from(r.u64()?).map_err(|_| format!("entity #{i}: bucket set too large"))?;
         let set_bytes = r.take(set_len).map_err(|e| format!("entity #{i} {}: bucket set: {e}", show(json)))?;
-        let set = BucketSet::deserialize(set_bytes).map_err(|e| format!("entity #{i} {}: {e}", show(json)))?;
+        let set = BucketSet::deserialize(set_bytes, runs).map_err(|e| format!("entity #{i} {}: {e}", show(json)))?;
         if set.is_empty() {
             return Err(format!("entity #{i} {}: empty bucket set", show(json)));
         }
@@ -166,7 +179,7 @@ mod tests {
     fn round_trip_and_layout() {
         let c = sample();
         let bytes = encode(&c);
-        assert_eq!(&bytes[..8], b"TSCOVER1");
+        assert_eq!(&bytes[..8], b"TSCOVER2");
         assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 3);
         // The implicit entity sorts first and is written as `[]`.
         assert_eq!(u32::from_le_bytes(bytes[12..16].try_into().unwrap()), 2);
@@ -177,10 +190,44 @@ mod tests {
     }
 
     #[test]
+    fn reads_version_1_and_stores_dense_runs_in_a_few_bytes() {
+        // A version 1 sidecar is the same layout with the old magic and no run containers.
+        let c = sample();
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(MAGIC_V1);
+        v1.extend_from_slice(&(c.entity_count() as u32).to_le_bytes());
+        for (key, set) in c.entities() {
+            let json = serde_json::to_vec(key).unwrap();
+            v1.extend_from_slice(&(json.len() as u32).to_le_bytes());
+            v1.extend_from_slice(&json);
+            v1.extend_from_slice(&(set.serialized_size() as u64).to_le_bytes());
+            set.serialize_into(&mut v1);
+        }
+        let crc = crc32fast::hash(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode(&v1).unwrap(), c);
+        // A run in a version 1 file is refused: that writer never made one.
+        let v2 = encode(&c);
+        let mut relabelled = v2[..v2.len() - 4].to_vec();
+        relabelled[..8].copy_from_slice(MAGIC_V1);
+        let crc = crc32fast::hash(&relabelled);
+        relabelled.extend_from_slice(&crc.to_le_bytes());
+        assert!(decode(&relabelled).unwrap_err().contains("version 1"));
+
+        // A year of one-minute buckets, every minute covered: one run per 2^16 ids.
+        let mut year = Coverage::new();
+        year.insert_set(EntityKey::implicit(), (0..525_600).collect());
+        let bytes = encode(&year);
+        assert!(bytes.len() < 200, "{} bytes", bytes.len());
+        assert_eq!(decode(&bytes).unwrap(), year);
+    }
+
+    #[test]
     fn rejects_damage_with_a_reason() {
         let bytes = encode(&sample());
         assert!(decode(b"").unwrap_err().contains("truncated"));
         assert!(decode(b"TSCOVER").unwrap_err().contains("truncated"));
+        assert!(decode(b"TSCOVER2").unwrap_err().contains("truncated"));
         assert!(decode(b"PAR1PAR1PAR1PAR1").unwrap_err().contains("bad magic"));
         assert!(decode(&bytes[..bytes.len() - 1]).unwrap_err().contains("checksum"));
         let mut flipped = bytes.clone();

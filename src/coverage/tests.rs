@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use proptest::prelude::*;
 
+use super::portable::Runs;
 use super::*;
 use crate::metadata::{EntityKey, EntityValue};
 
@@ -98,7 +99,7 @@ proptest! {
     #[test]
     fn metrics_match_the_model(model in ids(), w in window()) {
         let set = set_of(&model);
-        let m = metrics::entity_metrics(&set, w.clone());
+        let m = metrics::entity_metrics(&set, &[w.clone()]);
         let expected = if w.start < w.end { (w.end - w.start) as u64 } else { 0 };
         let covered = w.clone().filter(|id| model.contains(id)).count() as u64;
         let gaps = model_runs(&model, w.clone(), false);
@@ -192,16 +193,25 @@ proptest! {
         input.extend_from_slice(&bytes);
         prop_assert!(sidecar::decode(&input).is_err());
         // Past the checksum: the bitmap parser must also be total.
-        let _ = BucketSet::deserialize(&bytes);
+        let _ = BucketSet::deserialize(&bytes, Runs::Allowed);
     }
 
     #[test]
-    fn mutated_bitmaps_are_rejected_or_canonical(model in ids(), at in any::<prop::sample::Index>(), mask in 1u8..=255) {
+    fn mutated_bitmaps_are_rejected_or_canonical(
+        model in ids(),
+        runs in any::<bool>(),
+        at in any::<prop::sample::Index>(),
+        mask in 1u8..=255,
+    ) {
         let mut bytes = Vec::new();
-        set_of(&model).serialize_into(&mut bytes);
+        let mut set = set_of(&model);
+        if runs {
+            set.optimize();
+        }
+        set.serialize_into(&mut bytes);
         let i = at.index(bytes.len());
         bytes[i] ^= mask;
-        if let Ok(set) = BucketSet::deserialize(&bytes) {
+        if let Ok(set) = BucketSet::deserialize(&bytes, Runs::Allowed) {
             let mut again = Vec::new();
             set.serialize_into(&mut again);
             prop_assert_eq!(again, bytes);
@@ -309,7 +319,7 @@ fn extreme_ids() {
     let mut bytes = Vec::new();
     set.serialize_into(&mut bytes);
     assert_eq!(bytes.len(), set.serialized_size());
-    assert_eq!(BucketSet::deserialize(&bytes), Ok(set));
+    assert_eq!(BucketSet::deserialize(&bytes, Runs::Allowed), Ok(set));
 }
 
 /// Rough cost of the gap report for 500 entities over a day of 1-second buckets.

@@ -1,6 +1,6 @@
 //! `CREATE EXTERNAL TABLE t STORED AS TIMESERIES LOCATION '...'`: opens the table at the
 //! location, or, given a column list and `OPTIONS ('time_column' ..., 'bucket' ...,
-//! 'entity_columns' ..., 'timezone' ...)`, creates it there. The writer options
+//! 'entity_columns' ..., 'timezone' ..., 'schedule' ...)`, creates it there. The writer options
 //! `segment_rows`, `memory_limit`, `row_group_rows` and `compression` set how the
 //! registration's INSERTs write.
 
@@ -16,14 +16,14 @@ use datafusion::logical_expr::CreateExternalTable;
 
 use super::provider::TimeSeriesProvider;
 use crate::formats::parquet::{parse_byte_size, SegmentCompression, WriterOptions};
-use crate::metadata::{TableMeta, TimeBucket, TimeIndexSpec};
+use crate::metadata::{Schedule, TableMeta, TimeBucket, TimeIndexSpec};
 use crate::storage::TableLocation;
 use crate::table::TimeSeriesTable;
 
 /// The `STORED AS` name the factory is registered under.
 pub const FORMAT_NAME: &str = "TIMESERIES";
 /// Options that define the table (used when creating it, checked when opening it).
-const SPEC_KEYS: [&str; 4] = ["time_column", "bucket", "entity_columns", "timezone"];
+const SPEC_KEYS: [&str; 5] = ["time_column", "bucket", "entity_columns", "timezone", "schedule"];
 /// Options for how this registration's INSERTs write segments.
 const WRITER_KEYS: [&str; 4] = ["segment_rows", "memory_limit", "row_group_rows", "compression"];
 
@@ -144,10 +144,20 @@ impl TableProviderFactory for TimeSeriesTableFactory {
         let writer = writer_from_options(&options)?;
         options.retain(|key, _| SPEC_KEYS.contains(key));
         let location = TableLocation::parse(location)?;
+        let schedule = options.remove("schedule").map(|text| text.parse::<Schedule>()).transpose()?;
         let table = if cmd.schema.fields().is_empty() {
             let table = TimeSeriesTable::open(location).await?;
+            if schedule.is_some() && schedule != table.meta().schedule {
+                return plan_err!(
+                    "the table at {} has the schedule {}; OPTIONS ('schedule' ...) must repeat it (change it with `tsq alter <dir> set-schedule`)",
+                    table.location(),
+                    table.meta().schedule.as_ref().map_or("(none)".to_string(), |s| format!("'{s}'"))
+                );
+            }
             if !options.is_empty() {
-                let wanted = spec_from_options(&options)?;
+                let mut wanted = spec_from_options(&options)?;
+                // Fixed when the table was created, not an option.
+                wanted.alignment = table.spec().alignment;
                 if &wanted != table.spec() {
                     return plan_err!(
                         "the table at {} already exists with a different specification ({:?}); drop the OPTIONS to open it",
@@ -160,7 +170,7 @@ impl TableProviderFactory for TimeSeriesTableFactory {
         } else {
             let spec = spec_from_options(&options)?;
             let schema = table_schema(cmd.schema.as_arrow(), &spec);
-            let meta = TableMeta::try_with_schema(spec, &schema).map_err(DataFusionError::from)?;
+            let meta = TableMeta::try_with_schema(spec, &schema).map_err(DataFusionError::from)?.with_schedule(schedule);
             TimeSeriesTable::create(location, meta).await?
         };
         Ok(Arc::new(TimeSeriesProvider::try_new(table.with_writer_options(writer))?))

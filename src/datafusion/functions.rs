@@ -1,5 +1,5 @@
-//! The SQL table functions `coverage`, `gaps`, `last_covered_window`, `segments` and
-//! `history`. Arguments are checked when the function is called (plan errors); results
+//! The SQL table functions `coverage`, `gaps`, `last_covered_window`,
+//! `coverage_changes`, `segments` and `history`. Arguments are checked when the function is called (plan errors); results
 //! are computed from metadata and sidecars when the query runs, never from Parquet data.
 //! Equality filters on entity columns restrict which entities are computed.
 
@@ -21,22 +21,26 @@ use futures::FutureExt;
 
 use super::predicate::entity_constraints;
 use super::provider::TimeSeriesProvider;
-use super::time_literal::scalar_nanos;
+use super::time_literal::scalar_nanos_in;
 use crate::error::Error;
 use crate::metadata::{EntityKey, EntityValue, TimeBucket, Timestamp};
 use crate::storage::TableLocation;
-use crate::table::{key_matches, Snapshot, TimeRange, TimeSeriesTable};
+use crate::table::{key_matches, Expected, Snapshot, TimeRange, TimeSeriesTable};
 
 /// Which metadata question a function answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetadataKind {
-    /// `coverage(table [, start, end])`: bucket coverage per entity over a window.
+    /// `coverage(table [, start, end] [, schedule])`: bucket coverage per entity over a
+    /// window.
     Coverage,
-    /// `gaps(table [, start, end])`: runs of missing buckets per entity.
+    /// `gaps(table [, start, end] [, schedule])`: runs of missing buckets per entity.
     Gaps,
-    /// `last_covered_window(table, length [, end])`: per entity, the latest fully covered
-    /// window of `length`.
+    /// `last_covered_window(table, length [, end] [, schedule])`: per entity, the latest
+    /// fully covered window of `length`.
     LastCoveredWindow,
+    /// `coverage_changes(table, from_version [, to_version])`: the buckets each entity
+    /// gained or lost between two versions.
+    CoverageChanges,
     /// `segments(table)`: the live segments.
     Segments,
     /// `history(table)`: one row per commit.
@@ -45,10 +49,11 @@ pub enum MetadataKind {
 
 impl MetadataKind {
     /// Every kind, for registering all the functions.
-    pub const ALL: [MetadataKind; 5] = [
+    pub const ALL: [MetadataKind; 6] = [
         MetadataKind::Coverage,
         MetadataKind::Gaps,
         MetadataKind::LastCoveredWindow,
+        MetadataKind::CoverageChanges,
         MetadataKind::Segments,
         MetadataKind::History,
     ];
@@ -59,6 +64,7 @@ impl MetadataKind {
             MetadataKind::Coverage => "coverage",
             MetadataKind::Gaps => "gaps",
             MetadataKind::LastCoveredWindow => "last_covered_window",
+            MetadataKind::CoverageChanges => "coverage_changes",
             MetadataKind::Segments => "segments",
             MetadataKind::History => "history",
         }
@@ -66,9 +72,10 @@ impl MetadataKind {
 
     fn usage(self) -> &'static str {
         match self {
-            MetadataKind::Coverage => "coverage(table [, start, end])",
-            MetadataKind::Gaps => "gaps(table [, start, end])",
-            MetadataKind::LastCoveredWindow => "last_covered_window(table, length [, end])",
+            MetadataKind::Coverage => "coverage(table [, start, end] [, schedule])",
+            MetadataKind::Gaps => "gaps(table [, start, end] [, schedule])",
+            MetadataKind::LastCoveredWindow => "last_covered_window(table, length [, end] [, schedule])",
+            MetadataKind::CoverageChanges => "coverage_changes(table, from_version [, to_version])",
             MetadataKind::Segments => "segments(table)",
             MetadataKind::History => "history(table)",
         }
@@ -76,8 +83,9 @@ impl MetadataKind {
 
     fn arity(self) -> (usize, usize) {
         match self {
-            MetadataKind::Coverage | MetadataKind::Gaps => (1, 3),
-            MetadataKind::LastCoveredWindow => (2, 3),
+            MetadataKind::Coverage | MetadataKind::Gaps => (1, 4),
+            MetadataKind::LastCoveredWindow => (2, 4),
+            MetadataKind::CoverageChanges => (2, 3),
             MetadataKind::Segments | MetadataKind::History => (1, 1),
         }
     }
@@ -97,11 +105,14 @@ impl MetadataFunction {
 }
 
 /// Parsed arguments of one call.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Params {
     window: Option<TimeRange>,
     length: std::time::Duration,
     end: Option<Timestamp>,
+    expected: Expected,
+    from_version: u64,
+    to_version: Option<u64>,
 }
 
 impl TableFunctionImpl for MetadataFunction {
@@ -120,22 +131,58 @@ impl TableFunctionImpl for MetadataFunction {
         }
         let provider = resolve_table(args.session(), &exprs[0], kind)?;
         let mut params = Params::default();
+        let zone = provider.spec().timezone.clone();
+        let zone = zone.as_deref();
+        let mut rest = &exprs[1..];
         match kind {
-            MetadataKind::Coverage | MetadataKind::Gaps => match exprs.len() {
-                1 => {}
-                3 => {
-                    let start = timestamp_arg(&exprs[1], "start", kind)?;
-                    let end = timestamp_arg(&exprs[2], "end", kind)?;
-                    // A reversed range is a bad argument, reported like the others.
-                    params.window =
-                        Some(TimeRange::try_new(start, end).map_err(|e| DataFusionError::Plan(e.to_string()))?);
+            MetadataKind::Coverage | MetadataKind::Gaps => {
+                // An odd trailing argument that is not a time is the schedule.
+                if rest.len() % 2 == 1 && !is_time(&rest[rest.len() - 1], zone) {
+                    params.expected = schedule_arg(&rest[rest.len() - 1], kind)?;
+                    rest = &rest[..rest.len() - 1];
                 }
-                _ => return plan_err!("{} needs both start and end, or neither; usage: {}", kind.name(), kind.usage()),
-            },
+                match rest {
+                    [] => {}
+                    [start, end] => {
+                        let start = timestamp_arg(start, "start", kind, zone)?;
+                        let end = timestamp_arg(end, "end", kind, zone)?;
+                        // A reversed range is a bad argument, reported like the others.
+                        params.window =
+                            Some(TimeRange::try_new(start, end).map_err(|e| DataFusionError::Plan(e.to_string()))?);
+                    }
+                    _ => {
+                        return plan_err!(
+                            "{} needs both start and end, or neither; usage: {}",
+                            kind.name(),
+                            kind.usage()
+                        )
+                    }
+                }
+            }
             MetadataKind::LastCoveredWindow => {
-                params.length = length_arg(&exprs[1], provider.spec().bucket)?;
-                if let Some(end) = exprs.get(2) {
-                    params.end = Some(timestamp_arg(end, "end", kind)?);
+                params.length = length_arg(&rest[0], provider.spec().bucket)?;
+                rest = &rest[1..];
+                if let [.., last] = rest {
+                    if !is_time(last, zone) {
+                        params.expected = schedule_arg(last, kind)?;
+                        rest = &rest[..rest.len() - 1];
+                    }
+                }
+                match rest {
+                    [] => {}
+                    [end] => params.end = Some(timestamp_arg(end, "end", kind, zone)?),
+                    _ => return plan_err!("too many arguments; usage: {}", kind.usage()),
+                }
+            }
+            MetadataKind::CoverageChanges => {
+                params.from_version = version_arg(&rest[0], "from_version")?;
+                params.to_version = rest.get(1).map(|e| version_arg(e, "to_version")).transpose()?;
+                if let Some(to) = params.to_version.filter(|to| *to < params.from_version) {
+                    return plan_err!(
+                        "from_version {} is after to_version {to}: give the earlier version first; usage: {}",
+                        params.from_version,
+                        kind.usage()
+                    );
                 }
             }
             MetadataKind::Segments | MetadataKind::History => {}
@@ -213,9 +260,43 @@ fn open_blocking(location: &str) -> crate::Result<TimeSeriesTable> {
     .map_err(|_| Error::Task("opening the table panicked".into()))?
 }
 
-fn timestamp_arg(expr: &Expr, what: &str, kind: MetadataKind) -> DfResult<Timestamp> {
+/// A table version: a non-negative integer literal.
+fn version_arg(expr: &Expr, what: &str) -> DfResult<u64> {
+    let usage = MetadataKind::CoverageChanges.usage();
+    let value = match expr {
+        Expr::Literal(value, _) => value.cast_to(&DataType::Int64).ok(),
+        _ => None,
+    };
+    match value {
+        Some(ScalarValue::Int64(Some(v))) if v >= 0 => Ok(v as u64),
+        _ => plan_err!("the {what} argument must be a version number (0 or more), got {expr}; usage: {usage}"),
+    }
+}
+
+/// Whether `expr` is a literal that reads as a time.
+fn is_time(expr: &Expr, zone: Option<&str>) -> bool {
+    matches!(expr, Expr::Literal(value, _) if scalar_nanos_in(value, zone).is_some())
+}
+
+/// A schedule override: `'always'`, `'table'` or a schedule's text.
+fn schedule_arg(expr: &Expr, kind: MetadataKind) -> DfResult<Expected> {
+    match expr {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)),
+            _,
+        ) => Expected::parse(s).map_err(|e| DataFusionError::Plan(format!("{e}; usage: {}", kind.usage()))),
+        other => plan_err!(
+            "the schedule argument of {} must be a string such as 'Mon-Fri 09:30-16:00' or 'always', got {other}; usage: {}",
+            kind.name(),
+            kind.usage()
+        ),
+    }
+}
+
+/// A time argument; a string without an offset is read in the table's time zone.
+fn timestamp_arg(expr: &Expr, what: &str, kind: MetadataKind, zone: Option<&str>) -> DfResult<Timestamp> {
     if let Expr::Literal(value, _) = expr {
-        if let Some(nanos) = scalar_nanos(value) {
+        if let Some(nanos) = scalar_nanos_in(value, zone) {
             return Ok(Timestamp::from_nanos(nanos));
         }
     }
@@ -264,7 +345,10 @@ fn output_schema(kind: MetadataKind, provider: &TimeSeriesProvider) -> SchemaRef
     let table = provider.schema();
     let ts = provider.time_type().clone();
     let mut fields: Vec<Field> = Vec::new();
-    if matches!(kind, MetadataKind::Coverage | MetadataKind::Gaps | MetadataKind::LastCoveredWindow) {
+    if matches!(
+        kind,
+        MetadataKind::Coverage | MetadataKind::Gaps | MetadataKind::LastCoveredWindow | MetadataKind::CoverageChanges
+    ) {
         for column in &provider.spec().entity_columns {
             if let Ok(field) = table.field_with_name(column) {
                 fields.push(Field::new(column, field.data_type().clone(), false));
@@ -288,6 +372,12 @@ fn output_schema(kind: MetadataKind, provider: &TimeSeriesProvider) -> SchemaRef
         ]),
         MetadataKind::Gaps => fields.extend([time("gap_start", false), time("gap_end", false), int("missing_buckets")]),
         MetadataKind::LastCoveredWindow => fields.extend([time("window_start", false), time("window_end", false)]),
+        MetadataKind::CoverageChanges => fields.extend([
+            Field::new("change", DataType::Utf8, false),
+            time("range_start", false),
+            time("range_end", false),
+            int("buckets"),
+        ]),
         MetadataKind::Segments => fields.extend([
             Field::new("segment_id", DataType::Utf8, false),
             Field::new("path", DataType::Utf8, false),
@@ -372,7 +462,7 @@ impl MetadataTable {
         let mut rest: Vec<ArrayRef> = Vec::new();
         match self.kind {
             MetadataKind::Coverage => {
-                let report = snapshot.coverage_report(self.params.window, entities).await?;
+                let report = snapshot.coverage_report(self.params.window, entities, &self.params.expected).await?;
                 keys = report.iter().map(|r| r.entity.clone()).collect();
                 times.push(report.iter().map(|r| Some(r.window.start.as_nanos())).collect());
                 times.push(report.iter().map(|r| Some(r.window.end.as_nanos())).collect());
@@ -386,17 +476,35 @@ impl MetadataTable {
                 rest.push(time_array(report.iter().map(|r| r.covered_until.map(Timestamp::as_nanos)).collect(), ts)?);
             }
             MetadataKind::Gaps => {
-                let gaps = snapshot.gaps(self.params.window, entities).await?;
+                let gaps = snapshot.gaps(self.params.window, entities, &self.params.expected).await?;
                 keys = gaps.iter().map(|g| g.entity.clone()).collect();
                 times.push(gaps.iter().map(|g| Some(g.start.as_nanos())).collect());
                 times.push(gaps.iter().map(|g| Some(g.end.as_nanos())).collect());
                 rest = int_columns(&gaps, |g| [g.missing_buckets]);
             }
             MetadataKind::LastCoveredWindow => {
-                let windows = snapshot.last_covered_windows(self.params.length, self.params.end, entities).await?;
+                let windows = snapshot
+                    .last_covered_windows(self.params.length, self.params.end, entities, &self.params.expected)
+                    .await?;
                 keys = windows.iter().map(|(k, _)| k.clone()).collect();
                 times.push(windows.iter().map(|(_, w)| Some(w.start.as_nanos())).collect());
                 times.push(windows.iter().map(|(_, w)| Some(w.end.as_nanos())).collect());
+            }
+            MetadataKind::CoverageChanges => {
+                let changes = snapshot.coverage_changes(self.params.from_version, self.params.to_version).await?;
+                // Filtered by key, not by the entities covered now: a removed entity may
+                // have no coverage left.
+                let constraints = entity_constraints(filters, &snapshot.spec().entity_columns);
+                let changes: Vec<_> = changes.into_iter().filter(|c| key_matches(&c.entity, &constraints)).collect();
+                keys = changes.iter().map(|c| c.entity.clone()).collect();
+                let kinds: ArrayRef = Arc::new(changes.iter().map(|c| Some(c.change.as_str())).collect::<StringArray>());
+                let ts = self.provider.time_type();
+                rest = vec![
+                    kinds,
+                    time_array(changes.iter().map(|c| Some(c.start.as_nanos())).collect(), ts)?,
+                    time_array(changes.iter().map(|c| Some(c.end.as_nanos())).collect(), ts)?,
+                ];
+                rest.extend(int_columns(&changes, |c| [c.buckets]));
             }
             MetadataKind::Segments => {
                 let segments = snapshot.segments();

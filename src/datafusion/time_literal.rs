@@ -11,8 +11,15 @@ use datafusion::common::ScalarValue;
 use crate::metadata::time::{ceil_nanos, from_nanos, to_nanos};
 use crate::metadata::Timestamp;
 
-/// A timestamp-like scalar as nanoseconds; strings are parsed as RFC 3339.
+/// A timestamp-like scalar as nanoseconds; strings are parsed as RFC 3339, and one
+/// without an offset is read in UTC (see [`scalar_nanos_in`]).
 pub(crate) fn scalar_nanos(value: &ScalarValue) -> Option<i64> {
+    scalar_nanos_in(value, None)
+}
+
+/// Like [`scalar_nanos`], reading a string without an offset in `zone` (the table's time
+/// zone), as DataFusion does when it compares such a string with a zoned column.
+pub(crate) fn scalar_nanos_in(value: &ScalarValue, zone: Option<&str>) -> Option<i64> {
     use TimeUnit::*;
     match value {
         ScalarValue::TimestampSecond(Some(v), _) => to_nanos(*v, Second).ok(),
@@ -22,7 +29,7 @@ pub(crate) fn scalar_nanos(value: &ScalarValue) -> Option<i64> {
         ScalarValue::Date32(Some(days)) => (*days as i64).checked_mul(86_400_000_000_000),
         ScalarValue::Date64(Some(ms)) => to_nanos(*ms, Millisecond).ok(),
         ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-            s.parse::<Timestamp>().ok().map(Timestamp::as_nanos)
+            Timestamp::parse_in(s, zone).ok().map(Timestamp::as_nanos)
         }
         _ => None,
     }

@@ -1,6 +1,7 @@
 //! `TimeBucket`: the coverage granularity of a table, parsed from `<n><unit>`.
 //!
-//! Pure; no I/O. Buckets are aligned to the Unix epoch in UTC.
+//! Pure; no I/O. Buckets are aligned to the Unix epoch in UTC, except day buckets of a
+//! table with a time zone, which follow its local days (see `coverage::BucketGrid`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,7 +21,8 @@ pub enum BucketUnit {
     Minute,
     /// `h`
     Hour,
-    /// `d`: always 86 400 s, since buckets are in UTC.
+    /// `d`: 86 400 s, or a local calendar day on a table with a time zone (see
+    /// [`crate::coverage::BucketGrid`]).
     Day,
 }
 
@@ -69,6 +71,11 @@ impl TimeBucket {
     /// Length of one bucket in nanoseconds (always positive).
     pub fn nanos(&self) -> i64 {
         self.nanos
+    }
+
+    /// The number of days of a day bucket (`Nd`), `None` for shorter units.
+    pub fn days(&self) -> Option<i64> {
+        (self.unit == BucketUnit::Day).then_some(i64::from(self.count))
     }
 
     /// Length of one bucket in whole seconds.

@@ -3,11 +3,13 @@
 
 pub mod bucket;
 pub mod entity;
+pub mod schedule;
 pub mod time;
 pub mod time_set;
 
 pub use bucket::{BucketUnit, TimeBucket};
 pub use entity::{EntityKey, EntityValue};
+pub use schedule::{Schedule, Session};
 pub use time::{format_nanos, parse_timestamp, Timestamp};
 pub use time_set::TimeSet;
 pub mod schema;
@@ -16,4 +18,4 @@ pub mod table_meta;
 
 pub use schema::describe_schema;
 pub use segment::{SegmentId, SegmentMeta};
-pub use table_meta::{TableMeta, TimeIndexSpec};
+pub use table_meta::{BucketAlignment, TableMeta, TimeIndexSpec};

@@ -10,15 +10,33 @@ use serde::{Deserialize, Serialize};
 
 use super::entity::is_entity_type;
 use super::schema::{describe_schema, schema_from_wire, schema_to_wire, FieldDef};
-use super::TimeBucket;
+use super::{Schedule, TimeBucket};
 use crate::error::{Error, Result};
+
+/// Where day buckets start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BucketAlignment {
+    /// Every bucket is aligned to the Unix epoch in UTC (format version 1 tables).
+    #[default]
+    Utc,
+    /// Day buckets start at local midnight in the table's time zone; shorter buckets stay
+    /// epoch-aligned. Tables with a time zone and day buckets are created so.
+    Local,
+}
+
+impl BucketAlignment {
+    fn is_utc(&self) -> bool {
+        *self == BucketAlignment::Utc
+    }
+}
 
 /// How a table is indexed in time and by entity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimeIndexSpec {
     /// Name of the Arrow `Timestamp` column (any unit, with or without time zone).
     pub time_column: String,
-    /// Coverage granularity, aligned to the Unix epoch in UTC.
+    /// Coverage granularity.
     pub bucket: TimeBucket,
     /// If set, the time column must carry exactly this time zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -26,12 +44,21 @@ pub struct TimeIndexSpec {
     /// Columns that identify an entity (symbol, sensor, ...); empty = one implicit entity.
     #[serde(default)]
     pub entity_columns: Vec<String>,
+    /// Where day buckets start; set when the table is created, never changed.
+    #[serde(default, skip_serializing_if = "BucketAlignment::is_utc")]
+    pub alignment: BucketAlignment,
 }
 
 impl TimeIndexSpec {
     /// A spec with no entity columns and no time zone requirement.
     pub fn new(time_column: impl Into<String>, bucket: TimeBucket) -> Self {
-        TimeIndexSpec { time_column: time_column.into(), bucket, timezone: None, entity_columns: Vec::new() }
+        TimeIndexSpec {
+            time_column: time_column.into(),
+            bucket,
+            timezone: None,
+            entity_columns: Vec::new(),
+            alignment: BucketAlignment::Utc,
+        }
     }
 
     /// Adds entity columns.
@@ -48,6 +75,16 @@ impl TimeIndexSpec {
     pub fn with_timezone(mut self, timezone: impl Into<String>) -> Self {
         self.timezone = Some(timezone.into());
         self
+    }
+
+    /// The spec a new table is created with: validated, and with day buckets on local
+    /// days when it has a time zone.
+    fn for_new_table(mut self) -> Result<Self> {
+        self.validate()?;
+        if self.timezone.is_some() && self.bucket.days().is_some() {
+            self.alignment = BucketAlignment::Local;
+        }
+        Ok(self)
     }
 
     /// Checks the spec on its own: names present and distinct.
@@ -149,6 +186,8 @@ pub struct TableMeta {
     pub time_index: TimeIndexSpec,
     /// The table schema; `None` until the first append unless declared at creation.
     pub schema: Option<SchemaRef>,
+    /// When data is expected: coverage is judged against it. `None`: all the time.
+    pub schedule: Option<Schedule>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -156,6 +195,8 @@ struct TableMetaWire {
     time_index: TimeIndexSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     schema: Option<Vec<FieldDef>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    schedule: Option<Schedule>,
 }
 
 impl TryFrom<TableMetaWire> for TableMeta {
@@ -163,7 +204,7 @@ impl TryFrom<TableMetaWire> for TableMeta {
 
     fn try_from(wire: TableMetaWire) -> Result<Self> {
         let schema = wire.schema.as_deref().map(schema_from_wire).transpose()?;
-        Ok(TableMeta { time_index: wire.time_index, schema })
+        Ok(TableMeta { time_index: wire.time_index, schema, schedule: wire.schedule })
     }
 }
 
@@ -171,22 +212,27 @@ impl From<TableMeta> for TableMetaWire {
     fn from(meta: TableMeta) -> Self {
         // A schema only enters TableMeta after `schema_to_wire` accepted it.
         let schema = meta.schema.as_deref().and_then(|s| schema_to_wire(s).ok());
-        TableMetaWire { time_index: meta.time_index, schema }
+        TableMetaWire { time_index: meta.time_index, schema, schedule: meta.schedule }
     }
 }
 
 impl TableMeta {
     /// Metadata of a new table; the schema comes with the first append.
     pub fn try_new(time_index: TimeIndexSpec) -> Result<Self> {
-        time_index.validate()?;
-        Ok(TableMeta { time_index, schema: None })
+        let time_index = time_index.for_new_table()?;
+        Ok(TableMeta { time_index, schema: None, schedule: None })
+    }
+
+    /// The same metadata with `schedule` (`None`: every bucket is expected).
+    pub fn with_schedule(self, schedule: Option<Schedule>) -> Self {
+        TableMeta { schedule, ..self }
     }
 
     /// Metadata with a schema declared up front (validated against the spec).
     pub fn try_with_schema(time_index: TimeIndexSpec, schema: &Schema) -> Result<Self> {
-        time_index.validate()?;
+        let time_index = time_index.for_new_table()?;
         let schema = time_index.adopt_schema(schema)?;
-        Ok(TableMeta { time_index, schema: Some(schema) })
+        Ok(TableMeta { time_index, schema: Some(schema), schedule: None })
     }
 }
 

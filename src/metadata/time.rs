@@ -53,6 +53,26 @@ impl FromStr for Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Parses RFC 3339 or a date; a time without an offset (or a bare date) is read as
+    /// the wall clock of `zone` (an IANA name or an offset such as `+05:30`), or UTC
+    /// when `zone` is `None`. This is the one rule for such strings: table-function
+    /// arguments, the CLI and DataFusion's comparison of a string with a zoned column
+    /// all read them so.
+    pub fn parse_in(text: &str, zone: Option<&str>) -> Result<Self> {
+        let Some(zone) = zone else { return text.parse() };
+        let tz: arrow::array::timezone::Tz = zone
+            .parse()
+            .map_err(|_| Error::invalid_input(format!("unknown time zone '{zone}' for reading '{text}'")))?;
+        let parsed = arrow::compute::kernels::cast_utils::string_to_datetime(&tz, text.trim()).map_err(|e| {
+            Error::InvalidInput {
+                reason: format!("cannot parse timestamp '{text}': {e} (expected e.g. 2024-01-02T09:30:00Z or 2024-01-02)"),
+            }
+        })?;
+        Timestamp::try_from(parsed.with_timezone(&chrono::Utc))
+    }
+}
+
 impl TryFrom<chrono::DateTime<chrono::Utc>> for Timestamp {
     type Error = Error;
 

@@ -1,6 +1,7 @@
-//! Changing the table schema: adding nullable columns. Segments written before read the
-//! new columns as nulls; nothing is rewritten. Dropping, renaming or retyping a column is
-//! not possible (it would change what older segments mean).
+//! Changing the table metadata: adding nullable columns, and setting the schedule coverage
+//! is judged against. Segments written before read new columns as nulls; nothing is
+//! rewritten. Dropping, renaming or retyping a column is not possible (it would change
+//! what older segments mean).
 //!
 //! Does I/O: commits through the log.
 
@@ -12,7 +13,7 @@ use super::append::{backoff, MAX_COMMIT_ATTEMPTS};
 use super::TimeSeriesTable;
 use crate::error::{Error, Result};
 use crate::metadata::schema::check_new_column;
-use crate::metadata::TableMeta;
+use crate::metadata::{Schedule, TableMeta};
 use crate::transaction_log::{Commit, CommitOutcome, LogAction};
 
 impl TimeSeriesTable {
@@ -31,10 +32,8 @@ impl TimeSeriesTable {
                 field.name()
             )));
         }
-        for attempt in 1..=MAX_COMMIT_ATTEMPTS {
-            self.refresh().await?;
-            let snapshot = self.snapshot();
-            let Some(table) = snapshot.meta().schema.clone() else {
+        self.commit_meta("add_columns", |meta| {
+            let Some(table) = meta.schema.clone() else {
                 return Err(Error::invalid_input(
                     "the table has no schema yet: its first append fixes it, with whatever columns the data has",
                 ));
@@ -45,11 +44,32 @@ impl TimeSeriesTable {
                 fields.push(column.clone());
             }
             let schema = Arc::new(Schema::new_with_metadata(fields, table.metadata().clone()));
-            let meta = TableMeta { time_index: snapshot.spec().clone(), schema: Some(schema) };
+            Ok(TableMeta { schema: Some(schema), ..meta.clone() })
+        })
+        .await
+    }
+
+    /// Sets the schedule coverage is judged against (`None` removes it), in one
+    /// `set_schedule` commit; returns the version. No data or coverage changes: the
+    /// schedule only decides which buckets `coverage`, `gaps` and `last_covered_window`
+    /// expect.
+    #[tracing::instrument(skip_all, fields(location = %self.location()))]
+    pub async fn set_schedule(&mut self, schedule: Option<Schedule>) -> Result<u64> {
+        self.writable()?;
+        self.commit_meta("set_schedule", |meta| Ok(TableMeta { schedule: schedule.clone(), ..meta.clone() })).await
+    }
+
+    /// Commits the metadata `change` makes of the latest metadata, retrying on conflict
+    /// with the winner's metadata.
+    async fn commit_meta(&mut self, operation: &str, change: impl Fn(&TableMeta) -> Result<TableMeta>) -> Result<u64> {
+        for attempt in 1..=MAX_COMMIT_ATTEMPTS {
+            self.refresh().await?;
+            let snapshot = self.snapshot();
+            let meta = change(snapshot.meta())?;
             // Checks the types against the log's vocabulary before anything is written.
             serde_json::to_vec(&meta).map_err(|e| Error::invalid_input(e.to_string()))?;
             let version = snapshot.version() + 1;
-            let commit = Commit::new(version, "add_columns", vec![LogAction::UpdateTableMeta(meta)]);
+            let commit = Commit::new(version, operation, vec![LogAction::UpdateTableMeta(meta)]);
             match self.log.try_commit(&commit).await? {
                 CommitOutcome::Committed => {
                     // The rows are unchanged: keep the coverage if it is loaded, else it loads

@@ -15,7 +15,7 @@ use super::ingest::{write_own, Reencoded, Staged};
 use super::snapshot::Snapshot;
 use super::TimeRange;
 use super::TimeSeriesTable;
-use crate::coverage::{bucket_end, bucket_start, sidecar, Coverage, Overlap};
+use crate::coverage::{sidecar, Coverage, Overlap};
 use crate::error::{Error, Result};
 use crate::metadata::schema::{check_append_schema, check_staged_schema, storage_schema, widen_schema};
 use crate::metadata::{SegmentId, TableMeta, Timestamp};
@@ -165,7 +165,7 @@ impl TimeSeriesTable {
             let widens =
                 snapshot.state().meta.schema.as_ref().is_none_or(|s| s.fields().len() < staged.schema.fields().len());
             if widens {
-                let meta = TableMeta { time_index: snapshot.spec().clone(), schema: Some(Arc::clone(&staged.schema)) };
+                let meta = TableMeta { schema: Some(Arc::clone(&staged.schema)), ..snapshot.meta().clone() };
                 actions.push(LogAction::UpdateTableMeta(meta));
             }
             actions.extend(staged.segments.iter().map(|s| LogAction::AddSegment(s.clone())));
@@ -237,9 +237,9 @@ impl TimeSeriesTable {
     }
 
     pub(crate) async fn overlap_error(&self, snapshot: &Snapshot, overlap: Overlap) -> Error {
-        let bucket = snapshot.spec().bucket;
-        let start = bucket_start(overlap.first_bucket, &bucket).unwrap_or(i64::MIN);
-        let end = bucket_end(overlap.first_bucket, &bucket).unwrap_or(i64::MAX);
+        let grid = snapshot.grid();
+        let start = grid.start_or_clamp(overlap.first_bucket);
+        let end = grid.start_or_clamp(overlap.first_bucket.saturating_add(1));
         let mut colliding = None;
         for segment in snapshot.segments() {
             if !segment.overlaps_time(start, end) || !segment.may_hold_any(std::slice::from_ref(&overlap.entity)) {

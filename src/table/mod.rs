@@ -14,15 +14,14 @@ mod select;
 mod snapshot;
 mod vacuum;
 
-use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 
 pub use append::AppendResult;
 pub use ingest::{InputFormat, Reencoded};
-pub use read::{CommitInfo, EntityCoverage, Gap, TimeRange};
+pub use read::{Change, CommitInfo, CoverageChange, EntityCoverage, Expected, Gap, TimeRange};
 pub use rewrite::{
     ColumnValues, CompactOptions, CompactReport, DeleteReport, ReplaceReport, RowMatcher, RowSelector, UpdateReport,
 };
@@ -91,7 +90,7 @@ impl TimeSeriesTable {
     }
 
     fn from_state(log: LogStore, state: TableState, pinned: bool) -> Self {
-        let cache = Arc::new(Mutex::new(HashMap::new()));
+        let cache = snapshot::CoverageCache::shared();
         let snapshot = Arc::new(Snapshot::new(log.location().clone(), state, cache));
         TimeSeriesTable { log, snapshot, pinned, writer: WriterOptions::default(), rows_read: None }
     }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use super::snapshot::Snapshot;
 use crate::error::Result;
-use crate::metadata::{EntityKey, EntityValue, SegmentMeta, TimeBucket, TimeSet};
+use crate::coverage::BucketGrid;
+use crate::metadata::{EntityKey, EntityValue, SegmentMeta, TimeSet};
 
 /// Per entity column (by position), the values a row must take.
 pub type EntityFilter = HashMap<usize, BTreeSet<EntityValue>>;
@@ -33,10 +34,9 @@ pub fn key_matches(key: &EntityKey, filter: &EntityFilter) -> bool {
     filter.iter().all(|(&i, values)| key.0.get(i).is_some_and(|v| values.contains(v)))
 }
 
-/// Bucket-id ranges that the intervals of `times` intersect.
-fn bucket_ranges(times: &TimeSet, bucket: &TimeBucket) -> Vec<Range<i64>> {
-    let len = bucket.nanos();
-    times.intervals().iter().map(|&(lo, hi)| lo.div_euclid(len)..hi.div_euclid(len) + 1).collect()
+/// Bucket-id ranges that the (closed) intervals of `times` intersect.
+fn bucket_ranges(times: &TimeSet, grid: &BucketGrid) -> Vec<Range<i64>> {
+    times.intervals().iter().map(|&(lo, hi)| grid.bucket_of(lo)..grid.bucket_of(hi).saturating_add(1)).collect()
 }
 
 impl Snapshot {
@@ -46,7 +46,7 @@ impl Snapshot {
     pub async fn select_segments(&self, times: &TimeSet, entities: &EntityFilter) -> Result<SegmentSelection> {
         let index = self.time_index();
         let mut selection = SegmentSelection { total: index.by_start.len(), ..Default::default() };
-        let ranges = bucket_ranges(times, &self.spec().bucket);
+        let ranges = bucket_ranges(times, &self.grid());
         // Candidate positions from the time index, merged across the (sorted) intervals.
         let mut positions: Vec<std::ops::Range<usize>> = Vec::new();
         for &(lo, hi) in times.intervals() {

@@ -4,14 +4,14 @@
 //! sidecar; when that is missing or corrupt it is rebuilt from the segment sidecars, and a
 //! segment sidecar from its Parquet file. Reads never write: repair is in memory only.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use std::sync::OnceLock;
 
 use tokio::sync::OnceCell;
 
-use crate::coverage::{sidecar, Coverage};
+use crate::coverage::{sidecar, BucketGrid, Coverage};
 use crate::error::{Error, Result};
 use crate::formats::parquet::parquet_stats;
 use crate::metadata::{SegmentId, SegmentMeta, TableMeta, TimeIndexSpec, Timestamp};
@@ -19,7 +19,60 @@ use crate::storage::TableLocation;
 use crate::transaction_log::TableState;
 
 /// Segment coverages are immutable, so one cache is shared by every snapshot of a table.
-pub(crate) type SegmentCoverageCache = Arc<Mutex<HashMap<SegmentId, Arc<Coverage>>>>;
+pub(crate) type SegmentCoverageCache = Arc<Mutex<CoverageCache>>;
+
+/// How much segment coverage a table handle keeps in memory, by encoded size. Coverage
+/// held in run form is small (a dense entity-year of minutes is tens of bytes), so this
+/// holds hundreds of thousands of segments; past it, the oldest entries are dropped and
+/// read again from their sidecars when needed.
+const COVERAGE_CACHE_BYTES: usize = 64 << 20;
+
+/// Decoded segment coverages, bounded by [`COVERAGE_CACHE_BYTES`], oldest out first.
+#[derive(Debug, Default)]
+pub(crate) struct CoverageCache {
+    entries: HashMap<SegmentId, (Arc<Coverage>, usize)>,
+    order: VecDeque<SegmentId>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl CoverageCache {
+    /// An empty cache holding up to `budget` bytes.
+    pub(crate) fn with_budget(budget: usize) -> Self {
+        CoverageCache { budget, ..Default::default() }
+    }
+
+    /// A new shared cache of the default size.
+    pub(crate) fn shared() -> SegmentCoverageCache {
+        Arc::new(Mutex::new(Self::with_budget(COVERAGE_CACHE_BYTES)))
+    }
+
+    fn get(&self, id: &SegmentId) -> Option<Arc<Coverage>> {
+        self.entries.get(id).map(|(coverage, _)| Arc::clone(coverage))
+    }
+
+    fn insert(&mut self, id: SegmentId, coverage: Arc<Coverage>) {
+        let size = coverage.entities().map(|(_, set)| 32 + set.serialized_size()).sum::<usize>();
+        if size > self.budget || self.entries.contains_key(&id) {
+            return;
+        }
+        while self.bytes + size > self.budget {
+            let Some(oldest) = self.order.pop_front() else { break };
+            if let Some((_, freed)) = self.entries.remove(&oldest) {
+                self.bytes -= freed;
+            }
+        }
+        self.bytes += size;
+        self.order.push_back(id.clone());
+        self.entries.insert(id, (coverage, size));
+    }
+
+    /// Number of coverages held.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
 
 /// A table as of one committed version.
 #[derive(Debug)]
@@ -100,6 +153,11 @@ impl Snapshot {
     /// The time index: time column, bucket, zone, entity columns.
     pub fn spec(&self) -> &TimeIndexSpec {
         &self.state.meta.time_index
+    }
+
+    /// How timestamps map to bucket ids in this table.
+    pub fn grid(&self) -> BucketGrid {
+        BucketGrid::of(self.spec())
     }
 
     /// Where the table lives.
@@ -187,7 +245,7 @@ impl Snapshot {
     }
 
     fn cached(&self, id: &SegmentId) -> Option<Arc<Coverage>> {
-        self.segment_coverage.lock().ok()?.get(id).cloned()
+        self.segment_coverage.lock().ok()?.get(id)
     }
 
     async fn coverage_from_parquet(&self, segment: &SegmentMeta) -> Result<Coverage> {
@@ -206,5 +264,34 @@ impl Snapshot {
         })?;
         let stats = stats.ok_or_else(|| missing(format!("segment {} data file gave no statistics", segment.id)))?;
         Ok(stats.coverage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::EntityKey;
+
+    fn coverage(buckets: i64) -> Arc<Coverage> {
+        let mut c = Coverage::new();
+        // Every other bucket, so the set stays an array of `buckets` values.
+        c.insert_set(EntityKey::implicit(), (0..buckets).map(|b| b * 2).collect());
+        Arc::new(c)
+    }
+
+    #[test]
+    fn coverage_cache_stays_within_its_budget_oldest_out_first() {
+        let mut cache = CoverageCache::with_budget(10_000);
+        let ids: Vec<SegmentId> = (0..10).map(|_| SegmentId::random()).collect();
+        for id in &ids {
+            cache.insert(id.clone(), coverage(1_000));
+        }
+        assert!(cache.bytes <= 10_000, "{} bytes", cache.bytes);
+        assert_eq!(cache.len(), 4, "each entry is about 2 KB");
+        assert!(cache.get(&ids[0]).is_none(), "the oldest went first");
+        assert!(cache.get(&ids[9]).is_some());
+        // An entry larger than the whole budget is not kept, and evicts nothing.
+        cache.insert(SegmentId::random(), coverage(60_000));
+        assert_eq!(cache.len(), 4);
     }
 }

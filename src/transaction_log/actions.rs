@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::metadata::{SegmentId, SegmentMeta, TableMeta};
 
 /// The newest format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// One change to the table state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,16 +151,16 @@ mod tests {
 
     #[test]
     fn a_newer_commit_is_unsupported_even_with_actions_this_build_does_not_know() {
-        let text = commit_json(2, 7, r#"{"SetRetention":{"keep":"30d"}}"#);
+        let text = commit_json(3, 7, r#"{"SetRetention":{"keep":"30d"}}"#);
         match parse_commit(text.as_bytes(), 7, "log/7.json") {
-            Err(Error::UnsupportedFormat { path, found: 2, supported: 1 }) => assert_eq!(path, "log/7.json"),
+            Err(Error::UnsupportedFormat { path, found: 3, supported: 2 }) => assert_eq!(path, "log/7.json"),
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn damage_within_a_known_version_is_corruption() {
-        let unknown_action = commit_json(1, 7, r#"{"SetRetention":{"keep":"30d"}}"#);
+        let unknown_action = commit_json(2, 7, r#"{"SetRetention":{"keep":"30d"}}"#);
         let wrong_version = commit_json(1, 8, r#"{"RemoveSegment":{"id":"a"}}"#);
         let no_version = r#"{"version":7,"actions":[]}"#.to_string();
         let torn = commit_json(1, 7, "")[..20].to_string();

@@ -207,10 +207,10 @@ mod tests {
     #[test]
     fn a_newer_checkpoint_is_reported_as_such_before_its_checksum_or_layout_is_judged() {
         let mut value: serde_json::Value = serde_json::from_slice(&encode_checkpoint(&state()).unwrap()).unwrap();
-        value["format_version"] = 2.into();
-        value["segments"] = "stored elsewhere in format 2".into();
+        value["format_version"] = 3.into();
+        value["segments"] = "stored elsewhere in format 3".into();
         let bytes = serde_json::to_vec(&value).unwrap();
-        assert_eq!(decode_checkpoint(&bytes, 2).unwrap_err(), CheckpointError::NewerFormat { found: 2 });
+        assert_eq!(decode_checkpoint(&bytes, 2).unwrap_err(), CheckpointError::NewerFormat { found: 3 });
     }
 
     #[test]

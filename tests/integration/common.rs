@@ -165,10 +165,7 @@ pub async fn commit_unsorted_segment(table: &mut TimeSeriesTable, batch: &Record
     };
     let mut actions = Vec::new();
     if table.schema().is_none() {
-        actions.push(LogAction::UpdateTableMeta(TableMeta {
-            time_index: table.spec().clone(),
-            schema: Some(batch.schema()),
-        }));
+        actions.push(LogAction::UpdateTableMeta(TableMeta { schema: Some(batch.schema()), ..table.meta().clone() }));
     }
     actions.push(LogAction::AddSegment(segment));
     let commit = Commit::new(table.version() + 1, "append", actions);

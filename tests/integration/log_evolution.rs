@@ -1,8 +1,8 @@
 //! Format evolution and checkpoint discovery, against golden fixtures:
 //!
-//! - `format-v2-commit`: a format-1 table (versions 1 and 2) whose commit 3 was written by
-//!   format 2 and holds an action this build does not know.
-//! - `format-v2-checkpoint`: format-1 commits 1 to 3 and a format-2 checkpoint of version 3.
+//! - `format-v3-commit`: a format-1 table (versions 1 and 2) whose commit 3 was written by
+//!   format 3 and holds an action this build does not know.
+//! - `format-v3-checkpoint`: format-1 commits 1 to 3 and a format-3 checkpoint of version 3.
 //!   The commits are all format 1 on purpose: a reader that skipped the checkpoint would open
 //!   the table, so refusing it shows the checkpoint alone decides.
 //! - `checkpoint-catch-up-v1`: 103 versions; the checkpoint due at 100 is missing (its writer
@@ -54,35 +54,35 @@ async fn has_checkpoint(location: &TableLocation, version: u64) -> bool {
 
 fn assert_unsupported(err: &Error, file: &str) {
     match err {
-        Error::UnsupportedFormat { path, found: 2, supported: 1 } => {
+        Error::UnsupportedFormat { path, found: 3, supported: 2 } => {
             assert!(path.ends_with(file), "{err}");
             let message = err.to_string();
             assert!(
-                message.contains("version 2") && message.contains("up to 1") && message.contains(file),
+                message.contains("version 3") && message.contains("up to 2") && message.contains(file),
                 "{message}"
             );
         }
-        other => panic!("expected UnsupportedFormat of {file} (found 2, supported 1), got {other:?}"),
+        other => panic!("expected UnsupportedFormat of {file} (found 3, supported 2), got {other:?}"),
     }
 }
 
 #[tokio::test]
 async fn a_newer_commit_is_unsupported_format_not_corruption() {
-    let err = TimeSeriesTable::open(fixture_location("format-v2-commit")).await.unwrap_err();
+    let err = TimeSeriesTable::open(fixture_location("format-v3-commit")).await.unwrap_err();
     assert_unsupported(&err, "_timeseries_log/0000000003.json");
     // The versions before it are format 1 and stay readable.
-    let old = TimeSeriesTable::open_at(fixture_location("format-v2-commit"), 2).await.unwrap();
+    let old = TimeSeriesTable::open_at(fixture_location("format-v3-commit"), 2).await.unwrap();
     assert_eq!((old.segments().len(), old.snapshot().state().row_count()), (1, 10));
 
     // A writer that opened the table before the newer commit landed: refreshing and
     // appending both report the newer format.
     on_every_backend(|location| async move {
         let newer = "_timeseries_log/0000000003.json".to_string();
-        copy_fixture("format-v2-commit", &location, &[newer.clone(), "_timeseries_log/CURRENT".into()]).await;
+        copy_fixture("format-v3-commit", &location, &[newer.clone(), "_timeseries_log/CURRENT".into()]).await;
         let mut table = TimeSeriesTable::open(location.clone()).await.unwrap();
         let mut writer = table.clone();
         assert_eq!(table.version(), 2);
-        let bytes = std::fs::read(fixture("format-v2-commit").join(&newer)).unwrap();
+        let bytes = std::fs::read(fixture("format-v3-commit").join(&newer)).unwrap();
         location.put(&newer, Bytes::from(bytes)).await.unwrap();
         assert_unsupported(&table.refresh().await.unwrap_err(), &newer);
         let err = writer.append(vec![minute_bars(&["MSFT"], T0, 5)]).await.unwrap_err();
@@ -94,18 +94,18 @@ async fn a_newer_commit_is_unsupported_format_not_corruption() {
 #[tokio::test]
 async fn a_newer_checkpoint_is_unsupported_format_not_skipped() {
     let name = "0000000003.checkpoint.json";
-    let bytes = std::fs::read(fixture("format-v2-checkpoint").join("_timeseries_log").join(name)).unwrap();
-    assert_eq!(decode_checkpoint(&bytes, 3).unwrap_err(), CheckpointError::NewerFormat { found: 2 });
+    let bytes = std::fs::read(fixture("format-v3-checkpoint").join("_timeseries_log").join(name)).unwrap();
+    assert_eq!(decode_checkpoint(&bytes, 3).unwrap_err(), CheckpointError::NewerFormat { found: 3 });
 
-    let err = TimeSeriesTable::open(fixture_location("format-v2-checkpoint")).await.unwrap_err();
+    let err = TimeSeriesTable::open(fixture_location("format-v3-checkpoint")).await.unwrap_err();
     assert_unsupported(&err, &format!("_timeseries_log/{name}"));
     // Time travel to before the checkpoint does not meet it.
-    let old = TimeSeriesTable::open_at(fixture_location("format-v2-checkpoint"), 2).await.unwrap();
+    let old = TimeSeriesTable::open_at(fixture_location("format-v3-checkpoint"), 2).await.unwrap();
     assert_eq!(old.segments().len(), 1);
 
     // Without the checkpoint the same commits open: the checkpoint alone is refused.
     on_every_backend(|location| async move {
-        copy_fixture("format-v2-checkpoint", &location, &[checkpoint_path(3)]).await;
+        copy_fixture("format-v3-checkpoint", &location, &[checkpoint_path(3)]).await;
         let table = TimeSeriesTable::open(location).await.unwrap();
         assert_eq!((table.version(), table.segments().len()), (3, 2));
     })
@@ -210,13 +210,13 @@ async fn put_json(location: &TableLocation, relative: &str, value: &serde_json::
 
 #[tokio::test]
 #[ignore = "generates a golden fixture; run by hand only"]
-async fn write_format_v2_commit_fixture() {
-    let location = new_fixture_dir("format-v2-commit");
+async fn write_format_v3_commit_fixture() {
+    let location = new_fixture_dir("format-v3-commit");
     let mut table = new_table(location.clone(), "1m").await;
     table.append(vec![minute_bars(&["AAPL"], T0, 10)]).await.unwrap();
-    // What a format-2 writer might commit: an action format 1 does not have.
+    // What a format-3 writer might commit: an action format 2 does not have.
     let commit = r#"{
-  "format_version": 2,
+  "format_version": 3,
   "version": 3,
   "committed_at": 1767225600000,
   "operation": "set_retention",
@@ -235,15 +235,15 @@ async fn write_format_v2_commit_fixture() {
 
 #[tokio::test]
 #[ignore = "generates a golden fixture; run by hand only"]
-async fn write_format_v2_checkpoint_fixture() {
-    let location = new_fixture_dir("format-v2-checkpoint");
+async fn write_format_v3_checkpoint_fixture() {
+    let location = new_fixture_dir("format-v3-checkpoint");
     let mut table = new_table(location.clone(), "1m").await;
     table.append(vec![minute_bars(&["AAPL"], T0, 10)]).await.unwrap();
     table.append(vec![minute_bars(&["AAPL"], T0 + HOUR, 10)]).await.unwrap();
-    // A format-2 checkpoint: a new field, and a checksum by rules format 1 does not know.
-    let v1 = encode_checkpoint(table.snapshot().state()).unwrap();
-    let mut checkpoint: serde_json::Value = serde_json::from_slice(&v1).unwrap();
-    checkpoint["format_version"] = 2.into();
+    // A format-3 checkpoint: a new field, and a checksum by rules format 2 does not know.
+    let current = encode_checkpoint(table.snapshot().state()).unwrap();
+    let mut checkpoint: serde_json::Value = serde_json::from_slice(&current).unwrap();
+    checkpoint["format_version"] = 3.into();
     checkpoint["properties"] = serde_json::json!({"retention": "30d"});
     checkpoint["crc32"] = 0.into();
     put_json(&location, &checkpoint_path(3), &checkpoint).await;

@@ -461,12 +461,13 @@ async fn bad_table_function_arguments_are_plan_errors() {
         ("SELECT * FROM segments('plain')", "not a time-series table"),
         ("SELECT * FROM history(42)", "must be a table name or a path"),
         // Arity.
-        ("SELECT * FROM coverage()", "coverage takes 1 to 3 argument(s), got 0"),
+        ("SELECT * FROM coverage()", "coverage takes 1 to 4 argument(s), got 0"),
         ("SELECT * FROM gaps('t', '2024-01-01T00:00:00Z')", "needs both start and end"),
-        ("SELECT * FROM coverage('t', '2024-01-01T00:00:00Z', '2024-01-02T00:00:00Z', 'x')", "got 4"),
+        ("SELECT * FROM coverage('t', '2024-01-01T00:00:00Z', '2024-01-02T00:00:00Z', 'always', 'x')", "got 5"),
+        ("SELECT * FROM coverage('t', '2024-01-01T00:00:00Z', '2024-01-02T00:00:00Z', 'x')", "unknown time zone 'x'"),
         ("SELECT * FROM segments('t', 1)", "segments takes 1 argument(s), got 2"),
         ("SELECT * FROM history()", "history takes 1 argument(s), got 0"),
-        ("SELECT * FROM last_covered_window('t')", "last_covered_window takes 2 to 3 argument(s), got 1"),
+        ("SELECT * FROM last_covered_window('t')", "last_covered_window takes 2 to 4 argument(s), got 1"),
         // Non-literal and non-timestamp arguments.
         ("SELECT * FROM gaps('t', ts, '2024-01-02T00:00:00Z')", "start argument of gaps must be a timestamp"),
         (

@@ -2,7 +2,9 @@
 //! Rust API (`TimeSeriesTable::coverage/gaps/last_covered_window`) and as a brute-force
 //! computation from the data itself (distinct one-minute bins per symbol, window functions
 //! for the gaps), on the sample market bars: 6 symbols x 5 trading days with late listings,
-//! a missing day and daily halts.
+//! a missing day and daily halts. Most tests judge every minute (the sample's schedule
+//! removed); the schedule tests judge New York's sessions against a minute-by-minute model,
+//! and `coverage_changes()` is checked against differences of coverage at two versions.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,9 +19,17 @@ use timeseries_table_core::sample::{create_sample_table, MarketBars};
 use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::{TimeRange, TimeSeriesTable};
 
-use crate::common::{ns, uuid_like, MINUTE};
+use crate::common::{ns, row_count, uuid_like, MINUTE};
 
+/// The sample table with every bucket expected (its schedule removed).
 async fn fixture() -> (SessionContext, TimeSeriesTable) {
+    let (ctx, mut table) = scheduled_fixture().await;
+    table.set_schedule(None).await.unwrap();
+    (ctx, table)
+}
+
+/// The sample table as built, with its New York schedule.
+async fn scheduled_fixture() -> (SessionContext, TimeSeriesTable) {
     let location = TableLocation::memory(&uuid_like(), "bars").unwrap();
     let table = create_sample_table(location, &MarketBars::new(6, 5), |_, _| {}).await.unwrap();
     let ctx = session_context();
@@ -449,5 +459,167 @@ async fn last_covered_window_agrees_with_the_rust_api_and_the_data() {
         } else {
             assert!(!from_sql.is_empty(), "{what}");
         }
+    }
+}
+
+/// Minute ids of the sample's sessions (09:30-16:00 New York = 14:30-21:00 UTC in January)
+/// from 2024-01-02 to 2024-01-08, found minute by minute through chrono-tz.
+fn scheduled_minutes() -> BTreeSet<i64> {
+    use chrono::{Datelike, TimeZone, Timelike, Weekday};
+    let zone: arrow::array::timezone::Tz = "America/New_York".parse().unwrap();
+    let first = parse_timestamp("2024-01-02T00:00:00Z").unwrap() / MINUTE;
+    let last = parse_timestamp("2024-01-09T00:00:00Z").unwrap() / MINUTE;
+    (first..last)
+        .filter(|m| {
+            let local = zone.timestamp_opt(m * 60, 0).unwrap();
+            let minute = local.hour() * 60 + local.minute();
+            !matches!(local.weekday(), Weekday::Sat | Weekday::Sun) && (570..960).contains(&minute)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_schedule_counts_only_session_minutes_and_splits_gaps_at_sessions() {
+    let (ctx, table) = scheduled_fixture().await;
+    let scheduled = scheduled_minutes();
+    assert_eq!(scheduled.len(), 5 * 390);
+    let covered = covered_minutes(&ctx).await;
+    let rows = coverage_rows(&query(&ctx, "SELECT * FROM coverage('bars')").await);
+    assert_eq!(rows.len(), 6);
+    for row in &rows {
+        let minutes = &covered[&row.symbol];
+        let hit = minutes.intersection(&scheduled).count() as i64;
+        assert_eq!((row.expected, row.covered), (5 * 390, hit), "{}", row.symbol);
+        assert_eq!(row.missing, row.expected - row.covered);
+    }
+    // Every gap is missing scheduled minutes inside one session: never a night.
+    let gaps = gap_rows(&query(&ctx, "SELECT * FROM gaps('bars')").await);
+    for (symbol, start, end, missing) in &gaps {
+        let ids: BTreeSet<i64> = (start / MINUTE..end / MINUTE).collect();
+        assert!(ids.is_subset(&scheduled), "{symbol} {start}..{end} leaves the sessions");
+        assert!(ids.iter().all(|m| !covered[symbol].contains(m)));
+        assert_eq!(*missing, ids.len() as i64);
+        assert!(*missing <= 390);
+    }
+    for row in &rows {
+        let missing: i64 = gaps.iter().filter(|g| g.0 == row.symbol).map(|g| g.3).sum();
+        assert_eq!(missing, row.missing, "{}", row.symbol);
+    }
+    // MSFT's missing Friday is one gap of a whole session, not 1050 + 390 + ... minutes.
+    let msft: Vec<_> = gaps.iter().filter(|g| g.0 == "MSFT").map(|g| (g.1, g.2, g.3)).collect();
+    let friday = (ns("2024-01-05T14:30:00Z".parse().unwrap()), ns("2024-01-05T21:00:00Z".parse().unwrap()), 390);
+    assert!(msft.contains(&friday), "{msft:?}");
+    // The Rust API agrees.
+    let rust = table.coverage(None, None).await.unwrap();
+    assert_eq!(rust.iter().map(|c| c.expected_buckets).sum::<u64>(), 6 * 5 * 390);
+    assert_eq!(table.gaps(None, None).await.unwrap().len(), gaps.len());
+
+    // A window of scheduled buckets reaches back over the weekend: META's halt is on
+    // Monday 16:30-17:15 UTC, so its last 4 covered session hours start on Friday.
+    let windows = query(&ctx, "SELECT symbol, window_start, window_end FROM last_covered_window('bars', '4h') WHERE symbol = 'META'").await;
+    let (start, end) = (nanos(&windows[0], "window_start")[0].unwrap(), nanos(&windows[0], "window_end")[0].unwrap());
+    assert_eq!(end, ns("2024-01-08T16:30:00Z".parse().unwrap()));
+    assert_eq!(start, ns("2024-01-05T19:00:00Z".parse().unwrap()), "2h on Friday + 2h on Monday");
+}
+
+#[tokio::test]
+async fn a_schedule_argument_overrides_the_tables_for_one_query() {
+    let (ctx, _table) = scheduled_fixture().await;
+    let (unscheduled, _) = fixture().await;
+    let always = coverage_rows(&query(&ctx, "SELECT * FROM coverage('bars', 'always')").await);
+    let plain = coverage_rows(&query(&unscheduled, "SELECT * FROM coverage('bars')").await);
+    assert_coverage_eq(&always, &plain, "'always' vs no schedule");
+    // The same sessions written in UTC give the same answers as the table's.
+    let table_s = coverage_rows(&query(&ctx, "SELECT * FROM coverage('bars')").await);
+    let utc = "'UTC; Mon-Fri 14:30-21:00'";
+    let given = coverage_rows(&query(&ctx, &format!("SELECT * FROM coverage('bars', {utc})")).await);
+    assert_coverage_eq(&given, &table_s, "UTC sessions vs the table's New York schedule");
+    let windowed = format!(
+        "SELECT * FROM gaps('bars', '2024-01-05T00:00:00Z', '2024-01-06T00:00:00Z', {utc}) WHERE symbol = 'MSFT'"
+    );
+    assert_eq!(row_count(&query(&ctx, &windowed).await), 1, "one session missing, one gap");
+    // A schedule on the unscheduled table works the same way.
+    let on_plain = coverage_rows(&query(&unscheduled, &format!("SELECT * FROM coverage('bars', {utc})")).await);
+    assert_coverage_eq(&on_plain, &table_s, "a schedule argument on a table without one");
+    for (sql, expected) in [
+        ("SELECT * FROM coverage('bars', 'Mon-Fry 09:30-16:00')", "unknown day"),
+        ("SELECT * FROM coverage('bars', 'Mars/Olympus; Mon-Fri 09:30-16:00')", "unknown time zone 'Mars/Olympus'"),
+        ("SELECT * FROM gaps('bars', 'Mon-Fri 09:30-16:00; closed 2024-01-06')", "Saturday"),
+        ("SELECT * FROM coverage('bars', 'Mon-Fri 16:00-09:30')", "overnight"),
+        ("SELECT * FROM coverage('bars', 42)", "schedule argument"),
+    ] {
+        let err = ctx.sql(sql).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(expected), "{sql}: expected {expected:?} in {err:?}");
+    }
+}
+
+/// Per symbol, the covered minute ids of the table at `version`.
+async fn minutes_at(table: &TimeSeriesTable, version: u64) -> BTreeMap<String, BTreeSet<i64>> {
+    let mut out: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    if version == 0 {
+        return out;
+    }
+    let old = TimeSeriesTable::open_at(table.location().clone(), version).await.unwrap();
+    for (key, set) in old.snapshot().table_coverage().await.unwrap().entities() {
+        out.insert(symbol_of(key), set.iter().collect());
+    }
+    out
+}
+
+#[tokio::test]
+async fn coverage_changes_are_the_difference_of_coverage_at_two_versions() {
+    let (ctx, mut table) = scheduled_fixture().await;
+    // Version 7: a delete removes MSFT's first hour; 8: the schedule changes (no coverage).
+    let hour = "'2024-01-02T14:30:00Z' AND ts < '2024-01-02T15:30:00Z'";
+    query(&ctx, &format!("DELETE FROM bars WHERE symbol = 'MSFT' AND ts >= {hour}")).await;
+    table.refresh().await.unwrap();
+    table.set_schedule(None).await.unwrap();
+    table.refresh().await.unwrap();
+    assert_eq!(table.version(), 8);
+    for (from, to) in [(0, 1), (0, 3), (2, 6), (1, 8), (6, 7), (7, 8), (5, 5)] {
+        let (before, after) = (minutes_at(&table, from).await, minutes_at(&table, to).await);
+        let mut added: BTreeSet<(String, i64)> = BTreeSet::new();
+        let mut removed: BTreeSet<(String, i64)> = BTreeSet::new();
+        for symbol in before.keys().chain(after.keys()) {
+            let (b, a) = (before.get(symbol).cloned().unwrap_or_default(), after.get(symbol).cloned().unwrap_or_default());
+            added.extend(a.difference(&b).map(|m| (symbol.clone(), *m)));
+            removed.extend(b.difference(&a).map(|m| (symbol.clone(), *m)));
+        }
+        let sql = format!("SELECT * FROM coverage_changes('bars', {from}, {to})");
+        let (mut got_added, mut got_removed) = (BTreeSet::new(), BTreeSet::new());
+        let mut runs = 0;
+        for b in query(&ctx, &sql).await {
+            let (symbol, change) = (strings(&b, "symbol"), strings(&b, "change"));
+            let (start, end, buckets) = (nanos(&b, "range_start"), nanos(&b, "range_end"), ints(&b, "buckets"));
+            for i in 0..b.num_rows() {
+                runs += 1;
+                let ids = start[i].unwrap() / MINUTE..end[i].unwrap() / MINUTE;
+                assert_eq!(ids.end - ids.start, buckets[i]);
+                let target = if change[i] == "added" { &mut got_added } else { &mut got_removed };
+                target.extend(ids.map(|m| (symbol[i].clone(), m)));
+            }
+        }
+        assert_eq!(got_added, added, "{sql}: added");
+        assert_eq!(got_removed, removed, "{sql}: removed");
+        assert!(runs > 0 || (added.is_empty() && removed.is_empty()));
+        if (from, to) == (6, 7) {
+            assert_eq!((added.len(), removed.len()), (0, 60), "the delete removed MSFT's first hour");
+        }
+    }
+    // The default end is the statement's version; the Rust API and the SQL agree.
+    let sql = query(&ctx, "SELECT count(*) AS n FROM coverage_changes('bars', 2)").await;
+    let rust = table.coverage_changes(2, None).await.unwrap();
+    assert_eq!(ints(&sql[0], "n")[0] as usize, rust.len());
+    for (sql, expected) in [
+        ("SELECT * FROM coverage_changes('bars', 5, 3)", "from_version 5 is after to_version 3"),
+        ("SELECT * FROM coverage_changes('bars', 2, 99)", "version 99 does not exist"),
+        ("SELECT * FROM coverage_changes('bars', -1)", "version number"),
+        ("SELECT * FROM coverage_changes('bars')", "takes 2 to 3 argument(s)"),
+    ] {
+        let err = match ctx.sql(sql).await {
+            Ok(df) => df.collect().await.err().map(|e| e.to_string()).unwrap_or_default(),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(expected), "{sql}: expected {expected:?} in {err:?}");
     }
 }

@@ -41,12 +41,15 @@ pub async fn create(
     bucket: TimeBucket,
     entities: &[String],
     timezone: Option<&str>,
+    schedule: Option<&str>,
 ) -> anyhow::Result<()> {
     let mut spec = TimeIndexSpec::new(time_column, bucket).with_entity_columns(entities.iter().cloned());
     if let Some(tz) = timezone {
         spec = spec.with_timezone(tz);
     }
-    let table = TimeSeriesTable::create(TableLocation::parse(dir)?, TableMeta::try_new(spec)?).await?;
+    let schedule = schedule.map(str::parse).transpose().map_err(|e| anyhow!("--schedule: {}", describe_library(&e)))?;
+    let meta = TableMeta::try_new(spec)?.with_schedule(schedule);
+    let table = TimeSeriesTable::create(TableLocation::parse(dir)?, meta).await?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "created table at {dir} (version {})", table.version())?;
     write_spec(&mut out, &table)?;
@@ -64,7 +67,11 @@ pub fn write_spec(out: &mut dyn Write, table: &TimeSeriesTable) -> std::io::Resu
         spec.entity_columns.join(", ")
     };
     writeln!(out, "  entity key   {entities}")?;
-    writeln!(out, "  time zone    {}", spec.timezone.as_deref().unwrap_or("(any)"))
+    writeln!(out, "  time zone    {}", spec.timezone.as_deref().unwrap_or("(any)"))?;
+    match &table.meta().schedule {
+        Some(schedule) => writeln!(out, "  schedule     {schedule}"),
+        None => writeln!(out, "  schedule     (none: every bucket is expected)"),
+    }
 }
 
 pub async fn append(

@@ -16,10 +16,10 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use timeseries_table_core::datafusion::script::split_statements;
 use timeseries_table_core::datafusion::{register_opened, session_context};
-use timeseries_table_core::metadata::{TimeBucket, TimeIndexSpec};
-use timeseries_table_core::sample::MarketBars;
+use timeseries_table_core::metadata::{TableMeta, TimeBucket, TimeIndexSpec};
+use timeseries_table_core::sample::{MarketBars, SCHEDULE};
 use timeseries_table_core::storage::TableLocation;
-use timeseries_table_core::table::TimeSeriesTable;
+use timeseries_table_core::table::{Expected, TimeSeriesTable};
 
 use crate::commands::{append_files, one_line, run_statement};
 use crate::output::{describe_library, fmt_bytes, fmt_int, write_result};
@@ -65,8 +65,13 @@ pub async fn run(dir: Option<PathBuf>, small: bool) -> anyhow::Result<()> {
 
     let table_dir = dir.join("table");
     let spec = TimeIndexSpec::new("ts", "1m".parse::<TimeBucket>()?).with_entity_columns(["symbol"]);
-    let mut table = TimeSeriesTable::create_with_spec(TableLocation::local(&table_dir)?, spec).await?;
-    writeln!(out, "created table at {} (time column ts, bucket 1m, entity symbol)", table_dir.display())?;
+    let meta = TableMeta::try_new(spec)?.with_schedule(Some(SCHEDULE.parse()?));
+    let mut table = TimeSeriesTable::create(TableLocation::local(&table_dir)?, meta).await?;
+    writeln!(
+        out,
+        "created table at {} (time column ts, bucket 1m, entity symbol, schedule {SCHEDULE})",
+        table_dir.display()
+    )?;
     append_files(&mut table, &table_dir.display().to_string(), &files).await?;
 
     let ctx = session_context();
@@ -79,11 +84,12 @@ pub async fn run(dir: Option<PathBuf>, small: bool) -> anyhow::Result<()> {
     table.refresh().await?; // the examples may have inserted rows
     writeln!(out)?;
     let svg = dir.join("coverage.svg");
-    write_coverage(&mut out, &table, None, Some(&svg), "the demo table bars").await?;
+    write_coverage(&mut out, &table, None, &Expected::TableSchedule, Some(&svg), "the demo table bars").await?;
     writeln!(
         out,
-        "(the ratios count every minute from the first bar to the last, nights and weekends \
-         included; the heatmap leaves out stretches when no symbol trades)"
+        "(the ratios count the minutes of the schedule's sessions, so nights and weekends are not \
+         missing; `tsq coverage {} --schedule always` counts every minute)",
+        table_dir.display()
     )?;
     writeln!(out, "\ndemo finished in {:.1}s. Try next:", started.elapsed().as_secs_f64())?;
     let t = table_dir.display();

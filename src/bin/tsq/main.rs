@@ -46,9 +46,14 @@ enum Command {
         /// Column that identifies an entity (symbol, sensor id...); repeat for composite keys.
         #[arg(long = "entity", value_name = "COLUMN")]
         entities: Vec<String>,
-        /// Require the time column to carry this time zone (e.g. UTC or +05:30).
+        /// Require the time column to carry this time zone (e.g. UTC, +05:30 or
+        /// America/New_York). Day buckets then follow its local days.
         #[arg(long, value_name = "TZ")]
         timezone: Option<String>,
+        /// When data is expected, so coverage and gaps count only those buckets, e.g.
+        /// "America/New_York; Mon-Fri 09:30-16:00; closed 2024-01-15; 2024-11-29 09:30-13:00".
+        #[arg(long, value_name = "SCHEDULE")]
+        schedule: Option<String>,
     },
     /// Append Parquet, CSV or newline-delimited JSON files to the table in DIR, one atomic
     /// commit per file.
@@ -78,9 +83,10 @@ enum Command {
     },
     /// Run SQL against tables: one statement, or a file of statements separated by `;`.
     ///
-    /// Besides SELECT, INSERT and DELETE, the table functions coverage(t [, start, end]),
-    /// gaps(t [, start, end]), last_covered_window(t, length [, end]), segments(t) and
-    /// history(t) answer questions about what data is present.
+    /// Besides SELECT, INSERT and DELETE, the table functions coverage(t [, start, end]
+    /// [, schedule]), gaps(t [, start, end] [, schedule]), last_covered_window(t, length
+    /// [, end] [, schedule]), coverage_changes(t, from_version [, to_version]),
+    /// segments(t) and history(t) answer questions about what data is present.
     #[command(
         after_help = "Examples:\n  tsq sql -t bars=tsq-demo/table \"SELECT symbol, count(*) FROM bars GROUP BY symbol\"\n  tsq sql -t tsq-demo/table \"SELECT * FROM gaps('table') LIMIT 10\"\n  tsq sql -t bars=tsq-demo/table --format csv -f report.sql"
     )]
@@ -112,12 +118,16 @@ enum Command {
     /// Per-entity coverage: how many time buckets hold data, and the gaps between them.
     ///
     /// Without --from/--to the window is the table's covered extent (first to last
-    /// covered bucket of any entity).
+    /// covered bucket of any entity). With a schedule (the table's or --schedule) only
+    /// scheduled buckets are expected.
     Coverage {
         /// The table folder.
         dir: String,
         #[command(flatten)]
         window: WindowArgs,
+        /// Instead, list the buckets each entity gained (or lost) since version N.
+        #[arg(long, value_name = "N", conflicts_with_all = ["from", "to", "plot", "schedule"])]
+        since_version: Option<u64>,
         /// Also draw a heatmap to this SVG file: one row per entity, time across, colour =
         /// share of buckets with data. Stretches when no entity has data (nights,
         /// weekends) are left out and marked, so the picture is spent on the data.
@@ -222,6 +232,15 @@ enum AlterCommand {
         #[arg(value_name = "TYPE")]
         data_type: String,
     },
+    /// Set the schedule coverage is judged against ("none" removes it). Nothing is
+    /// rewritten; coverage, gaps and the heatmap count scheduled buckets only.
+    #[command(
+        after_help = "Example:\n  tsq alter prices set-schedule \"America/New_York; Mon-Fri 09:30-16:00; closed 2024-01-15\"\n\nSyntax: clauses separated by ';': a time zone (IANA name, UTC or +05:30; default: the\ntable's), weekly sessions (\"Mon-Fri 09:30-16:00\", \"Sat,Sun 10:00-12:00 13:00-15:00\", \"daily\n00:00-24:00\"), closed days (\"closed 2024-07-04, 2024-12-25\") and shortened days\n(\"2024-11-29 09:30-13:00\")."
+    )]
+    SetSchedule {
+        /// The schedule, or "none".
+        schedule: String,
+    },
 }
 
 /// `-t NAME=DIR` options shared by `sql` and `shell`.
@@ -242,6 +261,15 @@ struct WindowArgs {
     /// End of the window (exclusive).
     #[arg(long, value_name = "T", requires = "from")]
     to: Option<String>,
+    /// Judge against this schedule instead of the table's ("always": every bucket).
+    #[arg(long, value_name = "SCHEDULE")]
+    schedule: Option<String>,
+}
+
+impl From<WindowArgs> for report::Window {
+    fn from(args: WindowArgs) -> Self {
+        report::Window { from: args.from, to: args.to, schedule: args.schedule }
+    }
 }
 
 /// Output format of `tsq sql`.
@@ -271,9 +299,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Shell { tables } => shell::run(&runtime, &tables.tables),
-        Command::Create { dir, time_column, bucket, entities, timezone } => {
-            runtime.block_on(commands::create(&dir, &time_column, bucket, &entities, timezone.as_deref()))
-        }
+        Command::Create { dir, time_column, bucket, entities, timezone, schedule } => runtime.block_on(
+            commands::create(&dir, &time_column, bucket, &entities, timezone.as_deref(), schedule.as_deref()),
+        ),
         Command::Append { dir, files, segment_rows, memory_limit, evolve_schema } => {
             runtime.block_on(commands::append(&dir, &files, segment_rows, memory_limit.as_deref(), evolve_schema))
         }
@@ -286,17 +314,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Alter { dir, change: AlterCommand::AddColumn { name, data_type } } => {
             runtime.block_on(maintain::add_column(&dir, &name, &data_type))
         }
+        Command::Alter { dir, change: AlterCommand::SetSchedule { schedule } } => {
+            runtime.block_on(maintain::set_schedule(&dir, &schedule))
+        }
         Command::Vacuum { dir, retention, dry_run } => runtime.block_on(maintain::vacuum(&dir, &retention, dry_run)),
         Command::Sql { tables, format, file, sql } => {
             runtime.block_on(commands::sql(&tables.tables, format, file.as_deref(), sql.as_deref()))
         }
         Command::Info { dir } => runtime.block_on(report::info(&dir)),
-        Command::Coverage { dir, window, plot } => {
-            runtime.block_on(report::coverage(&dir, window.from.as_deref(), window.to.as_deref(), plot.as_deref()))
+        Command::Coverage { dir, since_version: Some(version), .. } => {
+            runtime.block_on(report::coverage_changes(&dir, version))
         }
-        Command::Gaps { dir, window } => {
-            runtime.block_on(report::gaps(&dir, window.from.as_deref(), window.to.as_deref()))
+        Command::Coverage { dir, window, plot, since_version: None } => {
+            runtime.block_on(report::coverage(&dir, &window.into(), plot.as_deref()))
         }
+        Command::Gaps { dir, window } => runtime.block_on(report::gaps(&dir, &window.into())),
         Command::Demo { dir, small } => runtime.block_on(demo::run(dir, small)),
     }
 }

@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail};
 use arrow::datatypes::{DataType, Field};
 use indicatif::{ProgressBar, ProgressStyle};
 use timeseries_table_core::metadata::schema::parse_column_type;
-use timeseries_table_core::metadata::EntityValue;
+use timeseries_table_core::metadata::{EntityValue, Schedule};
 use timeseries_table_core::table::{
     CompactOptions, EntityFilter, OrphanStatus, TimeRange, TimeSeriesTable, VacuumOptions,
 };
@@ -122,7 +122,6 @@ fn entity_filter(table: &TimeSeriesTable, specs: &[String]) -> anyhow::Result<En
 }
 
 pub async fn replace(dir: &str, from: &str, to: &str, entities: &[String], files: &[PathBuf]) -> anyhow::Result<()> {
-    let range = TimeRange::parse(from, to).map_err(|e| anyhow!("--from/--to: {}", describe_library(&e)))?;
     for file in files {
         if !file.is_file() {
             bail!("{} is not a file; nothing was replaced", file.display());
@@ -130,6 +129,16 @@ pub async fn replace(dir: &str, from: &str, to: &str, entities: &[String], files
     }
     let (bar, rows, ticker) = rows_spinner("replacing");
     let mut table = open_table(dir).await?.with_rows_read_counter(Arc::clone(&rows));
+    let range = TimeRange::parse_in(from, to, table.spec().timezone.as_deref())
+        .map_err(|e| anyhow!("--from/--to: {}", describe_library(&e)));
+    let range = match range {
+        Ok(range) => range,
+        Err(e) => {
+            ticker.abort();
+            bar.finish_and_clear();
+            return Err(e);
+        }
+    };
     let filter = entity_filter(&table, entities)?;
     let result = table.replace_files(range, filter, files).await;
     ticker.abort();
@@ -165,6 +174,24 @@ pub async fn add_column(dir: &str, name: &str, type_name: &str) -> anyhow::Resul
         std::io::stdout(),
         "added column {name} ({type_name}, nullable) -> version {version}; rows written before read it as NULL"
     )?;
+    Ok(())
+}
+
+pub async fn set_schedule(dir: &str, text: &str) -> anyhow::Result<()> {
+    let schedule = match text.trim() {
+        "none" => None,
+        text => Some(text.parse::<Schedule>().map_err(|e| anyhow!("{}", describe_library(&e)))?),
+    };
+    let mut table = open_table(dir).await?;
+    let version = table
+        .set_schedule(schedule.clone())
+        .await
+        .map_err(|e| anyhow!("cannot set the schedule of the table at {dir}: {}", describe_library(&e)))?;
+    let mut out = std::io::stdout();
+    match schedule {
+        Some(schedule) => writeln!(out, "schedule set to {schedule} -> version {version}")?,
+        None => writeln!(out, "schedule removed: every bucket is expected -> version {version}")?,
+    }
     Ok(())
 }
 

@@ -1,14 +1,17 @@
-//! The read-side commands: `info`, `coverage` (with the heatmap) and `gaps`. Each asks
-//! the library (table metadata and coverage sidecars only, no data scan) and prints.
+//! The read-side commands: `info`, `coverage` (with the heatmap, or the changes since a
+//! version) and `gaps`. Each asks the library (table metadata and coverage sidecars only,
+//! no data scan) and prints.
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{anyhow, bail};
 use timeseries_table_core::metadata::describe_schema;
-use timeseries_table_core::table::{TimeRange, TimeSeriesTable};
+use timeseries_table_core::coverage::BucketSet;
+use timeseries_table_core::table::{Change, Expected, TimeRange, TimeSeriesTable};
 
 use crate::commands::{open_table, write_spec};
+use crate::output::describe_library;
 use crate::heatmap::{heat_grid, render_svg, GridOptions};
 use crate::output::{fmt_bytes, fmt_int, fmt_pct, fmt_span, TextTable};
 
@@ -74,17 +77,35 @@ pub async fn info(dir: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn window(from: Option<&str>, to: Option<&str>) -> anyhow::Result<Option<TimeRange>> {
-    match (from, to) {
-        (Some(from), Some(to)) => Ok(Some(TimeRange::parse(from, to)?)),
-        (None, None) => Ok(None),
-        _ => bail!("give both --from and --to, or neither"),
+/// `--from`, `--to` and `--schedule` as given.
+pub struct Window {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub schedule: Option<String>,
+}
+
+impl Window {
+    /// The time range; times without an offset are read in the table's time zone.
+    fn range(&self, table: &TimeSeriesTable) -> anyhow::Result<Option<TimeRange>> {
+        match (&self.from, &self.to) {
+            (Some(from), Some(to)) => Ok(Some(TimeRange::parse_in(from, to, table.spec().timezone.as_deref())?)),
+            (None, None) => Ok(None),
+            _ => bail!("give both --from and --to, or neither"),
+        }
+    }
+
+    fn expected(&self) -> anyhow::Result<Expected> {
+        match &self.schedule {
+            Some(text) => Expected::parse(text).map_err(|e| anyhow!("--schedule: {}", describe_library(&e))),
+            None => Ok(Expected::TableSchedule),
+        }
     }
 }
 
-pub async fn coverage(dir: &str, from: Option<&str>, to: Option<&str>, plot: Option<&Path>) -> anyhow::Result<()> {
+pub async fn coverage(dir: &str, window: &Window, plot: Option<&Path>) -> anyhow::Result<()> {
     let table = open_table(dir).await?;
-    write_coverage(&mut std::io::stdout().lock(), &table, window(from, to)?, plot, dir).await
+    let (range, expected) = (window.range(&table)?, window.expected()?);
+    write_coverage(&mut std::io::stdout().lock(), &table, range, &expected, plot, dir).await
 }
 
 /// The per-entity coverage summary and, with `plot`, the heatmap SVG.
@@ -92,16 +113,21 @@ pub async fn write_coverage(
     out: &mut dyn Write,
     table: &TimeSeriesTable,
     window: Option<TimeRange>,
+    against: &Expected,
     plot: Option<&Path>,
     name: &str,
 ) -> anyhow::Result<()> {
-    let report = table.coverage(window, None).await?;
+    let snapshot = table.snapshot();
+    let report = snapshot.coverage_report(window, None, against).await?;
     let Some(first) = report.first() else {
         writeln!(out, "no data: the table has no rows{}", if window.is_some() { "" } else { " yet" })?;
         return Ok(());
     };
     let window = first.window;
     writeln!(out, "coverage of {} bucket(s) from {} to {}", table.spec().bucket, window.start, window.end)?;
+    if let Some(schedule) = snapshot.schedule_for(against) {
+        writeln!(out, "expected: the buckets of the schedule {schedule}")?;
+    }
     let mut text = TextTable::new(&[
         (&entity_header(table), false),
         ("covered", true),
@@ -139,10 +165,16 @@ pub async fn write_coverage(
         fmt_pct(overall)
     )?;
     if let Some(path) = plot {
-        let snapshot = table.snapshot();
         let coverage = snapshot.table_coverage().await?;
         let Some((_, ids)) = snapshot.resolve_window(&coverage, Some(window))? else { return Ok(()) };
-        let grid = heat_grid(&coverage, &table.spec().bucket, ids, GridOptions::default())?;
+        let scheduled: Option<BucketSet> = snapshot.schedule_for(against).map(|_| {
+            let mut set = BucketSet::new();
+            for range in snapshot.expected_ranges(ids.clone(), against) {
+                set.insert_range(range);
+            }
+            set
+        });
+        let grid = heat_grid(&coverage, &snapshot.grid(), ids, scheduled.as_ref(), GridOptions::default())?;
         let title = format!("Coverage of {name}");
         std::fs::write(path, render_svg(&grid, &title))
             .map_err(|e| anyhow!("cannot write the heatmap to {}: {e}", path.display()))?;
@@ -167,12 +199,12 @@ fn entity_header(table: &TimeSeriesTable) -> String {
     }
 }
 
-pub async fn gaps(dir: &str, from: Option<&str>, to: Option<&str>) -> anyhow::Result<()> {
+pub async fn gaps(dir: &str, window: &Window) -> anyhow::Result<()> {
     let table = open_table(dir).await?;
-    let window = window(from, to)?;
-    let gaps = table.gaps(window, None).await?;
-    let mut out = std::io::stdout().lock();
+    let (window, expected) = (window.range(&table)?, window.expected()?);
     let snapshot = table.snapshot();
+    let gaps = snapshot.gaps(window, None, &expected).await?;
+    let mut out = std::io::stdout().lock();
     let coverage = snapshot.table_coverage().await?;
     let Some((range, _)) = snapshot.resolve_window(&coverage, window)? else {
         writeln!(out, "no data: the table has no rows yet")?;
@@ -180,7 +212,8 @@ pub async fn gaps(dir: &str, from: Option<&str>, to: Option<&str>) -> anyhow::Re
     };
     let span = format!("from {} to {}", range.start, range.end);
     if gaps.is_empty() {
-        writeln!(out, "no gaps: every entity has data in every {} bucket {span}", table.spec().bucket)?;
+        let scheduled = if snapshot.schedule_for(&expected).is_some() { "scheduled " } else { "" };
+        writeln!(out, "no gaps: every entity has data in every {scheduled}{} bucket {span}", table.spec().bucket)?;
         return Ok(());
     }
     let mut text = TextTable::new(&[
@@ -208,6 +241,52 @@ pub async fn gaps(dir: &str, from: Option<&str>, to: Option<&str>) -> anyhow::Re
         fmt_int(gaps.len() as u64),
         fmt_int(missing),
         table.spec().bucket
+    )?;
+    Ok(())
+}
+
+/// `coverage --since-version N`: the buckets each entity gained or lost since version N.
+pub async fn coverage_changes(dir: &str, since: u64) -> anyhow::Result<()> {
+    let table = open_table(dir).await?;
+    let changes = table
+        .coverage_changes(since, None)
+        .await
+        .map_err(|e| anyhow!("--since-version {since}: {}", describe_library(&e)))?;
+    let mut out = std::io::stdout().lock();
+    if changes.is_empty() {
+        writeln!(out, "no coverage changed from version {since} to version {}", table.version())?;
+        return Ok(());
+    }
+    let mut text = TextTable::new(&[
+        (&entity_header(&table), false),
+        ("change", false),
+        ("from", false),
+        ("to", false),
+        ("buckets", true),
+    ]);
+    let (mut added, mut removed) = (0, 0);
+    for c in &changes {
+        match c.change {
+            Change::Added => added += c.buckets,
+            Change::Removed => removed += c.buckets,
+        }
+        text.push(vec![
+            c.entity.to_string(),
+            c.change.as_str().to_string(),
+            c.start.to_string(),
+            c.end.to_string(),
+            fmt_int(c.buckets),
+        ]);
+    }
+    text.write(&mut out)?;
+    writeln!(
+        out,
+        "from version {since} to version {}: {} {} bucket(s) added, {} removed, in {} run(s)",
+        table.version(),
+        fmt_int(added),
+        table.spec().bucket,
+        fmt_int(removed),
+        fmt_int(changes.len() as u64)
     )?;
     Ok(())
 }

@@ -13,7 +13,7 @@ use arrow::datatypes::{
 };
 use arrow::row::{RowConverter, SortField};
 
-use crate::coverage::{bucket_of, BucketSet, Coverage};
+use crate::coverage::{BucketCursor, BucketGrid, BucketSet, Coverage};
 use crate::error::{Error, Result};
 use crate::metadata::entity::EntityReader;
 use crate::metadata::time::{nanos_per_unit, to_nanos};
@@ -35,6 +35,7 @@ pub struct SegmentStats {
 /// Accumulates [`SegmentStats`] over batches.
 pub struct StatsCollector {
     spec: TimeIndexSpec,
+    buckets: BucketCursor,
     time_index: usize,
     entity_indices: Vec<usize>,
     /// Turns entity columns into comparable byte rows so each row's entity is found
@@ -62,6 +63,7 @@ impl StatsCollector {
         };
         Ok(StatsCollector {
             spec: spec.clone(),
+            buckets: BucketCursor::new(BucketGrid::of(spec)),
             time_index,
             entity_indices,
             converter,
@@ -90,13 +92,12 @@ impl StatsCollector {
             }
             None => None,
         };
-        let bucket = self.spec.bucket;
         for (row, ts) in times.into_iter().enumerate() {
             let ordinal = match &rows {
                 None => self.entities.ordinal_of(&[], EntityKey::implicit),
                 Some(rows) => self.entities.ordinal_of(rows.row(row).as_ref(), || reader.key(row)),
             };
-            let id = bucket_of(ts, &bucket);
+            let id = self.buckets.id_of(ts);
             let (_, set, last) = &mut self.entities.rows[ordinal];
             // Rows of one entity mostly repeat the bucket they are in; skip the bitmap then.
             if *last != id {
@@ -124,7 +125,8 @@ impl StatsCollector {
     /// The statistics of every batch observed.
     pub fn finish(self) -> SegmentStats {
         let mut coverage = Coverage::new();
-        for (key, set, _) in self.entities.rows {
+        for (key, mut set, _) in self.entities.rows {
+            set.optimize();
             coverage.insert_set(key, set);
         }
         SegmentStats { row_count: self.row_count, ts_range: self.ts_range, sorted: self.sorted, coverage }

@@ -35,7 +35,7 @@ use super::append::{backoff, MAX_COMMIT_ATTEMPTS};
 use super::ingest::{write_own, Staged};
 use super::snapshot::Snapshot;
 use super::TimeSeriesTable;
-use crate::coverage::{bucket_end, bucket_of, bucket_start, sidecar, Coverage};
+use crate::coverage::{sidecar, Coverage};
 use crate::error::{Error, Result};
 use crate::metadata::{SegmentId, SegmentMeta, TimeSet};
 use crate::table::{key_matches, EntityFilter};
@@ -197,13 +197,13 @@ impl TimeSeriesTable {
         // A bucket of a removed segment stays covered when a kept segment has rows in it
         // too (the segments of one append share buckets at their edges).
         let removed_ids: HashSet<&SegmentId> = rewrite.removed.iter().map(|s| &s.id).collect();
-        let bucket = snapshot.spec().bucket;
+        let grid = snapshot.grid();
         let index = snapshot.time_index();
         let mut seen = HashSet::new();
         let mut kept = Coverage::new();
         for segment in &rewrite.removed {
-            let lo = bucket_start(bucket_of(segment.ts_min, &bucket), &bucket).unwrap_or(i64::MIN);
-            let hi = bucket_end(bucket_of(segment.ts_max, &bucket), &bucket).map_or(i64::MAX, |end| end - 1);
+            let lo = grid.locate(segment.ts_min).1.start;
+            let hi = grid.locate(segment.ts_max).1.end.saturating_sub(1);
             for neighbour in index.candidates(lo, hi).map(|i| &index.by_start[i]) {
                 if removed_ids.contains(&neighbour.id)
                     || neighbour.ts_min > hi

@@ -4,14 +4,16 @@
 //! Two steps, kept apart so the numbers can be tested without the picture:
 //! [`heat_grid`] aggregates a table's coverage into at most `max_columns` columns of a
 //! round duration (1m, 15m, 1h, 1d, ...), optionally collapsing stretches where no shown
-//! entity has any data (nights, weekends) so the picture is spent on the data;
+//! entity has any data (nights, weekends) so the picture is spent on the data; with a
+//! schedule, cells count scheduled buckets only, and a cell with none is "not scheduled"
+//! (NaN), never "missing";
 //! [`render_svg`] (in `svg.rs`) turns the grid into a handwritten SVG. Pure; no I/O.
 
 mod svg;
 
 use std::ops::Range;
 
-use timeseries_table_core::coverage::{bucket_start, BucketSet, Coverage};
+use timeseries_table_core::coverage::{BucketGrid, BucketSet, Coverage};
 use timeseries_table_core::metadata::TimeBucket;
 
 pub use svg::render_svg;
@@ -48,7 +50,8 @@ pub struct HeatGrid {
     /// entity covers.
     pub row_ratio: Vec<f64>,
     pub columns: Vec<GridColumn>,
-    /// `cells[row][column]`: fraction of the column's buckets the entity covers.
+    /// `cells[row][column]`: fraction of the column's (scheduled) buckets the entity
+    /// covers; NaN when a schedule expects none of them.
     pub cells: Vec<Vec<f64>>,
     /// Duration of one (unclipped) column.
     pub column_nanos: i64,
@@ -65,18 +68,32 @@ const NICE_SECONDS: [i64; 22] = [
     1_209_600, 2_419_200,
 ];
 
-/// Aggregates `coverage` over the bucket ids `window` into a grid.
+/// Aggregates `coverage` over the bucket ids `window` into a grid; with `expected` (the
+/// scheduled buckets), only those count.
 pub fn heat_grid(
     coverage: &Coverage,
-    bucket: &TimeBucket,
+    grid: &BucketGrid,
     window: Range<i64>,
+    expected: Option<&BucketSet>,
     options: GridOptions,
 ) -> anyhow::Result<HeatGrid> {
+    let bucket = &grid.bucket();
     let len = (window.end - window.start).max(0);
-    let mut selected: Vec<(String, &BucketSet, f64)> = coverage
+    // Buckets that count in a range, and those of them an entity covers.
+    let expected_in = |r: Range<i64>| expected.map_or((r.end - r.start).max(0) as u64, |e| e.count_in(r));
+    let covered_in = |set: &BucketSet, r: Range<i64>| match expected {
+        Some(e) => set.intersection(e).count_in(r),
+        None => set.count_in(r),
+    };
+    let ratio_of = |covered: u64, of: u64| if of > 0 { covered as f64 / of as f64 } else { 0.0 };
+    let mut selected: Vec<(String, BucketSet, f64)> = coverage
         .entities()
         .map(|(key, set)| {
-            let ratio = if len > 0 { set.count_in(window.clone()) as f64 / len as f64 } else { 0.0 };
+            let set = match expected {
+                Some(e) => set.intersection(e),
+                None => set.clone(),
+            };
+            let ratio = ratio_of(set.count_in(window.clone()), expected_in(window.clone()));
             (key.to_string(), set, ratio)
         })
         .collect();
@@ -88,7 +105,8 @@ pub fn heat_grid(
     }
     selected.sort_by(|a, b| a.0.cmp(&b.0));
 
-    let mut union = BucketSet::new();
+    // Columns with data or with scheduled buckets are drawn; the rest is idle.
+    let mut union = expected.cloned().unwrap_or_default();
     for (_, set, _) in &selected {
         union.union_with(set);
     }
@@ -111,26 +129,28 @@ pub fn heat_grid(
         let range = (c * per_column).max(window.start)..((c + 1) * per_column).min(window.end);
         shown_buckets += range.end - range.start;
         columns.push(GridColumn {
-            start: bucket_start(range.start, bucket)?,
-            end: bucket_start(range.end, bucket)?,
+            start: grid.bucket_start(range.start)?,
+            end: grid.bucket_start(range.end)?,
             break_before: i > 0 && ids[i - 1] + 1 != c,
         });
         ranges.push(range);
     }
+    let shown_expected: u64 = ranges.iter().map(|r| expected_in(r.clone())).sum();
     let row_ratio = selected
         .iter()
-        .map(|(_, set, _)| {
-            let covered: u64 = ranges.iter().map(|r| set.count_in(r.clone())).sum();
-            if shown_buckets > 0 {
-                covered as f64 / shown_buckets as f64
-            } else {
-                0.0
-            }
-        })
+        .map(|(_, set, _)| ratio_of(ranges.iter().map(|r| set.count_in(r.clone())).sum(), shown_expected))
         .collect();
     let cells = selected
         .iter()
-        .map(|(_, set, _)| ranges.iter().map(|r| set.count_in(r.clone()) as f64 / (r.end - r.start) as f64).collect())
+        .map(|(_, set, _)| {
+            ranges
+                .iter()
+                .map(|r| match expected_in(r.clone()) {
+                    0 => f64::NAN,
+                    of => covered_in(set, r.clone()) as f64 / of as f64,
+                })
+                .collect()
+        })
         .collect();
     let leading = ranges.first().is_some_and(|r| r.start > window.start);
     let trailing = ranges.last().is_some_and(|r| r.end < window.end);
@@ -141,7 +161,7 @@ pub fn heat_grid(
         columns,
         cells,
         column_nanos: per_column * bucket.nanos(),
-        window: (bucket_start(window.start, bucket)?, bucket_start(window.end.max(window.start), bucket)?),
+        window: (grid.bucket_start(window.start)?, grid.bucket_start(window.end.max(window.start))?),
         total_entities,
         collapsed_periods: breaks + leading as usize + trailing as usize,
         collapsed_nanos: (len - shown_buckets) * bucket.nanos(),
@@ -174,8 +194,15 @@ fn column_ids(union: &BucketSet, window: Range<i64>, k: i64, collapse_idle: bool
     ids
 }
 
-/// Colour of a fraction: light grey for nothing, then pale to dark blue.
+/// Fill of a cell no schedule expects anything in: white, unlike grey "nothing".
+pub const NOT_SCHEDULED: &str = "#ffffff";
+
+/// Colour of a fraction: light grey for nothing, then pale to dark blue; white (not
+/// scheduled) for NaN.
 pub fn colour(fraction: f64) -> String {
+    if fraction.is_nan() {
+        return NOT_SCHEDULED.to_string();
+    }
     const STOPS: [(f64, [u8; 3]); 5] = [
         (0.0, [0xd4, 0xe4, 0xf4]),
         (0.25, [0x9e, 0xc8, 0xe3]),
@@ -215,7 +242,7 @@ mod tests {
         coverage.insert_set(key("A"), a);
         coverage.insert_set(key("B"), b);
         let options = GridOptions { max_columns: 2, ..GridOptions::default() };
-        let grid = heat_grid(&coverage, &bucket, 0..660, options).unwrap();
+        let grid = heat_grid(&coverage, &BucketGrid::utc(bucket), 0..660, None, options).unwrap();
         assert_eq!(grid.column_nanos, 3_600_000_000_000, "the smallest round width giving <= 2 columns");
         assert_eq!(grid.entities, vec!["A", "B"]);
         assert_eq!(grid.columns.len(), 2);
@@ -227,7 +254,7 @@ mod tests {
         assert_eq!(grid.collapsed_nanos, 540 * 60_000_000_000);
 
         let linear =
-            heat_grid(&coverage, &bucket, 0..660, GridOptions { collapse_idle: false, max_columns: 20, ..options })
+            heat_grid(&coverage, &BucketGrid::utc(bucket), 0..660, None, GridOptions { collapse_idle: false, max_columns: 20, ..options })
                 .unwrap();
         assert_eq!(linear.columns.len(), 11);
         assert_eq!(linear.collapsed_periods, 0);
@@ -242,11 +269,34 @@ mod tests {
             set.insert_range(0..(i + 1));
             coverage.insert_set(key(&format!("E{i}")), set);
         }
-        let grid = heat_grid(&coverage, &bucket, 0..10, GridOptions { max_rows: 3, ..GridOptions::default() }).unwrap();
+        let options = GridOptions { max_rows: 3, ..GridOptions::default() };
+        let grid = heat_grid(&coverage, &BucketGrid::utc(bucket), 0..10, None, options).unwrap();
         assert_eq!(grid.entities, vec!["E0", "E1", "E2"]);
         assert_eq!(grid.total_entities, 10);
         let svg = render_svg(&grid, "t <x>");
         assert!(svg.contains("t &lt;x&gt;") && svg.contains("least covered"));
+    }
+
+    #[test]
+    fn unscheduled_time_is_not_missing() {
+        let bucket: TimeBucket = "1h".parse().unwrap();
+        let mut coverage = Coverage::new();
+        // Scheduled: hours 9..17 of two days; A has all of day 1 and half of day 2.
+        let expected: BucketSet = (9..17).chain(33..41).collect();
+        coverage.insert_set(key("A"), (9..17).chain(33..37).collect());
+        let options = GridOptions { max_columns: 48, collapse_idle: false, ..GridOptions::default() };
+        let grid = heat_grid(&coverage, &BucketGrid::utc(bucket), 0..48, Some(&expected), options).unwrap();
+        assert_eq!(grid.columns.len(), 48);
+        let row = &grid.cells[0];
+        assert!(row[3].is_nan() && row[20].is_nan(), "the night is not scheduled");
+        assert_eq!((row[9], row[33], row[40]), (1.0, 1.0, 0.0));
+        assert_eq!(grid.row_ratio, vec![0.75], "12 of 16 scheduled hours");
+        let svg = render_svg(&grid, "t");
+        assert!(svg.contains(NOT_SCHEDULED) && svg.contains("not scheduled"));
+        // Collapsing keeps the scheduled hours with no data, and drops the nights.
+        let collapsed = GridOptions { max_columns: 48, ..GridOptions::default() };
+        let grid = heat_grid(&coverage, &BucketGrid::utc(bucket), 0..48, Some(&expected), collapsed).unwrap();
+        assert_eq!(grid.columns.len(), 16);
     }
 
     #[test]

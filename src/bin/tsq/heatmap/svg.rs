@@ -105,7 +105,8 @@ pub fn render_svg(grid: &HeatGrid, title: &str) -> String {
         let mut i = 0;
         while i < row.len() {
             let mut j = i + 1;
-            while j < row.len() && row[j] == row[i] && !grid.columns[j].break_before {
+            // NaN (not scheduled) runs merge too.
+            while j < row.len() && row[j].total_cmp(&row[i]).is_eq() && !grid.columns[j].break_before {
                 j += 1;
             }
             let w = xs[j - 1] + cell_w - xs[i];
@@ -113,7 +114,7 @@ pub fn render_svg(grid: &HeatGrid, title: &str) -> String {
                 "{name} · {} – {} · {}",
                 datetime(grid.columns[i].start, "%Y-%m-%d %H:%M"),
                 datetime(grid.columns[j - 1].end, "%Y-%m-%d %H:%M"),
-                fmt_pct(row[i])
+                if row[i].is_nan() { "not scheduled".to_string() } else { fmt_pct(row[i]) }
             );
             let _ = writeln!(
                 s,
@@ -206,6 +207,16 @@ pub fn render_svg(grid: &HeatGrid, title: &str) -> String {
         let _ = writeln!(
             s,
             "<text x=\"{:.1}\" y=\"{:.1}\" {FONT} font-size=\"11\" fill=\"#333\">{label}</text>",
+            lx + 27.0,
+            ly + 11.0
+        );
+    }
+    if grid.cells.iter().flatten().any(|f| f.is_nan()) {
+        let lx = left + 110.0 + 5.0 * 70.0;
+        let _ = writeln!(s, "<rect x=\"{lx:.1}\" y=\"{ly:.1}\" width=\"22\" height=\"14\" fill=\"{}\" stroke=\"#bbb\" stroke-width=\"0.5\"/>", colour(f64::NAN));
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" {FONT} font-size=\"11\" fill=\"#333\">not scheduled</text>",
             lx + 27.0,
             ly + 11.0
         );
