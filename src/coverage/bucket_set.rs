@@ -8,10 +8,6 @@ use std::ops::Range;
 
 use roaring::RoaringTreemap;
 
-/// A run of at least this many ids found one by one switches to a galloping search for
-/// the run's end, so dense coverage costs O(runs * log) instead of O(ids).
-const GALLOP_AFTER: i64 = 64;
-
 /// A set of bucket ids.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BucketSet {
@@ -177,39 +173,32 @@ impl BucketSet {
         gaps
     }
 
-    /// Calls `f` with each maximal run of covered ids inside `range`, ascending.
+    /// Calls `f` with each maximal run of covered ids inside `range`, ascending. Runs are
+    /// read a stretch at a time from the containers (a run container yields its runs
+    /// whole), and joined across container edges.
     pub(crate) fn for_each_run(&self, range: Range<i64>, mut f: impl FnMut(Range<i64>)) {
-        let end = range.end;
-        let mut pos = range.start;
-        'restart: while pos < end {
-            let mut run: Option<(i64, i64)> = None;
-            for id in self.iter_in(pos..end) {
-                match run {
-                    Some((start, last)) if id == last + 1 => {
-                        if id - start < GALLOP_AFTER {
-                            run = Some((start, id));
-                            continue;
+        let Some(span) = KeySpan::new(&range) else { return };
+        let mut pending: Option<Range<i64>> = None;
+        for (high, bm) in self.bitmaps_in(&span) {
+            let (lo, hi) = span.lows(high);
+            let base = u64::from(high) << 32;
+            let mut values = bm.range(lo..=hi);
+            while let Some(stretch) = values.next_range() {
+                let first = id_of(base | u64::from(*stretch.start()));
+                // The last id is below `range.end`, so one past it still fits.
+                let end = id_of(base | u64::from(*stretch.end())) + 1;
+                match &mut pending {
+                    Some(run) if run.end == first => run.end = end,
+                    _ => {
+                        if let Some(run) = pending.replace(first..end) {
+                            f(run);
                         }
-                        let stop = self.run_end(id, end);
-                        f(start..stop);
-                        if stop >= end {
-                            return;
-                        }
-                        // `stop` itself is missing; resume after it.
-                        pos = stop + 1;
-                        continue 'restart;
                     }
-                    Some((start, last)) => {
-                        f(start..last + 1);
-                        run = Some((id, id));
-                    }
-                    None => run = Some((id, id)),
                 }
             }
-            if let Some((start, last)) = run {
-                f(start..last + 1);
-            }
-            return;
+        }
+        if let Some(run) = pending {
+            f(run);
         }
     }
 
@@ -233,38 +222,9 @@ impl BucketSet {
         Some(self.run_start(last)..last + 1)
     }
 
-    /// Exclusive end (at most `limit`) of the run of covered ids starting at covered `id`.
-    fn run_end(&self, id: i64, limit: i64) -> i64 {
-        // Invariant: `id..ok` is covered; once found, `ok..bad` holds a missing id.
-        let mut ok = id + 1;
-        let mut step: i64 = 1;
-        let mut bad = loop {
-            if ok >= limit {
-                return limit;
-            }
-            let probe = ok.saturating_add(step).min(limit);
-            if self.contains_all(ok..probe) {
-                ok = probe;
-                step = step.saturating_mul(2);
-            } else {
-                break probe;
-            }
-        };
-        while bad - ok > 1 {
-            let mid = ok + (bad - ok) / 2;
-            if self.contains_all(ok..mid) {
-                ok = mid;
-            } else {
-                bad = mid;
-            }
-        }
-        // `ok..bad` is one id and holds a missing id, so it is `ok`.
-        ok
-    }
-
     /// First id of the run of covered ids that ends with covered `id`.
     fn run_start(&self, id: i64) -> i64 {
-        // Mirror of `run_end`: `ok..=id` is covered; once found, `bad..ok` holds a gap.
+        // Galloping: `ok..=id` is covered; once found, `bad..ok` holds a gap.
         let mut ok = id;
         let mut step: i64 = 1;
         let mut bad = loop {

@@ -301,4 +301,105 @@ mod tests {
             }
         }
     }
+
+    fn local_days(zone: &str, bucket: &str) -> BucketGrid {
+        let spec = TimeIndexSpec::new("ts", b(bucket)).with_timezone(zone);
+        let spec = TimeIndexSpec { alignment: BucketAlignment::Local, ..spec };
+        BucketGrid::of(&spec)
+    }
+
+    fn at(text: &str) -> i64 {
+        crate::metadata::parse_timestamp(text).unwrap()
+    }
+
+    /// (local date, its first instant in UTC, hours long).
+    fn day_golden(grid: &BucketGrid, days: &[(&str, &str, i64)]) {
+        for &(date, start, hours) in days {
+            let midnight = at(date);
+            let id = midnight.div_euclid(86_400 * S);
+            assert_eq!(grid.bucket_start(id).unwrap(), at(start), "{date} starts");
+            assert_eq!(grid.bucket_end(id).unwrap() - grid.bucket_start(id).unwrap(), hours * 3_600 * S, "{date}");
+            assert_eq!(grid.bucket_of(at(start)), id);
+            assert_eq!(grid.bucket_of(at(start) - 1), id - 1);
+            assert_eq!(grid.bucket_of(grid.bucket_end(id).unwrap() - 1), id);
+            assert_eq!(grid.locate(at(start) + S), (id, at(start)..grid.bucket_end(id).unwrap()));
+        }
+    }
+
+    #[test]
+    fn new_york_days_are_23_and_25_hours_around_the_switches() {
+        let grid = local_days("America/New_York", "1d");
+        day_golden(
+            &grid,
+            &[
+                ("2024-03-09", "2024-03-09T05:00:00Z", 24),
+                ("2024-03-10", "2024-03-10T05:00:00Z", 23),
+                ("2024-03-11", "2024-03-11T04:00:00Z", 24),
+                ("2024-11-02", "2024-11-02T04:00:00Z", 24),
+                ("2024-11-03", "2024-11-03T04:00:00Z", 25),
+                ("2024-11-04", "2024-11-04T05:00:00Z", 24),
+            ],
+        );
+        // 23:30 on the 10th in New York is the 11th in UTC, and the 10th's bucket here.
+        assert_eq!(grid.bucket_of(at("2024-03-11T03:30:00Z")), at("2024-03-10").div_euclid(86_400 * S));
+        assert_eq!(BucketGrid::utc(b("1d")).bucket_of(at("2024-03-11T03:30:00Z")), at("2024-03-11") / (86_400 * S));
+        // Touching a range: the 10th local from 00:00 to 23:59 is one bucket.
+        let day = grid.buckets_touching(at("2024-03-10T05:00:00Z"), at("2024-03-11T04:00:00Z")).unwrap();
+        assert_eq!(day.end - day.start, 1);
+    }
+
+    #[test]
+    fn london_days_are_23_and_25_hours_around_the_switches() {
+        let grid = local_days("Europe/London", "1d");
+        day_golden(
+            &grid,
+            &[
+                ("2024-03-30", "2024-03-30T00:00:00Z", 24),
+                ("2024-03-31", "2024-03-31T00:00:00Z", 23),
+                ("2024-04-01", "2024-03-31T23:00:00Z", 24),
+                ("2024-10-27", "2024-10-26T23:00:00Z", 25),
+                ("2024-10-28", "2024-10-28T00:00:00Z", 24),
+            ],
+        );
+    }
+
+    #[test]
+    fn multi_day_buckets_and_skipped_midnights() {
+        // Week-long buckets count local days from 1970-01-01 in sevens.
+        let week = local_days("Europe/London", "7d");
+        let id = week.bucket_of(at("2024-03-31T12:00:00Z"));
+        assert_eq!(id, at("2024-03-31").div_euclid(86_400 * S).div_euclid(7));
+        let (start, end) = (week.bucket_start(id).unwrap(), week.bucket_end(id).unwrap());
+        assert_eq!(end - start, (7 * 24 - 1) * 3_600 * S, "a week holding the spring switch");
+        // Santiago skips midnight when it springs forward (2024-09-08 00:00 -> 01:00): the
+        // day starts at the switch, 04:00 UTC.
+        let santiago = local_days("America/Santiago", "1d");
+        let id = at("2024-09-08").div_euclid(86_400 * S);
+        assert_eq!(santiago.bucket_start(id).unwrap(), at("2024-09-08T04:00:00Z"));
+        assert_eq!(santiago.bucket_end(id).unwrap(), at("2024-09-09T03:00:00Z"));
+        // Sub-day buckets of a zoned table stay on the epoch grid.
+        let minutes = BucketGrid::of(&TimeIndexSpec::new("ts", b("15m")).with_timezone("America/New_York"));
+        assert!(minutes.is_uniform());
+        assert_eq!(minutes.bucket_of(at("2024-03-10T07:07:00Z")), bucket_of(at("2024-03-10T07:07:00Z"), &b("15m")));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn local_buckets_tile_time(
+            zone in proptest::sample::select(vec!["America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata", "+05:45"]),
+            days in 1u32..9,
+            ts in -2_000_000_000i64..4_000_000_000,
+        ) {
+            let grid = local_days(zone, &format!("{days}d"));
+            let ts = ts * S;
+            let id = grid.bucket_of(ts);
+            let (start, end) = (grid.bucket_start(id).unwrap(), grid.bucket_end(id).unwrap());
+            proptest::prop_assert!(start <= ts && ts < end, "{zone} {days}d: {ts} not in bucket {id} [{start}, {end})");
+            proptest::prop_assert_eq!(grid.bucket_of(end), id + 1);
+            let mut cursor = BucketCursor::new(grid.clone());
+            proptest::prop_assert_eq!(cursor.id_of(ts), id);
+            proptest::prop_assert_eq!(cursor.id_of(end - 1), id);
+            proptest::prop_assert_eq!(cursor.id_of(end), id + 1);
+        }
+    }
 }

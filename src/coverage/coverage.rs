@@ -246,4 +246,21 @@ mod tests {
         assert!(!c.any_in(Some(&[]), 0..1000));
         assert!(!c.any_in(None, 5..5));
     }
+
+    #[test]
+    fn a_union_copies_only_the_entities_it_changes() {
+        let mut table = Coverage::new();
+        for name in ["A", "B", "C"] {
+            table.insert_set(key(name), (0..100_000).collect());
+        }
+        let mut next = table.clone();
+        let mut append = Coverage::new();
+        append.insert_set(key("B"), (100_000..100_010).collect());
+        next.union_with(&append);
+        let shared = |name: &str| Arc::ptr_eq(&table.entities[&key(name)], &next.entities[&key(name)]);
+        assert!(shared("A") && shared("C"), "untouched entities are shared, not copied");
+        assert!(!shared("B"));
+        assert_eq!(table.entity(&key("B")).map(BucketSet::len), Some(100_000), "the old version is unchanged");
+        assert_eq!(next.entity(&key("B")).map(BucketSet::len), Some(100_010));
+    }
 }

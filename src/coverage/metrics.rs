@@ -39,51 +39,54 @@ fn span_len(range: &Range<i64>) -> u64 {
     }
 }
 
-/// Metrics of `set` over the `expected` ranges (ascending and disjoint).
+/// Metrics of `set` over the `expected` ranges (ascending and disjoint), from one pass
+/// over the set's runs from the first range to the last.
 pub fn entity_metrics(set: &BucketSet, expected: &[Range<i64>]) -> EntityMetrics {
-    let mut total = EntityMetrics {
-        expected: 0,
-        covered: 0,
-        missing: 0,
-        ratio: 0.0,
-        gaps: Vec::new(),
-        max_gap: 0,
-        covered_from: None,
-        covered_until: None,
-    };
-    for range in expected {
-        let m = window_metrics(set, range.clone());
-        total.expected = total.expected.saturating_add(m.expected);
-        total.covered += m.covered;
-        total.gaps.extend(m.gaps);
-        total.max_gap = total.max_gap.max(m.max_gap);
-        total.covered_from = total.covered_from.or(m.covered_from);
-        total.covered_until = m.covered_until.or(total.covered_until);
-    }
-    total.missing = total.expected - total.covered;
-    total.ratio = if total.expected == 0 { 0.0 } else { total.covered as f64 / total.expected as f64 };
-    total
-}
-
-/// Metrics of `set` over one `window`, from a single pass over its runs.
-fn window_metrics(set: &BucketSet, window: Range<i64>) -> EntityMetrics {
-    let expected = span_len(&window);
+    let ranges: Vec<&Range<i64>> = expected.iter().filter(|r| r.start < r.end).collect();
+    let expected = ranges.iter().map(|r| span_len(r)).fold(0u64, u64::saturating_add);
     let mut covered = 0u64;
     let mut gaps = Vec::new();
     let mut covered_from = None;
     let mut covered_until = None;
-    let mut cursor = window.start;
-    set.for_each_run(window.clone(), |run| {
-        covered += span_len(&run);
-        covered_from.get_or_insert(run.start);
-        covered_until = Some(run.end);
-        if run.start > cursor {
-            gaps.push(cursor..run.start);
+    if let (Some(first), Some(last)) = (ranges.first(), ranges.last()) {
+        // `ranges[i]` is the range being accounted for; `cursor..` of it is not yet.
+        let mut i = 0;
+        let mut cursor = first.start;
+        let close = |i: &mut usize, cursor: &mut i64, gaps: &mut Vec<Range<i64>>| {
+            if *cursor < ranges[*i].end {
+                gaps.push(*cursor..ranges[*i].end);
+            }
+            *i += 1;
+            if let Some(next) = ranges.get(*i) {
+                *cursor = next.start;
+            }
+        };
+        set.for_each_run(first.start..last.end, |run| {
+            while i < ranges.len() && ranges[i].start < run.end {
+                let from = run.start.max(cursor);
+                if from >= ranges[i].end {
+                    // The run starts after this range: what is left of it is missing.
+                    close(&mut i, &mut cursor, &mut gaps);
+                    continue;
+                }
+                let to = run.end.min(ranges[i].end);
+                if from > cursor {
+                    gaps.push(cursor..from);
+                }
+                covered += span_len(&(from..to));
+                covered_from.get_or_insert(from);
+                covered_until = Some(to);
+                cursor = to;
+                if to < ranges[i].end {
+                    // The run ends inside this range; the next run continues it.
+                    break;
+                }
+                close(&mut i, &mut cursor, &mut gaps);
+            }
+        });
+        while i < ranges.len() {
+            close(&mut i, &mut cursor, &mut gaps);
         }
-        cursor = run.end;
-    });
-    if cursor < window.end {
-        gaps.push(cursor..window.end);
     }
     let max_gap = gaps.iter().map(span_len).max().unwrap_or(0);
     let ratio = if expected == 0 { 0.0 } else { covered as f64 / expected as f64 };

@@ -60,8 +60,12 @@ fn coverage_of(model: &BTreeMap<EntityKey, BTreeSet<i64>>) -> Coverage {
 
 proptest! {
     #[test]
-    fn range_queries_match_the_model(model in ids(), w in window()) {
-        let set = set_of(&model);
+    fn range_queries_match_the_model(model in ids(), w in window(), runs in any::<bool>()) {
+        let mut set = set_of(&model);
+        if runs {
+            // The same answers with containers in run form.
+            set.optimize();
+        }
         let inside: Vec<i64> = if w.start < w.end { model.range(w.clone()).copied().collect() } else { vec![] };
         prop_assert_eq!(set.len(), model.len() as u64);
         prop_assert_eq!(set.iter().collect::<Vec<_>>(), model.iter().copied().collect::<Vec<_>>());
@@ -72,6 +76,34 @@ proptest! {
         prop_assert_eq!(set.contains_all(w.clone()), w.clone().all(|id| model.contains(&id)));
         prop_assert_eq!(set.runs_in(w.clone()), model_runs(&model, w.clone(), true));
         prop_assert_eq!(set.missing_runs_in(w.clone()), model_runs(&model, w.clone(), false));
+    }
+
+    #[test]
+    fn metrics_over_several_ranges_match_the_model(
+        model in ids(),
+        cuts in prop::collection::btree_set(-350i64..350, 0..10),
+        touching in any::<bool>(),
+    ) {
+        // Consecutive cut points pair up into ascending, disjoint ranges; with `touching`,
+        // each range starts where the previous ended (a session boundary inside a run).
+        let cuts: Vec<i64> = cuts.into_iter().collect();
+        let ranges: Vec<Range<i64>> = if touching {
+            cuts.windows(2).map(|c| c[0]..c[1]).collect()
+        } else {
+            cuts.chunks_exact(2).map(|c| c[0]..c[1]).collect()
+        };
+        let mut set = set_of(&model);
+        set.optimize();
+        let m = metrics::entity_metrics(&set, &ranges);
+        let inside: Vec<i64> = ranges.iter().flat_map(|r| r.clone()).filter(|id| model.contains(id)).collect();
+        let gaps: Vec<Range<i64>> = ranges.iter().flat_map(|r| model_runs(&model, r.clone(), false)).collect();
+        prop_assert_eq!(m.expected, ranges.iter().map(|r| (r.end - r.start) as u64).sum::<u64>());
+        prop_assert_eq!(m.covered, inside.len() as u64);
+        prop_assert_eq!(m.missing, m.expected - m.covered);
+        prop_assert_eq!(&m.gaps, &gaps, "a gap never spans two ranges");
+        prop_assert_eq!(m.max_gap, gaps.iter().map(|g| (g.end - g.start) as u64).max().unwrap_or(0));
+        prop_assert_eq!(m.covered_from, inside.first().copied());
+        prop_assert_eq!(m.covered_until, inside.last().map(|id| id + 1));
     }
 
     #[test]

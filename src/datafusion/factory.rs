@@ -170,7 +170,8 @@ impl TableProviderFactory for TimeSeriesTableFactory {
         } else {
             let spec = spec_from_options(&options)?;
             let schema = table_schema(cmd.schema.as_arrow(), &spec);
-            let meta = TableMeta::try_with_schema(spec, &schema).map_err(DataFusionError::from)?.with_schedule(schedule);
+            let meta =
+                TableMeta::try_with_schema(spec, &schema).map_err(DataFusionError::from)?.with_schedule(schedule);
             TimeSeriesTable::create(location, meta).await?
         };
         Ok(Arc::new(TimeSeriesProvider::try_new(table.with_writer_options(writer))?))

@@ -164,7 +164,17 @@ impl TableFunctionImpl for MetadataFunction {
                 rest = &rest[1..];
                 if let [.., last] = rest {
                     if !is_time(last, zone) {
-                        params.expected = schedule_arg(last, kind)?;
+                        params.expected = match (schedule_arg(last, kind), rest.len()) {
+                            (Ok(expected), _) => expected,
+                            // Neither a time nor a schedule: most likely a bad end.
+                            (Err(DataFusionError::Plan(schedule)), 1) => {
+                                let Err(DataFusionError::Plan(end)) = timestamp_arg(last, "end", kind, zone) else {
+                                    return plan_err!("{schedule}");
+                                };
+                                return plan_err!("{end} (read as a schedule instead: {schedule})");
+                            }
+                            (Err(e), _) => return Err(e),
+                        };
                         rest = &rest[..rest.len() - 1];
                     }
                 }
@@ -497,7 +507,8 @@ impl MetadataTable {
                 let constraints = entity_constraints(filters, &snapshot.spec().entity_columns);
                 let changes: Vec<_> = changes.into_iter().filter(|c| key_matches(&c.entity, &constraints)).collect();
                 keys = changes.iter().map(|c| c.entity.clone()).collect();
-                let kinds: ArrayRef = Arc::new(changes.iter().map(|c| Some(c.change.as_str())).collect::<StringArray>());
+                let kinds: ArrayRef =
+                    Arc::new(changes.iter().map(|c| Some(c.change.as_str())).collect::<StringArray>());
                 let ts = self.provider.time_type();
                 rest = vec![
                     kinds,

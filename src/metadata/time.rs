@@ -66,7 +66,9 @@ impl Timestamp {
             .map_err(|_| Error::invalid_input(format!("unknown time zone '{zone}' for reading '{text}'")))?;
         let parsed = arrow::compute::kernels::cast_utils::string_to_datetime(&tz, text.trim()).map_err(|e| {
             Error::InvalidInput {
-                reason: format!("cannot parse timestamp '{text}': {e} (expected e.g. 2024-01-02T09:30:00Z or 2024-01-02)"),
+                reason: format!(
+                    "cannot parse timestamp '{text}': {e} (expected e.g. 2024-01-02T09:30:00Z or 2024-01-02)"
+                ),
             }
         })?;
         Timestamp::try_from(parsed.with_timezone(&chrono::Utc))

@@ -314,6 +314,8 @@ impl Snapshot {
     pub async fn coverage_changes(&self, from_version: u64, to_version: Option<u64>) -> Result<Vec<CoverageChange>> {
         let to_version = to_version.unwrap_or(self.version());
         if from_version > to_version {
+            // A version past the latest is reported as missing, not as out of order.
+            self.other_version(from_version).await?;
             return Err(Error::invalid_input(format!(
                 "from_version {from_version} is after to_version {to_version}: give the earlier version first"
             )));
@@ -420,7 +422,7 @@ impl Snapshot {
         let expected = self.expected_ranges(ids, expected);
         let mut gaps = Vec::new();
         for (entity, set) in selected(&coverage, entities) {
-            for run in expected.iter().flat_map(|range| set.missing_runs_in(range.clone())) {
+            for run in entity_metrics(set, &expected).gaps {
                 gaps.push(Gap {
                     entity: entity.clone(),
                     start: bucket_time(run.start, &grid)?,

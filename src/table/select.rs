@@ -7,8 +7,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use super::snapshot::Snapshot;
-use crate::error::Result;
 use crate::coverage::BucketGrid;
+use crate::error::Result;
 use crate::metadata::{EntityKey, EntityValue, SegmentMeta, TimeSet};
 
 /// Per entity column (by position), the values a row must take.

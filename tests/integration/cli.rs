@@ -576,3 +576,83 @@ fn maintenance_commands_compact_delete_replace_alter_vacuum_and_time_travel() {
         rows_before - deleted - msft_day + 30 + 1
     );
 }
+
+#[test]
+fn schedules_coverage_changes_and_local_times_on_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let table = tmp.path().join("bars");
+    let schedule = "America/New_York; Mon-Fri 09:30-16:00";
+    // A bad schedule is one clear sentence naming the bad part, and creates nothing.
+    for (bad, needle) in [
+        ("Mon-Fry 09:30-16:00", "Mon-Fry"),
+        ("Mars/Olympus; Mon-Fri 09:30-16:00", "unknown time zone 'Mars/Olympus'"),
+        ("Mon-Fri 09:30-16:00; closed 2024-01-06", "Saturday"),
+    ] {
+        let args = ["create", s(&table), "--time-column", "ts", "--bucket", "1m", "--schedule", bad];
+        assert_clear_error(&tsq(tmp.path(), &args), needle);
+        assert!(!table.exists(), "a refused create leaves nothing");
+    }
+    let args = ["create", s(&table), "--time-column", "ts", "--bucket", "1m", "--entity", "symbol", "--schedule", schedule];
+    let created = tsq(tmp.path(), &args);
+    assert_ok(&created);
+    assert!(created.stdout.contains(&format!("schedule     {schedule}")), "{}", created.stdout);
+    let files = day_files(tmp.path(), 5);
+    let mut append = vec!["append", s(&table)];
+    append.extend(files.iter().map(|f| s(f)));
+    assert_ok(&tsq(tmp.path(), &append));
+
+    // Against the schedule: 5 sessions of 390 minutes per symbol.
+    let coverage = tsq(tmp.path(), &["coverage", s(&table)]);
+    assert_ok(&coverage);
+    assert!(coverage.stdout.contains("expected: the buckets of the schedule"), "{}", coverage.stdout);
+    assert!(coverage.stdout.contains("1,905     1,950"), "AAPL: {}", coverage.stdout);
+    let always = tsq(tmp.path(), &["coverage", s(&table), "--schedule", "always"]);
+    assert!(always.stdout.contains("1,905     9,030"), "{}", always.stdout);
+    let gaps = tsq(tmp.path(), &["gaps", s(&table)]);
+    assert!(gaps.stdout.contains("MSFT    2024-01-05T14:30:00Z  2024-01-05T21:00:00Z"), "{}", gaps.stdout);
+    assert!(!gaps.stdout.contains("1,050"), "no night is a gap: {}", gaps.stdout);
+
+    // The schedule changes in one commit; nothing else does.
+    assert_clear_error(&tsq(tmp.path(), &["alter", s(&table), "set-schedule", "Mon-Fri 16:00-09:30"]), "overnight");
+    assert_eq!(open(&table).version(), 6);
+    let removed = tsq(tmp.path(), &["alter", s(&table), "set-schedule", "none"]);
+    assert_ok(&removed);
+    assert!(removed.stdout.contains("-> version 7"), "{}", removed.stdout);
+    let info = tsq(tmp.path(), &["info", s(&table)]);
+    assert!(info.stdout.contains("schedule     (none"), "{}", info.stdout);
+
+    // What the last load filled, and what a delete removed.
+    let changes = tsq(tmp.path(), &["coverage", s(&table), "--since-version", "5"]);
+    assert_ok(&changes);
+    assert!(changes.stdout.contains("from version 5 to version 7: 2,295 1m bucket(s) added, 0 removed"), "{}", changes.stdout);
+    let delete = "DELETE FROM bars WHERE symbol = 'AAPL' AND ts < '2024-01-02T15:00:00Z'";
+    assert_ok(&tsq(tmp.path(), &["sql", "-t", &format!("bars={}", s(&table)), delete]));
+    let changes = tsq(tmp.path(), &["coverage", s(&table), "--since-version", "7"]);
+    assert!(changes.stdout.contains("AAPL    removed  2024-01-02T14:30:00Z  2024-01-02T15:00:00Z"), "{}", changes.stdout);
+    assert_clear_error(&tsq(tmp.path(), &["coverage", s(&table), "--since-version", "99"]), "version 99 does not exist");
+
+    // A New York table: day buckets are local days, and `--from 2024-03-10` is New York's
+    // midnight (05:00 UTC), not UTC's. Rows: the 10th at 23:30 (03:30 UTC on the 11th) and
+    // the 12th at 10:00; so the 11th is the one missing day.
+    let zoned = tmp.path().join("zoned");
+    let args = ["create", s(&zoned), "--time-column", "ts", "--bucket", "1d", "--timezone", "America/New_York"];
+    assert_ok(&tsq(tmp.path(), &args));
+    let batch = {
+        use arrow::array::TimestampSecondArray;
+        use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+        let zone = "America/New_York";
+        let schema = Schema::new(vec![Field::new("ts", DataType::Timestamp(TimeUnit::Second, Some(zone.into())), false)]);
+        let ts = TimestampSecondArray::from(vec![1_710_127_800, 1_710_252_000]).with_timezone(zone);
+        RecordBatch::try_new(std::sync::Arc::new(schema), vec![std::sync::Arc::new(ts)]).unwrap()
+    };
+    let file = tmp.path().join("zoned.parquet");
+    write_parquet(&file, &batch);
+    assert_ok(&tsq(tmp.path(), &["append", s(&zoned), s(&file)]));
+    let gaps = tsq(tmp.path(), &["gaps", s(&zoned), "--from", "2024-03-10", "--to", "2024-03-13"]);
+    assert_ok(&gaps);
+    assert!(gaps.stdout.contains("2024-03-11T04:00:00Z  2024-03-12T04:00:00Z"), "{}", gaps.stdout);
+    assert!(gaps.stdout.contains("1 gap(s), 1 missing 1d bucket(s), from 2024-03-10T05:00:00Z to 2024-03-13T04:00:00Z"), "{}", gaps.stdout);
+    // With an offset the string means what it says: UTC midnight is the 9th in New York.
+    let utc = tsq(tmp.path(), &["gaps", s(&zoned), "--from", "2024-03-10T00:00:00Z", "--to", "2024-03-13T00:00:00Z"]);
+    assert!(utc.stdout.contains("2 missing 1d bucket(s)"), "{}", utc.stdout);
+}

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
 use timeseries_table_core::coverage::sidecar;
-use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::metadata::{BucketAlignment, TimeIndexSpec};
+use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::{Expected, TimeSeriesTable};
 use timeseries_table_core::transaction_log::Commit;
 
@@ -136,9 +136,7 @@ fn checkpoint_v1_decodes_and_re_encodes_byte_for_byte() {
 async fn write_format_v2_fixture() {
     let root = fixture("format-v2");
     assert!(!root.exists(), "{} exists; a format change adds a new fixture instead", root.display());
-    let spec = TimeIndexSpec::new("ts", "1d".parse().unwrap())
-        .with_entity_columns(["symbol"])
-        .with_timezone(NEW_YORK);
+    let spec = TimeIndexSpec::new("ts", "1d".parse().unwrap()).with_entity_columns(["symbol"]).with_timezone(NEW_YORK);
     let mut table = TimeSeriesTable::create_with_spec(TableLocation::local(&root).unwrap(), spec).await.unwrap();
     table.append(vec![new_york_rows(&V2_ROWS[..5])]).await.unwrap();
     table.append(vec![new_york_rows(&V2_ROWS[5..])]).await.unwrap();
@@ -169,7 +167,9 @@ fn new_york_rows(rows: &[(&str, i64)]) -> arrow::array::RecordBatch {
     arrow::array::RecordBatch::try_new(
         std::sync::Arc::new(schema),
         vec![
-            std::sync::Arc::new(TimestampSecondArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>()).with_timezone(NEW_YORK)),
+            std::sync::Arc::new(
+                TimestampSecondArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>()).with_timezone(NEW_YORK),
+            ),
             std::sync::Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
         ],
     )
@@ -186,7 +186,13 @@ async fn format_v2_table_opens_with_local_days_and_its_schedule() {
         report
             .iter()
             .map(|c| {
-                (c.entity.to_string(), c.expected_buckets, c.covered_buckets, c.window.start.to_string(), c.window.end.to_string())
+                (
+                    c.entity.to_string(),
+                    c.expected_buckets,
+                    c.covered_buckets,
+                    c.window.start.to_string(),
+                    c.window.end.to_string(),
+                )
             })
             .collect()
     };

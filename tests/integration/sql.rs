@@ -320,6 +320,39 @@ async fn overlapping_insert_is_rejected_and_leaves_the_table_unchanged() {
 }
 
 #[tokio::test]
+async fn create_external_table_takes_a_schedule() {
+    let url = memory_url();
+    let ctx = session_context();
+    let create = format!(
+        "CREATE EXTERNAL TABLE s (ts TIMESTAMP NOT NULL, symbol VARCHAR NOT NULL) STORED AS TIMESERIES \
+         LOCATION '{url}' OPTIONS ('time_column' 'ts', 'bucket' '1h', 'entity_columns' 'symbol', \
+         'schedule' 'UTC; Mon-Fri 09:00-17:00')"
+    );
+    sql_ok(&ctx, &create).await;
+    // Tuesday 2024-01-02 and Monday 2024-01-08, 09:00-11:00 each.
+    sql_ok(
+        &ctx,
+        "INSERT INTO s VALUES ('2024-01-02T09:00:00Z', 'A'), ('2024-01-02T10:00:00Z', 'A'), \
+         ('2024-01-08T09:00:00Z', 'A'), ('2024-01-08T10:00:00Z', 'A')",
+    )
+    .await;
+    let table = TimeSeriesTable::open(TableLocation::parse(&url).unwrap()).await.unwrap();
+    assert_eq!(table.meta().schedule.as_ref().map(|s| s.to_string()).as_deref(), Some("UTC; Mon-Fri 09:00-17:00"));
+    // From Tuesday 09:00 to Monday 11:00: 8 + 8 + 8 + 8 + 2 scheduled hours, 4 covered.
+    let coverage = sql_ok(&ctx, "SELECT expected_buckets, covered_buckets, gap_count FROM coverage('s')").await;
+    assert!(coverage.contains("| 34               | 4               | 4         |"), "{coverage}");
+    // Opening with the same schedule is accepted; a different one is refused.
+    let open = |schedule: &str| {
+        format!("CREATE EXTERNAL TABLE o STORED AS TIMESERIES LOCATION '{url}' OPTIONS ('schedule' '{schedule}')")
+    };
+    sql_ok(&session_context(), &open("utc; mon-fri 09:00-17:00")).await;
+    let err = sql_err(&session_context(), &open("UTC; Mon-Fri 08:00-17:00")).await;
+    assert!(err.contains("has the schedule 'UTC; Mon-Fri 09:00-17:00'") && err.contains("set-schedule"), "{err}");
+    let err = sql_err(&session_context(), &open("Mon-Fri 9:00-17:00")).await;
+    assert!(err.contains("invalid schedule") && err.contains("9:00-17:00"), "{err}");
+}
+
+#[tokio::test]
 async fn create_external_table_creates_then_opens() {
     let url = memory_url();
     let ctx = session_context();

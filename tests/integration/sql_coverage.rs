@@ -516,7 +516,11 @@ async fn a_schedule_counts_only_session_minutes_and_splits_gaps_at_sessions() {
 
     // A window of scheduled buckets reaches back over the weekend: META's halt is on
     // Monday 16:30-17:15 UTC, so its last 4 covered session hours start on Friday.
-    let windows = query(&ctx, "SELECT symbol, window_start, window_end FROM last_covered_window('bars', '4h') WHERE symbol = 'META'").await;
+    let windows = query(
+        &ctx,
+        "SELECT symbol, window_start, window_end FROM last_covered_window('bars', '4h') WHERE symbol = 'META'",
+    )
+    .await;
     let (start, end) = (nanos(&windows[0], "window_start")[0].unwrap(), nanos(&windows[0], "window_end")[0].unwrap());
     assert_eq!(end, ns("2024-01-08T16:30:00Z".parse().unwrap()));
     assert_eq!(start, ns("2024-01-05T19:00:00Z".parse().unwrap()), "2h on Friday + 2h on Monday");
@@ -581,7 +585,8 @@ async fn coverage_changes_are_the_difference_of_coverage_at_two_versions() {
         let mut added: BTreeSet<(String, i64)> = BTreeSet::new();
         let mut removed: BTreeSet<(String, i64)> = BTreeSet::new();
         for symbol in before.keys().chain(after.keys()) {
-            let (b, a) = (before.get(symbol).cloned().unwrap_or_default(), after.get(symbol).cloned().unwrap_or_default());
+            let (b, a) =
+                (before.get(symbol).cloned().unwrap_or_default(), after.get(symbol).cloned().unwrap_or_default());
             added.extend(a.difference(&b).map(|m| (symbol.clone(), *m)));
             removed.extend(b.difference(&a).map(|m| (symbol.clone(), *m)));
         }

@@ -6,13 +6,13 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{anyhow, bail};
-use timeseries_table_core::metadata::describe_schema;
 use timeseries_table_core::coverage::BucketSet;
+use timeseries_table_core::metadata::describe_schema;
 use timeseries_table_core::table::{Change, Expected, TimeRange, TimeSeriesTable};
 
 use crate::commands::{open_table, write_spec};
-use crate::output::describe_library;
 use crate::heatmap::{heat_grid, render_svg, GridOptions};
+use crate::output::describe_library;
 use crate::output::{fmt_bytes, fmt_int, fmt_pct, fmt_span, TextTable};
 
 pub async fn info(dir: &str) -> anyhow::Result<()> {

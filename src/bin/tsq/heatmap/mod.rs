@@ -253,9 +253,14 @@ mod tests {
         assert_eq!(grid.collapsed_periods, 1);
         assert_eq!(grid.collapsed_nanos, 540 * 60_000_000_000);
 
-        let linear =
-            heat_grid(&coverage, &BucketGrid::utc(bucket), 0..660, None, GridOptions { collapse_idle: false, max_columns: 20, ..options })
-                .unwrap();
+        let linear = heat_grid(
+            &coverage,
+            &BucketGrid::utc(bucket),
+            0..660,
+            None,
+            GridOptions { collapse_idle: false, max_columns: 20, ..options },
+        )
+        .unwrap();
         assert_eq!(linear.columns.len(), 11);
         assert_eq!(linear.collapsed_periods, 0);
     }
