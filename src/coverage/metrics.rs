@@ -155,6 +155,8 @@ pub fn last_covered_window(set: &BucketSet, length: u64, end: i64) -> Option<Ran
 }
 
 #[cfg(test)]
+// A window is written as a list holding one range of expected ids.
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
 

@@ -131,7 +131,7 @@ proptest! {
     #[test]
     fn metrics_match_the_model(model in ids(), w in window()) {
         let set = set_of(&model);
-        let m = metrics::entity_metrics(&set, &[w.clone()]);
+        let m = metrics::entity_metrics(&set, std::slice::from_ref(&w));
         let expected = if w.start < w.end { (w.end - w.start) as u64 } else { 0 };
         let covered = w.clone().filter(|id| model.contains(id)).count() as u64;
         let gaps = model_runs(&model, w.clone(), false);

@@ -69,7 +69,7 @@ pub enum Expected {
     /// Every bucket, whatever the table's schedule.
     Always,
     /// This schedule instead of the table's, for one question.
-    Schedule(Schedule),
+    Schedule(Box<Schedule>),
 }
 
 impl Expected {
@@ -79,7 +79,7 @@ impl Expected {
         match text.trim().to_ascii_lowercase().as_str() {
             "always" => Ok(Expected::Always),
             "table" => Ok(Expected::TableSchedule),
-            _ => text.parse().map(Expected::Schedule),
+            _ => text.parse().map(|s| Expected::Schedule(Box::new(s))),
         }
     }
 }
@@ -457,7 +457,7 @@ impl Snapshot {
         // Without a schedule every bucket counts; with one, only scheduled buckets from the
         // first covered one on (a window cannot start before the data does).
         let expected = match (self.schedule_for(expected), coverage.extent()) {
-            (None, _) => vec![i64::MIN..end_id],
+            (None, _) => std::iter::once(i64::MIN..end_id).collect(),
             (Some(_), Some(extent)) => self.expected_ranges(extent.start.min(end_id)..end_id, expected),
             (Some(_), None) => Vec::new(),
         };

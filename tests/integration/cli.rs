@@ -592,7 +592,8 @@ fn schedules_coverage_changes_and_local_times_on_the_command_line() {
         assert_clear_error(&tsq(tmp.path(), &args), needle);
         assert!(!table.exists(), "a refused create leaves nothing");
     }
-    let args = ["create", s(&table), "--time-column", "ts", "--bucket", "1m", "--entity", "symbol", "--schedule", schedule];
+    let args =
+        ["create", s(&table), "--time-column", "ts", "--bucket", "1m", "--entity", "symbol", "--schedule", schedule];
     let created = tsq(tmp.path(), &args);
     assert_ok(&created);
     assert!(created.stdout.contains(&format!("schedule     {schedule}")), "{}", created.stdout);
@@ -624,12 +625,23 @@ fn schedules_coverage_changes_and_local_times_on_the_command_line() {
     // What the last load filled, and what a delete removed.
     let changes = tsq(tmp.path(), &["coverage", s(&table), "--since-version", "5"]);
     assert_ok(&changes);
-    assert!(changes.stdout.contains("from version 5 to version 7: 2,295 1m bucket(s) added, 0 removed"), "{}", changes.stdout);
+    assert!(
+        changes.stdout.contains("from version 5 to version 7: 2,295 1m bucket(s) added, 0 removed"),
+        "{}",
+        changes.stdout
+    );
     let delete = "DELETE FROM bars WHERE symbol = 'AAPL' AND ts < '2024-01-02T15:00:00Z'";
     assert_ok(&tsq(tmp.path(), &["sql", "-t", &format!("bars={}", s(&table)), delete]));
     let changes = tsq(tmp.path(), &["coverage", s(&table), "--since-version", "7"]);
-    assert!(changes.stdout.contains("AAPL    removed  2024-01-02T14:30:00Z  2024-01-02T15:00:00Z"), "{}", changes.stdout);
-    assert_clear_error(&tsq(tmp.path(), &["coverage", s(&table), "--since-version", "99"]), "version 99 does not exist");
+    assert!(
+        changes.stdout.contains("AAPL    removed  2024-01-02T14:30:00Z  2024-01-02T15:00:00Z"),
+        "{}",
+        changes.stdout
+    );
+    assert_clear_error(
+        &tsq(tmp.path(), &["coverage", s(&table), "--since-version", "99"]),
+        "version 99 does not exist",
+    );
 
     // A New York table: day buckets are local days, and `--from 2024-03-10` is New York's
     // midnight (05:00 UTC), not UTC's. Rows: the 10th at 23:30 (03:30 UTC on the 11th) and
@@ -641,7 +653,8 @@ fn schedules_coverage_changes_and_local_times_on_the_command_line() {
         use arrow::array::TimestampSecondArray;
         use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
         let zone = "America/New_York";
-        let schema = Schema::new(vec![Field::new("ts", DataType::Timestamp(TimeUnit::Second, Some(zone.into())), false)]);
+        let schema =
+            Schema::new(vec![Field::new("ts", DataType::Timestamp(TimeUnit::Second, Some(zone.into())), false)]);
         let ts = TimestampSecondArray::from(vec![1_710_127_800, 1_710_252_000]).with_timezone(zone);
         RecordBatch::try_new(std::sync::Arc::new(schema), vec![std::sync::Arc::new(ts)]).unwrap()
     };
@@ -651,7 +664,11 @@ fn schedules_coverage_changes_and_local_times_on_the_command_line() {
     let gaps = tsq(tmp.path(), &["gaps", s(&zoned), "--from", "2024-03-10", "--to", "2024-03-13"]);
     assert_ok(&gaps);
     assert!(gaps.stdout.contains("2024-03-11T04:00:00Z  2024-03-12T04:00:00Z"), "{}", gaps.stdout);
-    assert!(gaps.stdout.contains("1 gap(s), 1 missing 1d bucket(s), from 2024-03-10T05:00:00Z to 2024-03-13T04:00:00Z"), "{}", gaps.stdout);
+    assert!(
+        gaps.stdout.contains("1 gap(s), 1 missing 1d bucket(s), from 2024-03-10T05:00:00Z to 2024-03-13T04:00:00Z"),
+        "{}",
+        gaps.stdout
+    );
     // With an offset the string means what it says: UTC midnight is the 9th in New York.
     let utc = tsq(tmp.path(), &["gaps", s(&zoned), "--from", "2024-03-10T00:00:00Z", "--to", "2024-03-13T00:00:00Z"]);
     assert!(utc.stdout.contains("2 missing 1d bucket(s)"), "{}", utc.stdout);

@@ -535,5 +535,5 @@ async fn bad_table_function_arguments_are_plan_errors() {
     }
     // Usage is shown for argument mistakes.
     let err = ctx.sql("SELECT * FROM gaps('t', 1, 2)").await.unwrap_err().to_string();
-    assert!(err.contains("usage: gaps(table [, start, end])"), "{err}");
+    assert!(err.contains("usage: gaps(table [, start, end] [, schedule])"), "{err}");
 }

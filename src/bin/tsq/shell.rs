@@ -24,8 +24,9 @@ const HELP: &str = "Statements end with ';' and may span lines.
   \\d        list the tables registered in this session
   \\?        this help
   \\q        quit (also: exit, quit, Ctrl-D)
-Table functions: coverage(t [, start, end]), gaps(t [, start, end]),
-  last_covered_window(t, length [, end]), segments(t), history(t)
+Table functions: coverage(t [, start, end] [, schedule]), gaps(t [, start, end] [, schedule]),
+  last_covered_window(t, length [, end] [, schedule]), coverage_changes(t, from [, to]),
+  segments(t), history(t)
 More tables: CREATE EXTERNAL TABLE name STORED AS TIMESERIES LOCATION 'dir';";
 
 fn history_path() -> PathBuf {
