@@ -238,3 +238,34 @@ fn format_v2_files_round_trip_byte_for_byte() {
         assert_eq!(serde_json::to_value(&commit).unwrap(), original, "{}", path.display());
     }
 }
+
+/// One rule for a time written without an offset, on a New York table: WHERE (through
+/// DataFusion's cast), the table functions and the Rust parser all read it in New York.
+#[tokio::test]
+async fn times_without_an_offset_are_read_in_the_tables_zone_everywhere() {
+    use timeseries_table_core::datafusion::{register_opened, session_context};
+    use timeseries_table_core::metadata::Timestamp;
+    let table = TimeSeriesTable::open(TableLocation::local(fixture("format-v2")).unwrap()).await.unwrap();
+    let ctx = session_context();
+    register_opened(&ctx, "ny", table.clone()).unwrap();
+    // 23:00 to midnight on the 10th in New York holds AAPL's 23:30 row (03:30 UTC on the
+    // 11th); read as UTC the same strings would select 19:00-20:00 in New York, no row.
+    let (from, to) = ("2024-03-10T23:00:00", "2024-03-11T00:00:00");
+    let where_ = format!("SELECT count(*) AS n FROM ny WHERE ts >= '{from}' AND ts < '{to}'");
+    let batches = ctx.sql(&where_).await.unwrap().collect().await.unwrap();
+    assert!(pretty(&batches).contains("| 1 |"), "{}", pretty(&batches));
+    // The table functions: the 10th as a window, against every bucket, is one covered day.
+    let sql = "SELECT expected_buckets, covered_buckets FROM coverage('ny', '2024-03-10', '2024-03-11', 'always') WHERE symbol = 'AAPL'";
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    assert!(pretty(&batches).contains("| 1                | 1               |"), "{}", pretty(&batches));
+    let parsed = Timestamp::parse_in(from, table.spec().timezone.as_deref()).unwrap();
+    assert_eq!(parsed.to_string(), "2024-03-11T03:00:00Z");
+    assert_eq!(
+        Timestamp::parse_in("2024-03-10", Some("America/New_York")).unwrap().to_string(),
+        "2024-03-10T05:00:00Z"
+    );
+    assert_eq!(
+        Timestamp::parse_in("2024-03-10T12:00:00Z", Some("America/New_York")).unwrap().to_string(),
+        "2024-03-10T12:00:00Z"
+    );
+}
