@@ -62,10 +62,11 @@ impl BucketGrid {
         let local = local_seconds(zone, ts).div_euclid(SECONDS_PER_DAY);
         let guess = local.div_euclid(days);
         // The local date is the bucket except where a switch at midnight moves the day's
-        // start off midnight; the starts decide.
-        if self.start_or_clamp(guess) > ts {
+        // start off midnight; the starts decide. A start past the `i64` range is never
+        // reached, so it decides nothing.
+        if self.bucket_start(guess).is_ok_and(|start| start > ts) {
             guess - 1
-        } else if self.start_or_clamp(guess + 1) <= ts {
+        } else if self.bucket_start(guess + 1).is_ok_and(|start| start <= ts) {
             guess + 1
         } else {
             guess
@@ -361,6 +362,16 @@ mod tests {
                 ("2024-10-28", "2024-10-28T00:00:00Z", 24),
             ],
         );
+    }
+
+    #[test]
+    fn local_days_at_both_ends_of_the_range() {
+        let grid = local_days("America/New_York", "1d");
+        for ts in [i64::MIN, i64::MIN + 1, i64::MAX - 1, i64::MAX] {
+            let (id, span) = grid.locate(ts);
+            assert!(span.start <= ts && (ts < span.end || span.end == i64::MAX), "{ts}: {id} {span:?}");
+        }
+        assert!(grid.bucket_start(grid.bucket_of(i64::MAX)).is_ok(), "the last row's day starts in range");
     }
 
     #[test]

@@ -672,4 +672,19 @@ fn schedules_coverage_changes_and_local_times_on_the_command_line() {
     // With an offset the string means what it says: UTC midnight is the 9th in New York.
     let utc = tsq(tmp.path(), &["gaps", s(&zoned), "--from", "2024-03-10T00:00:00Z", "--to", "2024-03-13T00:00:00Z"]);
     assert!(utc.stdout.contains("2 missing 1d bucket(s)"), "{}", utc.stdout);
+    // A replace of the 10th runs from New York midnight to New York midnight (23 hours);
+    // UTC midnight is inside a bucket there.
+    let noon = RecordBatch::try_new(
+        batch.schema(),
+        vec![std::sync::Arc::new(
+            arrow::array::TimestampSecondArray::from(vec![1_710_086_400]).with_timezone("America/New_York"),
+        )],
+    )
+    .unwrap();
+    let restated = tmp.path().join("restated.parquet");
+    write_parquet(&restated, &noon);
+    let args = ["replace", s(&zoned), "--from", "2024-03-10", "--to", "2024-03-11", s(&restated)];
+    assert_ok(&tsq(tmp.path(), &args));
+    let args = ["replace", s(&zoned), "--from", "2024-03-10T00:00:00Z", "--to", "2024-03-11", s(&restated)];
+    assert_clear_error(&tsq(tmp.path(), &args), "is inside a bucket");
 }

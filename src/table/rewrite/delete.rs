@@ -222,11 +222,13 @@ impl TimeSeriesTable {
         if self.schema().is_none() {
             return Err(Error::invalid_input("the table has no rows yet: append the data instead of replacing"));
         }
-        let bucket = self.spec().bucket;
+        let grid = self.snapshot().grid();
         for edge in [range.start, range.end] {
-            if edge.as_nanos().rem_euclid(bucket.nanos()) != 0 {
+            // On a local-day grid the boundaries are local midnights, not multiples of 24 h.
+            if grid.locate(edge.as_nanos()).1.start != edge.as_nanos() {
                 return Err(Error::invalid_input(format!(
-                    "the replaced range {range} must start and end on a bucket boundary (the table's buckets are {bucket}): {edge} is inside a bucket"
+                    "the replaced range {range} must start and end on a bucket boundary (the table's buckets are {}): {edge} is inside a bucket",
+                    grid.bucket()
                 )));
             }
         }
