@@ -138,18 +138,20 @@ async fn write_format_v2_fixture() {
     assert!(!root.exists(), "{} exists; a format change adds a new fixture instead", root.display());
     let spec = TimeIndexSpec::new("ts", "1d".parse().unwrap()).with_entity_columns(["symbol"]).with_timezone(NEW_YORK);
     let mut table = TimeSeriesTable::create_with_spec(TableLocation::local(&root).unwrap(), spec).await.unwrap();
-    table.append(vec![new_york_rows(&V2_ROWS[..5])]).await.unwrap();
-    table.append(vec![new_york_rows(&V2_ROWS[5..])]).await.unwrap();
+    table.append(vec![new_york_rows(&V2_ROWS[..6])]).await.unwrap();
+    table.append(vec![new_york_rows(&V2_ROWS[6..])]).await.unwrap();
     table.set_schedule(Some(V2_SCHEDULE.parse().unwrap())).await.unwrap();
 }
 
 const NEW_YORK: &str = "America/New_York";
 const V2_SCHEDULE: &str = "Mon-Fri 09:30-16:00; closed 2024-03-11";
-/// (symbol, seconds since the epoch): 2024-03-08 15:00 EST, 2024-03-10 23:30 EDT (03:30
-/// UTC on the 11th), 2024-03-11 10:00 EDT, 2024-03-12 10:00 EDT, 2024-03-13 10:00 EDT.
-const V2_ROWS: [(&str, i64); 7] = [
+/// (symbol, seconds since the epoch): 2024-03-08 15:00 EST, 2024-03-09 12:00 EST,
+/// 2024-03-10 23:30 EDT (03:30 UTC on the 11th), 2024-03-11 10:00 EDT, 2024-03-12 10:00 EDT,
+/// 2024-03-13 10:00 EDT. AAPL covers six local days in a row: one run container.
+const V2_ROWS: [(&str, i64); 8] = [
     ("AAPL", 1_709_928_000),
     ("MSFT", 1_709_928_000),
+    ("AAPL", 1_710_003_600),
     ("AAPL", 1_710_127_800),
     ("AAPL", 1_710_165_600),
     ("AAPL", 1_710_252_000),
@@ -212,11 +214,11 @@ async fn format_v2_table_opens_with_local_days_and_its_schedule() {
         gaps.iter().map(|g| (g.entity.to_string(), g.start.to_string(), g.end.to_string())).collect();
     assert_eq!(gaps, vec![("MSFT".into(), "2024-03-12T04:00:00Z".into(), "2024-03-13T04:00:00Z".into())]);
     // Judged against every bucket: AAPL's 23:30 row is on the 10th in New York (on the 11th
-    // in UTC), so it covers 5 local days of 6.
+    // in UTC, where the 10th would be missing), so it covers all 6 local days.
     let always = table.snapshot().coverage_report(None, None, &Expected::Always).await.unwrap();
-    assert_eq!(summary(always)[0], ("AAPL".into(), 6, 5, window.0.clone(), window.1.clone()));
+    assert_eq!(summary(always)[0], ("AAPL".into(), 6, 6, window.0.clone(), window.1.clone()));
     let rows: Vec<_> = table.scan(None).await.unwrap().try_collect().await.unwrap();
-    assert_eq!(row_count(&rows), 7);
+    assert_eq!(row_count(&rows), 8);
 }
 
 #[test]
