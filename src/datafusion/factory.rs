@@ -2,7 +2,8 @@
 //! location, or, given a column list and `OPTIONS ('time_column' ..., 'bucket' ...,
 //! 'entity_columns' ..., 'timezone' ..., 'schedule' ...)`, creates it there. The writer options
 //! `segment_rows`, `memory_limit`, `row_group_rows` and `compression` set how the
-//! registration's INSERTs write.
+//! registration's INSERTs write; `version` or `as_of` (a commit time) register a past
+//! version, read-only.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use datafusion::logical_expr::CreateExternalTable;
 
 use super::provider::TimeSeriesProvider;
 use crate::formats::parquet::{parse_byte_size, SegmentCompression, WriterOptions};
-use crate::metadata::{Schedule, TableMeta, TimeBucket, TimeIndexSpec};
+use crate::metadata::{Schedule, TableMeta, TimeBucket, TimeIndexSpec, Timestamp};
 use crate::storage::TableLocation;
 use crate::table::TimeSeriesTable;
 
@@ -26,6 +27,8 @@ pub const FORMAT_NAME: &str = "TIMESERIES";
 const SPEC_KEYS: [&str; 5] = ["time_column", "bucket", "entity_columns", "timezone", "schedule"];
 /// Options for how this registration's INSERTs write segments.
 const WRITER_KEYS: [&str; 4] = ["segment_rows", "memory_limit", "row_group_rows", "compression"];
+/// Options that register a past version (read-only): a version number or a commit time.
+const TIME_TRAVEL_KEYS: [&str; 2] = ["version", "as_of"];
 
 /// Opens or creates time-series tables for `CREATE EXTERNAL TABLE`.
 #[derive(Debug, Default)]
@@ -37,14 +40,14 @@ fn parse_options(options: &HashMap<String, String>) -> DfResult<HashMap<&'static
     let mut parsed = HashMap::new();
     for (key, value) in options {
         let short = key.strip_prefix("format.").unwrap_or(key);
-        match SPEC_KEYS.iter().chain(&WRITER_KEYS).find(|k| **k == short) {
+        match SPEC_KEYS.iter().chain(&WRITER_KEYS).chain(&TIME_TRAVEL_KEYS).find(|k| **k == short) {
             Some(known) => {
                 parsed.insert(*known, value.clone());
             }
             None => {
                 return plan_err!(
                     "unknown option '{short}' for STORED AS {FORMAT_NAME}; valid options: {}",
-                    [SPEC_KEYS.join(", "), WRITER_KEYS.join(", ")].join(", ")
+                    [SPEC_KEYS.join(", "), WRITER_KEYS.join(", "), TIME_TRAVEL_KEYS.join(", ")].join(", ")
                 )
             }
         }
@@ -142,11 +145,25 @@ impl TableProviderFactory for TimeSeriesTableFactory {
         };
         let mut options = parse_options(&cmd.options)?;
         let writer = writer_from_options(&options)?;
+        let travel = (options.remove("version"), options.remove("as_of"));
         options.retain(|key, _| SPEC_KEYS.contains(key));
         let location = TableLocation::parse(location)?;
         let schedule = options.remove("schedule").map(|text| text.parse::<Schedule>()).transpose()?;
         let table = if cmd.schema.fields().is_empty() {
-            let table = TimeSeriesTable::open(location).await?;
+            let table = match travel {
+                (None, None) => TimeSeriesTable::open(location).await?,
+                (Some(version), None) => match version.trim().parse::<u64>() {
+                    Ok(version) => TimeSeriesTable::open_at(location, version).await?,
+                    Err(_) => return plan_err!("option 'version' must be a version number, not '{version}'"),
+                },
+                (None, Some(at)) => {
+                    // A time without an offset is read in the table's zone.
+                    let zone = TimeSeriesTable::open(location.clone()).await?.spec().timezone.clone();
+                    let at = Timestamp::parse_in(&at, zone.as_deref()).map_err(DataFusionError::from)?;
+                    TimeSeriesTable::open_as_of(location, at).await?
+                }
+                (Some(_), Some(_)) => return plan_err!("give OPTIONS 'version' or 'as_of', not both"),
+            };
             if schedule.is_some() && schedule != table.meta().schedule {
                 return plan_err!(
                     "the table at {} has the schedule {}; OPTIONS ('schedule' ...) must repeat it (change it with `tsq alter <dir> set-schedule`)",
@@ -168,6 +185,11 @@ impl TableProviderFactory for TimeSeriesTableFactory {
             }
             table
         } else {
+            if travel.0.is_some() || travel.1.is_some() {
+                return plan_err!(
+                    "OPTIONS 'version' and 'as_of' open an existing table at a past version; they cannot create one (drop the column list)"
+                );
+            }
             let spec = spec_from_options(&options)?;
             let schema = table_schema(cmd.schema.as_arrow(), &spec);
             let meta =

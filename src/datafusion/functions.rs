@@ -1,6 +1,8 @@
 //! The SQL table functions `coverage`, `gaps`, `last_covered_window`,
-//! `coverage_changes`, `segments` and `history`. Arguments are checked when the function is called (plan errors); results
-//! are computed from metadata and sidecars when the query runs, never from Parquet data.
+//! `coverage_changes`, `segments` and `history`, and `snapshot`, which returns the table
+//! itself at a past version. Arguments are checked when the function is called (plan
+//! errors); results are computed from metadata and sidecars when the query runs, never
+//! from Parquet data.
 //! Equality filters on entity columns restrict which entities are computed.
 
 use std::fmt;
@@ -213,30 +215,31 @@ fn arity_text(min: usize, max: usize) -> String {
 /// The table named by the first argument: a table registered in the session, or a
 /// path/URL of a table root.
 fn resolve_table(session: &dyn Session, expr: &Expr, kind: MetadataKind) -> DfResult<TimeSeriesProvider> {
-    let name = match expr {
-        Expr::Literal(
-            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)),
-            _,
-        ) => s.clone(),
-        Expr::Column(c) => c.flat_name(),
-        other => {
-            return plan_err!(
-                "the first argument of {} must be a table name or a path as a string, got {other}; usage: {}",
-                kind.name(),
-                kind.usage()
-            )
-        }
-    };
+    let name = table_name(expr, kind.name(), kind.usage())?;
     if let Some(provider) = registered(session, &name)? {
         return Ok(provider);
     }
-    match open_blocking(&name) {
+    match TableLocation::parse(&name).and_then(|location| open_blocking(location, At::Latest)) {
         Ok(table) => TimeSeriesProvider::try_new(table).map_err(DataFusionError::from),
         Err(Error::EmptyTable { .. }) | Err(Error::InvalidLocation { .. }) => plan_err!(
             "unknown table '{name}' in {}: it is not registered in this session and no time-series table exists at that path",
             kind.name()
         ),
         Err(e) => Err(DataFusionError::from(e).context(format!("cannot open table '{name}' for {}", kind.name()))),
+    }
+}
+
+/// The first argument of a table function: a table name or a path, as a string.
+fn table_name(expr: &Expr, function: &str, usage: &str) -> DfResult<String> {
+    match expr {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)),
+            _,
+        ) => Ok(s.clone()),
+        Expr::Column(c) => Ok(c.flat_name()),
+        other => plan_err!(
+            "the first argument of {function} must be a table name or a path as a string, got {other}; usage: {usage}"
+        ),
     }
 }
 
@@ -255,19 +258,90 @@ fn registered(session: &dyn Session, name: &str) -> DfResult<Option<TimeSeriesPr
     }
 }
 
+/// Which version of a table to open.
+enum At {
+    Latest,
+    Version(u64),
+    /// A commit time, as given: a string without an offset is read in the table's zone.
+    Time(ScalarValue),
+}
+
 /// Opens a table from inside the synchronous planning call. The open runs on its own
 /// thread and runtime because blocking on the caller's runtime would panic.
-fn open_blocking(location: &str) -> crate::Result<TimeSeriesTable> {
-    let location = location.to_string();
+fn open_blocking(location: TableLocation, at: At) -> crate::Result<TimeSeriesTable> {
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::Task(e.to_string()))?;
-        runtime.block_on(async { TimeSeriesTable::open(TableLocation::parse(&location)?).await })
+        runtime.block_on(async {
+            match at {
+                At::Latest => TimeSeriesTable::open(location).await,
+                At::Version(version) => TimeSeriesTable::open_at(location, version).await,
+                At::Time(value) => {
+                    let zone = TimeSeriesTable::open(location.clone()).await?.spec().timezone.clone();
+                    let nanos = scalar_nanos_in(&value, zone.as_deref()).ok_or_else(|| {
+                        Error::invalid_input(format!(
+                            "the second argument of snapshot must be a version number or a time such as '2024-01-10T00:00:00Z', got {value}"
+                        ))
+                    })?;
+                    TimeSeriesTable::open_as_of(location, Timestamp::from_nanos(nanos)).await
+                }
+            }
+        })
     })
     .join()
     .map_err(|_| Error::Task("opening the table panicked".into()))?
+}
+
+/// `snapshot(table, version_or_time)`: the table as of a past version (a version number)
+/// or of a commit time, usable in FROM like the table itself, read-only.
+#[derive(Debug, Default)]
+pub struct SnapshotFunction;
+
+impl SnapshotFunction {
+    /// The SQL function name.
+    pub const NAME: &'static str = "snapshot";
+    const USAGE: &'static str = "snapshot(table, version_or_time)";
+}
+
+impl TableFunctionImpl for SnapshotFunction {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
+        let exprs = args.exprs();
+        let [table, when] = exprs else {
+            return plan_err!("snapshot takes 2 argument(s), got {}; usage: {}", exprs.len(), Self::USAGE);
+        };
+        let name = table_name(table, "snapshot", Self::USAGE)?;
+        let at = match when {
+            Expr::Literal(value, _) if value.data_type().is_integer() => match value.cast_to(&DataType::Int64) {
+                Ok(ScalarValue::Int64(Some(v))) if v > 0 => At::Version(v as u64),
+                _ => {
+                    return plan_err!(
+                        "the version argument of snapshot must be 1 or more, got {value}; usage: {}",
+                        Self::USAGE
+                    )
+                }
+            },
+            Expr::Literal(value, _) if !value.is_null() => At::Time(value.clone()),
+            other => {
+                return plan_err!(
+                "the second argument of snapshot must be a version number or a time literal, got {other}; usage: {}",
+                Self::USAGE
+            )
+            }
+        };
+        let location = match registered(args.session(), &name)? {
+            Some(provider) => provider.location(),
+            None => TableLocation::parse(&name).map_err(DataFusionError::from)?,
+        };
+        let table = open_blocking(location, at).map_err(|e| match e {
+            Error::EmptyTable { .. } | Error::InvalidLocation { .. } => DataFusionError::Plan(format!(
+                "unknown table '{name}' in snapshot: it is not registered in this session and no time-series table exists at that path"
+            )),
+            e => DataFusionError::Plan(e.to_string()),
+        })?;
+        Ok(Arc::new(TimeSeriesProvider::try_new(table)?))
+    }
 }
 
 /// A table version: a non-negative integer literal.

@@ -1,6 +1,7 @@
 //! The DataFusion surface: a `TableProvider` with time/entity/coverage pruning, `INSERT`,
-//! the `CREATE EXTERNAL TABLE ... STORED AS TIMESERIES` factory and the coverage table
-//! functions. Thin: every rule is the table layer's; this module translates.
+//! the `CREATE EXTERNAL TABLE ... STORED AS TIMESERIES` factory, the coverage table
+//! functions and `snapshot()` (a past version in FROM). Thin: every rule is the table
+//! layer's; this module translates.
 
 mod dml;
 mod factory;
@@ -18,19 +19,21 @@ use std::sync::Arc;
 use datafusion::prelude::SessionContext;
 
 pub use factory::{TimeSeriesTableFactory, FORMAT_NAME};
-pub use functions::{MetadataFunction, MetadataKind};
+pub use functions::{MetadataFunction, MetadataKind, SnapshotFunction};
 pub use provider::TimeSeriesProvider;
 
 use crate::error::Result;
 use crate::storage::TableLocation;
 use crate::table::TimeSeriesTable;
 
-/// Registers the table functions (`coverage`, `gaps`, `last_covered_window`, `segments`,
-/// `history`) and the `STORED AS TIMESERIES` factory on `ctx`.
+/// Registers the table functions (`coverage`, `gaps`, `last_covered_window`,
+/// `coverage_changes`, `segments`, `history`, and `snapshot` for a past version) and the
+/// `STORED AS TIMESERIES` factory on `ctx`.
 pub fn register(ctx: &SessionContext) {
     for kind in MetadataKind::ALL {
         ctx.register_udtf(kind.name(), Arc::new(MetadataFunction::new(kind)));
     }
+    ctx.register_udtf(SnapshotFunction::NAME, Arc::new(SnapshotFunction));
     ctx.state_ref().write().table_factories_mut().insert(FORMAT_NAME.to_string(), Arc::new(TimeSeriesTableFactory));
 }
 

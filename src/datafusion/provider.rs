@@ -35,6 +35,7 @@ use super::statement_snapshots::SharedTable;
 use super::time_literal::time_scalar;
 use crate::error::Error;
 use crate::metadata::{SegmentMeta, TimeIndexSpec};
+use crate::storage::TableLocation;
 use crate::table::{Snapshot, TimeSeriesTable};
 
 /// A DataFusion table backed by a time-series table. Each statement reads the version
@@ -69,6 +70,11 @@ impl TimeSeriesProvider {
         let time_index = schema.index_of(&spec.time_column).map_err(|e| Error::invalid_input(e.to_string()))?;
         let store_url = ObjectStoreUrl::parse(table.location().store_url().as_str())?;
         Ok(TimeSeriesProvider { shared: Arc::new(SharedTable::new(table)), schema, spec, time_index, store_url })
+    }
+
+    /// Where the table lives.
+    pub fn location(&self) -> TableLocation {
+        self.shared.handle().location().clone()
     }
 
     /// The Arrow type of the time column.

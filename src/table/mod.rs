@@ -31,7 +31,7 @@ pub use vacuum::{OrphanFile, OrphanStatus, VacuumOptions, VacuumReport};
 
 use crate::error::{Error, Result};
 use crate::formats::parquet::WriterOptions;
-use crate::metadata::{TableMeta, TimeIndexSpec};
+use crate::metadata::{TableMeta, TimeIndexSpec, Timestamp};
 use crate::storage::TableLocation;
 use crate::transaction_log::{Commit, CommitOutcome, LogAction, LogStore, TableState};
 
@@ -87,6 +87,30 @@ impl TimeSeriesTable {
         let log = LogStore::new(location);
         let state = log.load(Some(version)).await?;
         Ok(Self::from_state(log, state, true))
+    }
+
+    /// Opens the table as it was at `at` (time travel by commit time): the latest version
+    /// whose commit time, by its writer's clock, is at or before `at`. Read-only. Commits
+    /// are read from the newest back, one read per commit made after `at`.
+    pub async fn open_as_of(location: TableLocation, at: Timestamp) -> Result<Self> {
+        let log = LogStore::new(location.clone());
+        let latest = log.latest_version().await?;
+        if latest == 0 {
+            return Err(Error::EmptyTable { location: location.to_string() });
+        }
+        let at_millis = at.as_nanos().div_euclid(1_000_000);
+        let mut first_commit = None;
+        for version in (1..=latest).rev() {
+            let commit = log.read_commit(version).await?;
+            if commit.committed_at <= at_millis {
+                return Self::open_at(location, version).await;
+            }
+            first_commit = Some(commit.committed_at);
+        }
+        let first = Timestamp::from_nanos(first_commit.unwrap_or_default().saturating_mul(1_000_000));
+        Err(Error::invalid_input(format!(
+            "the table at {location} did not exist at {at}: its first commit was at {first}"
+        )))
     }
 
     fn from_state(log: LogStore, state: TableState, pinned: bool) -> Self {

@@ -537,3 +537,70 @@ async fn bad_table_function_arguments_are_plan_errors() {
     let err = ctx.sql("SELECT * FROM gaps('t', 1, 2)").await.unwrap_err().to_string();
     assert!(err.contains("usage: gaps(table [, start, end] [, schedule])"), "{err}");
 }
+
+#[tokio::test]
+async fn time_travel_in_sql_by_version_and_commit_time() {
+    let url = memory_url();
+    let location = TableLocation::parse(&url).unwrap();
+    let mut table = new_table(location.clone(), "1m").await;
+    // Versions 2, 3, 4: 10, 20 and 30 minutes of AAPL, a few milliseconds apart so that
+    // each commit has its own commit time.
+    for (i, start) in [T0, T0 + HOUR, T0 + 2 * HOUR].into_iter().enumerate() {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        table.append(vec![minute_bars(&["AAPL"], start, 10 * (i as i64 + 1))]).await.unwrap();
+    }
+    let ctx = session_context();
+    register_opened(&ctx, "t", table.clone()).unwrap();
+    let count = |sql: &str| {
+        let ctx = ctx.clone();
+        let sql = sql.to_string();
+        async move { sql_ok(&ctx, &sql).await }
+    };
+    assert!(count("SELECT count(*) AS n FROM snapshot('t', 2)").await.contains("| 10 |"));
+    assert!(count("SELECT count(*) AS n FROM snapshot('t', 3)").await.contains("| 30 |"));
+    // One query compares two versions: what version 4 added.
+    let added = count("SELECT count(*) AS n FROM (SELECT * FROM t EXCEPT SELECT * FROM snapshot('t', 3))").await;
+    assert!(added.contains("| 30 |"), "{added}");
+    // After a rewrite, older versions still read their rows.
+    sql_ok(&ctx, "DELETE FROM t WHERE ts < '2024-01-01T02:00:00Z'").await;
+    assert!(count("SELECT count(*) AS n FROM t").await.contains("| 30 |"));
+    assert!(count("SELECT count(*) AS n FROM snapshot('t', 4)").await.contains("| 60 |"));
+
+    // By commit time: version 3's own commit time opens version 3.
+    let history = table.history().await.unwrap();
+    let v3 = history.iter().find(|c| c.version == 3).unwrap().committed_at;
+    let at = format!("SELECT count(*) AS n FROM snapshot('t', '{v3}')");
+    assert!(count(&at).await.contains("| 30 |"), "{v3}");
+
+    // CREATE EXTERNAL TABLE at a version or a time: read-only, and the table functions read
+    // that version too.
+    let other = session_context();
+    sql_ok(&other, &format!("CREATE EXTERNAL TABLE old STORED AS TIMESERIES LOCATION '{url}' OPTIONS ('version' '2')"))
+        .await;
+    assert!(sql_ok(&other, "SELECT count(*) AS n FROM old").await.contains("| 10 |"));
+    let covered = sql_ok(&other, "SELECT covered_buckets FROM coverage('old')").await;
+    assert!(covered.contains("| 10              |"), "{covered}");
+    let create = format!("CREATE EXTERNAL TABLE at3 STORED AS TIMESERIES LOCATION '{url}' OPTIONS ('as_of' '{v3}')");
+    sql_ok(&other, &create).await;
+    assert!(sql_ok(&other, "SELECT count(*) AS n FROM at3").await.contains("| 30 |"));
+    let err = sql_err(&other, "INSERT INTO old VALUES ('2024-01-05T00:00:00Z', 'X', 1.0, 1)").await;
+    assert!(err.contains("opened at version 2 (time travel) and is read-only"), "{err}");
+
+    // Bad input: one sentence each.
+    for (sql, expected) in [
+        ("SELECT * FROM snapshot('t', 99)", "version 99 does not exist"),
+        ("SELECT * FROM snapshot('t', '1999-01-01T00:00:00Z')", "did not exist at 1999-01-01T00:00:00Z"),
+        ("SELECT * FROM snapshot('t', 0)", "must be 1 or more"),
+        ("SELECT * FROM snapshot('t')", "snapshot takes 2 argument(s), got 1"),
+        ("SELECT * FROM snapshot('nowhere', 1)", "unknown table 'nowhere'"),
+    ] {
+        let err = sql_err(&ctx, sql).await;
+        assert!(err.contains(expected), "{sql}: expected {expected:?} in {err}");
+    }
+    let both = format!(
+        "CREATE EXTERNAL TABLE x STORED AS TIMESERIES LOCATION '{url}' OPTIONS ('version' '2', 'as_of' '{v3}')"
+    );
+    assert!(sql_err(&other, &both).await.contains("not both"));
+    let create_at = create_sql("y", &memory_url()).replace("'timezone' 'UTC'", "'timezone' 'UTC', 'version' '1'");
+    assert!(sql_err(&other, &create_at).await.contains("cannot create one"));
+}

@@ -86,7 +86,8 @@ enum Command {
     /// Besides SELECT, INSERT and DELETE, the table functions coverage(t [, start, end]
     /// [, schedule]), gaps(t [, start, end] [, schedule]), last_covered_window(t, length
     /// [, end] [, schedule]), coverage_changes(t, from_version [, to_version]),
-    /// segments(t) and history(t) answer questions about what data is present.
+    /// segments(t) and history(t) answer questions about what data is present, and
+    /// snapshot(t, version_or_time) reads a past version in FROM.
     #[command(
         after_help = "Examples:\n  tsq sql -t bars=tsq-demo/table \"SELECT symbol, count(*) FROM bars GROUP BY symbol\"\n  tsq sql -t tsq-demo/table \"SELECT * FROM gaps('table') LIMIT 10\"\n  tsq sql -t bars=tsq-demo/table --format csv -f report.sql"
     )]

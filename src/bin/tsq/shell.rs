@@ -26,7 +26,7 @@ const HELP: &str = "Statements end with ';' and may span lines.
   \\q        quit (also: exit, quit, Ctrl-D)
 Table functions: coverage(t [, start, end] [, schedule]), gaps(t [, start, end] [, schedule]),
   last_covered_window(t, length [, end] [, schedule]), coverage_changes(t, from [, to]),
-  segments(t), history(t)
+  segments(t), history(t); snapshot(t, version_or_time) reads a past version in FROM
 More tables: CREATE EXTERNAL TABLE name STORED AS TIMESERIES LOCATION 'dir';";
 
 fn history_path() -> PathBuf {
