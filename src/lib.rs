@@ -31,8 +31,10 @@
 //! storage and writer options, [`TimeSeriesTable`] and the types its answers come in.
 //! Modules, from the bottom up:
 //! - [`storage`]: the only module that does I/O, over `object_store` (local, `memory://`, cloud).
-//! - [`metadata`]: the table model (time index, buckets, entities, schema, segments); pure.
-//! - [`coverage`]: bucket math, per-entity bucket sets, gap metrics, the `.roar` codec; pure.
+//! - [`metadata`]: the table model (time index, buckets, entities, schema, segments, the
+//!   expected schedule); pure.
+//! - [`coverage`]: bucket math (epoch-aligned, or local days), per-entity bucket sets, gap
+//!   metrics over the expected buckets, the `.roar` codec; pure.
 //! - `transaction_log` (feature `internal-api`): commit actions, replay, checkpoints, the
 //!   commit protocol. Crate-private by default, because a commit written around the table
 //!   layer skips its overlap and schema checks.
