@@ -216,38 +216,28 @@ impl BucketSet {
         }
     }
 
-    /// The maximal run holding the largest id below `end`, clipped to end at `end`.
+    /// The maximal run holding the largest id below `end`, clipped to end at `end`. Read a
+    /// stretch at a time from the back, like [`BucketSet::for_each_run`] from the front.
     pub(crate) fn last_run_before(&self, end: i64) -> Option<Range<i64>> {
-        let last = self.iter_in(i64::MIN..end).next_back()?;
-        Some(self.run_start(last)..last + 1)
-    }
-
-    /// First id of the run of covered ids that ends with covered `id`.
-    fn run_start(&self, id: i64) -> i64 {
-        // Galloping: `ok..=id` is covered; once found, `bad..ok` holds a gap.
-        let mut ok = id;
-        let mut step: i64 = 1;
-        let mut bad = loop {
-            if ok == i64::MIN {
-                return ok;
-            }
-            let probe = ok.saturating_sub(step);
-            if self.contains_all(probe..ok) {
-                ok = probe;
-                step = step.saturating_mul(2);
-            } else {
-                break probe;
-            }
-        };
-        while ok - bad > 1 {
-            let mid = bad + (ok - bad) / 2;
-            if self.contains_all(mid..ok) {
-                ok = mid;
-            } else {
-                bad = mid;
+        let span = KeySpan::new(&(i64::MIN..end))?;
+        let last_high = span.last.0;
+        let mut run: Option<Range<i64>> = None;
+        for (high, bm) in self.map.bitmaps().rev().skip_while(|(h, _)| *h > last_high) {
+            let (lo, hi) = span.lows(high);
+            let base = u64::from(high) << 32;
+            let mut values = bm.range(lo..=hi);
+            while let Some(stretch) = values.next_range_back() {
+                let first = id_of(base | u64::from(*stretch.start()));
+                // The last id is below `end`, so one past it still fits.
+                let stop = id_of(base | u64::from(*stretch.end())) + 1;
+                match &mut run {
+                    None => run = Some(first..stop),
+                    Some(joined) if joined.start == stop => joined.start = first,
+                    Some(_) => return run,
+                }
             }
         }
-        ok
+        run
     }
 
     fn bitmaps_in<'a>(&'a self, span: &KeySpan) -> impl Iterator<Item = (u32, &'a roaring::RoaringBitmap)> + 'a {

@@ -103,12 +103,14 @@ impl BucketGrid {
         }
     }
 
-    /// The half-open range of bucket ids that `[start, end)` intersects; see
-    /// [`expected_buckets`].
+    /// The half-open range of bucket ids that the half-open time range `[start, end)`
+    /// intersects. An empty or reversed time range is an error, not an empty result,
+    /// because it is always a caller mistake.
     pub fn buckets_touching(&self, start: i64, end: i64) -> Result<Range<i64>> {
         if start >= end {
             return Err(Error::InvalidRange { start: Timestamp::from_nanos(start), end: Timestamp::from_nanos(end) });
         }
+        // `end > start >= i64::MIN`, so `end - 1` cannot overflow.
         let last = self.bucket_of(end - 1);
         let stop = last.checked_add(1).ok_or_else(|| out_of_range(last, &self.bucket))?;
         Ok(self.bucket_of(start)..stop)
@@ -132,7 +134,7 @@ impl BucketCursor {
     /// The id of the bucket holding `ts`.
     pub fn id_of(&mut self, ts: i64) -> i64 {
         if self.grid.is_uniform() {
-            return bucket_of(ts, &self.grid.bucket);
+            return self.grid.bucket_of(ts);
         }
         match &self.last {
             Some((id, span)) if span.contains(&ts) => *id,
@@ -191,18 +193,10 @@ pub fn bucket_end(id: i64, bucket: &TimeBucket) -> Result<i64> {
     id.checked_add(1).and_then(|next| next.checked_mul(bucket.nanos())).ok_or_else(|| out_of_range(id, bucket))
 }
 
-/// The half-open range of bucket ids that the half-open time range `[start, end)`
-/// intersects. An empty or reversed time range is an error, not an empty result, because
-/// it is always a caller mistake.
+/// The half-open range of epoch-aligned bucket ids that `[start, end)` intersects; see
+/// [`BucketGrid::buckets_touching`].
 pub fn expected_buckets(start: i64, end: i64, bucket: &TimeBucket) -> Result<Range<i64>> {
-    if start >= end {
-        return Err(Error::InvalidRange { start: Timestamp::from_nanos(start), end: Timestamp::from_nanos(end) });
-    }
-    let first = bucket_of(start, bucket);
-    // `end > start >= i64::MIN`, so `end - 1` cannot overflow.
-    let last = bucket_of(end - 1, bucket);
-    let stop = last.checked_add(1).ok_or_else(|| out_of_range(last, bucket))?;
-    Ok(first..stop)
+    BucketGrid::utc(*bucket).buckets_touching(start, end)
 }
 
 fn out_of_range(id: i64, bucket: &TimeBucket) -> Error {

@@ -100,13 +100,13 @@ pub fn last_covered_window_in(set: &BucketSet, length: u64, expected: &[Range<i6
     if length == 0 {
         return None;
     }
-    // Walking back from the end: `streak` covered expected ids end at `streak_end`.
-    let mut streak = 0u64;
-    let mut streak_end = 0i64;
     if let [only] = expected {
         // One range: the run search jumps straight to the answer.
         return last_covered_window(set, length, only.end).filter(|w| w.start >= only.start);
     }
+    // Walking back from the end: `streak` covered expected ids end at `streak_end`.
+    let mut streak = 0u64;
+    let mut streak_end = 0i64;
     for range in expected.iter().rev() {
         if range.start >= range.end {
             continue;

@@ -158,9 +158,10 @@ impl TableProviderFactory for TimeSeriesTableFactory {
                 },
                 (None, Some(at)) => {
                     // A time without an offset is read in the table's zone.
-                    let zone = TimeSeriesTable::open(location.clone()).await?.spec().timezone.clone();
-                    let at = Timestamp::parse_in(&at, zone.as_deref()).map_err(DataFusionError::from)?;
-                    TimeSeriesTable::open_as_of(location, at).await?
+                    let latest = TimeSeriesTable::open(location).await?;
+                    let at =
+                        Timestamp::parse_in(&at, latest.spec().timezone.as_deref()).map_err(DataFusionError::from)?;
+                    latest.as_of(at).await?
                 }
                 (Some(_), Some(_)) => return plan_err!("give OPTIONS 'version' or 'as_of', not both"),
             };

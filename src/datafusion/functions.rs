@@ -279,13 +279,15 @@ fn open_blocking(location: TableLocation, at: At) -> crate::Result<TimeSeriesTab
                 At::Latest => TimeSeriesTable::open(location).await,
                 At::Version(version) => TimeSeriesTable::open_at(location, version).await,
                 At::Time(value) => {
-                    let zone = TimeSeriesTable::open(location.clone()).await?.spec().timezone.clone();
-                    let nanos = scalar_nanos_in(&value, zone.as_deref()).ok_or_else(|| {
+                    // The latest handle gives the zone to read the time in, and the log to
+                    // search back from.
+                    let latest = TimeSeriesTable::open(location).await?;
+                    let nanos = scalar_nanos_in(&value, latest.spec().timezone.as_deref()).ok_or_else(|| {
                         Error::invalid_input(format!(
                             "the second argument of snapshot must be a version number or a time such as '2024-01-10T00:00:00Z', got {value}"
                         ))
                     })?;
-                    TimeSeriesTable::open_as_of(location, Timestamp::from_nanos(nanos)).await
+                    latest.as_of(Timestamp::from_nanos(nanos)).await
                 }
             }
         })

@@ -89,27 +89,32 @@ impl TimeSeriesTable {
         Ok(Self::from_state(log, state, true))
     }
 
-    /// Opens the table as it was at `at` (time travel by commit time): the latest version
-    /// whose commit time, by its writer's clock, is at or before `at`. Read-only. Commits
-    /// are read from the newest back, one read per commit made after `at`.
+    /// Opens the table as it was at `at` (time travel by commit time); see
+    /// [`TimeSeriesTable::as_of`].
     pub async fn open_as_of(location: TableLocation, at: Timestamp) -> Result<Self> {
-        let log = LogStore::new(location.clone());
-        let latest = log.latest_version().await?;
-        if latest == 0 {
-            return Err(Error::EmptyTable { location: location.to_string() });
-        }
+        Self::open(location).await?.as_of(at).await
+    }
+
+    /// This table as it was at `at`: the latest version up to this handle's whose commit
+    /// time, by its writer's clock, is at or before `at`. Read-only. Commits are read from
+    /// this version back, one read per commit made after `at`.
+    pub async fn as_of(&self, at: Timestamp) -> Result<Self> {
         let at_millis = at.as_nanos().div_euclid(1_000_000);
-        let mut first_commit = None;
-        for version in (1..=latest).rev() {
-            let commit = log.read_commit(version).await?;
-            if commit.committed_at <= at_millis {
-                return Self::open_at(location, version).await;
+        let mut first_commit = 0;
+        for version in (1..=self.version()).rev() {
+            let committed_at = self.log.read_commit(version).await?.committed_at;
+            if committed_at <= at_millis {
+                if version == self.version() {
+                    return Ok(self.frozen());
+                }
+                return Self::open_at(self.location().clone(), version).await;
             }
-            first_commit = Some(commit.committed_at);
+            first_commit = committed_at;
         }
-        let first = Timestamp::from_nanos(first_commit.unwrap_or_default().saturating_mul(1_000_000));
+        let first = Timestamp::from_nanos(first_commit.saturating_mul(1_000_000));
         Err(Error::invalid_input(format!(
-            "the table at {location} did not exist at {at}: its first commit was at {first}"
+            "the table at {} did not exist at {at}: its first commit was at {first}",
+            self.location()
         )))
     }
 
@@ -151,7 +156,6 @@ impl TimeSeriesTable {
     }
 
     /// A read-only copy that stays at this handle's version.
-    #[cfg(feature = "sql")]
     pub(crate) fn frozen(&self) -> Self {
         TimeSeriesTable { pinned: true, ..self.clone() }
     }

@@ -266,7 +266,7 @@ impl Snapshot {
             Some(range) => Ok(Some((range, grid.buckets_touching(range.start.as_nanos(), range.end.as_nanos())?))),
             None => match coverage.extent() {
                 Some(ids) => {
-                    let range = TimeRange::try_new(bucket_time(ids.start, &grid)?, bucket_time(ids.end, &grid)?)?;
+                    let range = TimeRange::try_new(bucket_time(ids.start, grid)?, bucket_time(ids.end, grid)?)?;
                     Ok(Some((range, ids)))
                 }
                 None => Ok(None),
@@ -366,13 +366,28 @@ impl Snapshot {
                 changes.push(CoverageChange {
                     entity: key.clone(),
                     change,
-                    start: bucket_time(run.start, &grid)?,
-                    end: bucket_time(run.end, &grid)?,
+                    start: bucket_time(run.start, grid)?,
+                    end: bucket_time(run.end, grid)?,
                     buckets: run.end.abs_diff(run.start),
                 });
             }
         }
         Ok(changes)
+    }
+
+    /// The table coverage, the window to report on, and the bucket ids expected in it;
+    /// `None` when the table covers nothing and no window was given.
+    async fn judged_window(
+        &self,
+        window: Option<TimeRange>,
+        expected: &Expected,
+    ) -> Result<Option<(Arc<Coverage>, TimeRange, Vec<Range<i64>>)>> {
+        let coverage = self.table_coverage().await?;
+        let Some((range, ids)) = self.resolve_window(&coverage, window)? else {
+            return Ok(None);
+        };
+        let expected = self.expected_ranges(ids, expected);
+        Ok(Some((coverage, range, expected)))
     }
 
     /// See [`TimeSeriesTable::coverage`].
@@ -382,12 +397,10 @@ impl Snapshot {
         entities: Option<&[EntityKey]>,
         expected: &Expected,
     ) -> Result<Vec<EntityCoverage>> {
-        let coverage = self.table_coverage().await?;
-        let Some((range, ids)) = self.resolve_window(&coverage, window)? else {
+        let Some((coverage, range, expected)) = self.judged_window(window, expected).await? else {
             return Ok(Vec::new());
         };
         let grid = self.grid();
-        let expected = self.expected_ranges(ids, expected);
         selected(&coverage, entities)
             .map(|(entity, set)| {
                 let m = entity_metrics(set, &expected);
@@ -400,8 +413,8 @@ impl Snapshot {
                     coverage_ratio: m.ratio,
                     gap_count: m.gaps.len() as u64,
                     max_gap_buckets: m.max_gap,
-                    covered_from: m.covered_from.map(|id| bucket_time(id, &grid)).transpose()?,
-                    covered_until: m.covered_until.map(|id| bucket_time(id, &grid)).transpose()?,
+                    covered_from: m.covered_from.map(|id| bucket_time(id, grid)).transpose()?,
+                    covered_until: m.covered_until.map(|id| bucket_time(id, grid)).transpose()?,
                 })
             })
             .collect()
@@ -414,19 +427,17 @@ impl Snapshot {
         entities: Option<&[EntityKey]>,
         expected: &Expected,
     ) -> Result<Vec<Gap>> {
-        let coverage = self.table_coverage().await?;
-        let Some((_, ids)) = self.resolve_window(&coverage, window)? else {
+        let Some((coverage, _, expected)) = self.judged_window(window, expected).await? else {
             return Ok(Vec::new());
         };
         let grid = self.grid();
-        let expected = self.expected_ranges(ids, expected);
         let mut gaps = Vec::new();
         for (entity, set) in selected(&coverage, entities) {
             for run in entity_metrics(set, &expected).gaps {
                 gaps.push(Gap {
                     entity: entity.clone(),
-                    start: bucket_time(run.start, &grid)?,
-                    end: bucket_time(run.end, &grid)?,
+                    start: bucket_time(run.start, grid)?,
+                    end: bucket_time(run.end, grid)?,
                     missing_buckets: run.end.abs_diff(run.start),
                 });
             }
@@ -466,7 +477,7 @@ impl Snapshot {
             if let Some(ids) = last_covered_window_in(set, length, &expected) {
                 windows.push((
                     entity.clone(),
-                    TimeRange::try_new(bucket_time(ids.start, &grid)?, bucket_time(ids.end, &grid)?)?,
+                    TimeRange::try_new(bucket_time(ids.start, grid)?, bucket_time(ids.end, grid)?)?,
                 ));
             }
         }

@@ -46,7 +46,7 @@ impl Snapshot {
     pub async fn select_segments(&self, times: &TimeSet, entities: &EntityFilter) -> Result<SegmentSelection> {
         let index = self.time_index();
         let mut selection = SegmentSelection { total: index.by_start.len(), ..Default::default() };
-        let ranges = bucket_ranges(times, &self.grid());
+        let ranges = bucket_ranges(times, self.grid());
         // Candidate positions from the time index, merged across the (sorted) intervals.
         let mut positions: Vec<std::ops::Range<usize>> = Vec::new();
         for &(lo, hi) in times.intervals() {

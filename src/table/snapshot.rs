@@ -82,6 +82,7 @@ pub struct Snapshot {
     table_coverage: OnceCell<Arc<Coverage>>,
     segment_coverage: SegmentCoverageCache,
     by_time: OnceLock<TimeIndex>,
+    grid: OnceLock<BucketGrid>,
 }
 
 /// Live segments ordered by start time, for range lookups without a linear scan.
@@ -114,7 +115,14 @@ impl TimeIndex {
 
 impl Snapshot {
     pub(crate) fn new(location: TableLocation, state: TableState, cache: SegmentCoverageCache) -> Self {
-        Snapshot { location, state, table_coverage: OnceCell::new(), segment_coverage: cache, by_time: OnceLock::new() }
+        Snapshot {
+            location,
+            state,
+            table_coverage: OnceCell::new(),
+            segment_coverage: cache,
+            by_time: OnceLock::new(),
+            grid: OnceLock::new(),
+        }
     }
 
     /// A snapshot whose table coverage is already known (right after our own commit).
@@ -130,6 +138,7 @@ impl Snapshot {
             table_coverage: OnceCell::new_with(Some(coverage)),
             segment_coverage: cache,
             by_time: OnceLock::new(),
+            grid: OnceLock::new(),
         }
     }
 
@@ -155,9 +164,9 @@ impl Snapshot {
         &self.state.meta.time_index
     }
 
-    /// How timestamps map to bucket ids in this table.
-    pub fn grid(&self) -> BucketGrid {
-        BucketGrid::of(self.spec())
+    /// How timestamps map to bucket ids in this table, built once per snapshot.
+    pub fn grid(&self) -> &BucketGrid {
+        self.grid.get_or_init(|| BucketGrid::of(self.spec()))
     }
 
     /// Where the table lives.

@@ -174,7 +174,7 @@ pub async fn write_coverage(
             }
             set
         });
-        let grid = heat_grid(&coverage, &snapshot.grid(), ids, scheduled.as_ref(), GridOptions::default())?;
+        let grid = heat_grid(&coverage, snapshot.grid(), ids, scheduled.as_ref(), GridOptions::default())?;
         let title = format!("Coverage of {name}");
         std::fs::write(path, render_svg(&grid, &title))
             .map_err(|e| anyhow!("cannot write the heatmap to {}: {e}", path.display()))?;

@@ -222,7 +222,8 @@ impl TimeSeriesTable {
         if self.schema().is_none() {
             return Err(Error::invalid_input("the table has no rows yet: append the data instead of replacing"));
         }
-        let grid = self.snapshot().grid();
+        let snapshot = self.snapshot();
+        let grid = snapshot.grid();
         for edge in [range.start, range.end] {
             // On a local-day grid the boundaries are local midnights, not multiples of 24 h.
             if grid.locate(edge.as_nanos()).1.start != edge.as_nanos() {
