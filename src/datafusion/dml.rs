@@ -35,12 +35,13 @@ use crate::table::{ColumnValues, RowMatcher, RowSelector};
 /// The rows `filters` select: pruning sets, plus the predicate as a row test when the
 /// sets alone are not exact.
 fn selector(schema: &SchemaRef, spec: &TimeIndexSpec, state: &dyn Session, filters: &[Expr]) -> DfResult<RowSelector> {
+    let time = schema.field_with_name(&spec.time_column)?;
     let mut selector = RowSelector {
-        times: time_set(filters, &spec.time_column),
+        times: time_set(filters, time),
         entities: entity_constraints(filters, &spec.entity_columns),
         matcher: None,
     };
-    let exact = fully_captured(filters, &spec.time_column, &spec.entity_columns);
+    let exact = fully_captured(filters, time, &spec.entity_columns);
     if let (false, Some(predicate)) = (exact, conjunction(filters.iter().cloned())) {
         selector.matcher = Some(row_matcher(physical(schema, state, &predicate)?));
     }

@@ -8,11 +8,13 @@ mod factory;
 mod functions;
 mod insert;
 mod predicate;
+mod preimage;
 mod provider;
 pub mod script;
 mod statement_snapshots;
 mod table_scan;
 mod time_literal;
+mod time_ranges;
 
 use std::sync::Arc;
 
@@ -21,19 +23,21 @@ use datafusion::prelude::SessionContext;
 pub use factory::{TimeSeriesTableFactory, FORMAT_NAME};
 pub use functions::{MetadataFunction, MetadataKind, SnapshotFunction};
 pub use provider::TimeSeriesProvider;
+pub use time_ranges::TimeFunctionRanges;
 
 use crate::error::Result;
 use crate::storage::TableLocation;
 use crate::table::TimeSeriesTable;
 
 /// Registers the table functions (`coverage`, `gaps`, `last_covered_window`,
-/// `coverage_changes`, `segments`, `history`, and `snapshot` for a past version) and the
-/// `STORED AS TIMESERIES` factory on `ctx`.
+/// `coverage_changes`, `segments`, `history`, and `snapshot` for a past version), the
+/// `STORED AS TIMESERIES` factory, and the [`TimeFunctionRanges`] optimizer rule on `ctx`.
 pub fn register(ctx: &SessionContext) {
     for kind in MetadataKind::ALL {
         ctx.register_udtf(kind.name(), Arc::new(MetadataFunction::new(kind)));
     }
     ctx.register_udtf(SnapshotFunction::NAME, Arc::new(SnapshotFunction));
+    ctx.add_optimizer_rule(Arc::new(TimeFunctionRanges));
     ctx.state_ref().write().table_factories_mut().insert(FORMAT_NAME.to_string(), Arc::new(TimeSeriesTableFactory));
 }
 

@@ -1,54 +1,84 @@
 //! Turning SQL filters into pruning facts: the set of time intervals a matching row's
 //! timestamp must fall in, and per entity column the values it must take.
 //!
+//! A comparison may also wrap the time column in a monotonic function (`CAST(ts AS DATE)`,
+//! `date_trunc`, `date_bin`, `to_date`); [`super::preimage`] maps it back to time.
+//!
 //! Pure; no I/O. The analysis is conservative: anything it does not understand matches
 //! everything, so pruning can never drop a matching row. `NOT` is applied only to
 //! sub-expressions whose interval set is exact.
 
 use std::collections::{BTreeSet, HashMap};
 
+use arrow::datatypes::Field;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
 
+use super::preimage::{is_monotonic_of_time, preimage};
 use super::time_literal::scalar_nanos;
 use crate::metadata::{EntityValue, TimeSet};
 
-/// A superset of the timestamps a filter admits; `exact` when it is exactly that set.
+/// A superset of the timestamps a filter admits; `exact` when it is exactly that set;
+/// `derived` when some of it came through a function of the time column (so the plain
+/// range is news to the Parquet reader).
 #[derive(Debug, Clone)]
 struct Analysis {
     set: TimeSet,
     exact: bool,
+    derived: bool,
 }
 
 impl Analysis {
     fn unknown() -> Self {
-        Analysis { set: TimeSet::all(), exact: false }
+        Analysis { set: TimeSet::all(), exact: false, derived: false }
     }
 
     fn exact(set: TimeSet) -> Self {
-        Analysis { set, exact: true }
+        Analysis { set, exact: true, derived: false }
+    }
+
+    fn both(l: Analysis, r: Analysis, set: TimeSet) -> Self {
+        Analysis { set, exact: l.exact && r.exact, derived: l.derived || r.derived }
     }
 }
 
 /// The time intervals admitted by all `filters` together (their conjunction).
-pub fn time_set(filters: &[Expr], time_column: &str) -> TimeSet {
-    filters.iter().fold(TimeSet::all(), |acc, f| acc.intersect(&analyze(f, time_column).set))
+pub fn time_set(filters: &[Expr], time: &Field) -> TimeSet {
+    time_constraint(filters, time).0
 }
 
-fn analyze(expr: &Expr, time_column: &str) -> Analysis {
+/// [`time_set`], and whether any of it was derived through a function of the time column.
+pub fn time_constraint(filters: &[Expr], time: &Field) -> (TimeSet, bool) {
+    filters.iter().fold((TimeSet::all(), false), |(set, derived), f| {
+        let a = analyze(f, time);
+        (set.intersect(&a.set), derived || (a.derived && !a.set.is_all()))
+    })
+}
+
+/// The exact times `expr` admits when it compares a function of the time column with
+/// constants (and nothing else), so the plain range can stand in for it.
+pub fn exact_through_functions(expr: &Expr, time: &Field) -> Option<TimeSet> {
+    let a = analyze(expr, time);
+    (a.exact && a.derived).then_some(a.set)
+}
+
+fn analyze(expr: &Expr, time: &Field) -> Analysis {
+    let time_column = time.name().as_str();
     match expr {
         Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
-            let (l, r) = (analyze(left, time_column), analyze(right, time_column));
-            Analysis { set: l.set.intersect(&r.set), exact: l.exact && r.exact }
+            let (l, r) = (analyze(left, time), analyze(right, time));
+            let set = l.set.intersect(&r.set);
+            Analysis::both(l, r, set)
         }
         Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => {
-            let (l, r) = (analyze(left, time_column), analyze(right, time_column));
-            Analysis { set: l.set.union(&r.set), exact: l.exact && r.exact }
+            let (l, r) = (analyze(left, time), analyze(right, time));
+            let set = l.set.union(&r.set);
+            Analysis::both(l, r, set)
         }
         Expr::Not(inner) => {
-            let inner = analyze(inner, time_column);
+            let inner = analyze(inner, time);
             if inner.exact {
-                Analysis::exact(inner.set.complement())
+                Analysis { set: inner.set.complement(), ..inner }
             } else {
                 Analysis::unknown()
             }
@@ -59,6 +89,13 @@ fn analyze(expr: &Expr, time_column: &str) -> Analysis {
             } else if is_time_column(right, time_column) {
                 match (literal_nanos(left), op.swap()) {
                     (Some(v), Some(op)) => compare(op, v),
+                    _ => Analysis::unknown(),
+                }
+            } else if is_monotonic_of_time(left, time) {
+                literal(right).map_or_else(Analysis::unknown, |v| through(left, time, *op, &v))
+            } else if is_monotonic_of_time(right, time) {
+                match (literal(left), op.swap()) {
+                    (Some(v), Some(op)) => through(right, time, op, &v),
                     _ => Analysis::unknown(),
                 }
             } else {
@@ -84,7 +121,40 @@ fn analyze(expr: &Expr, time_column: &str) -> Analysis {
                 None => Analysis::unknown(),
             }
         }
+        Expr::Between(Between { expr, negated, low, high }) if is_monotonic_of_time(expr, time) => {
+            match (literal(low), literal(high)) {
+                (Some(lo), Some(hi)) if *negated => {
+                    let (l, r) = (through(expr, time, Operator::Lt, &lo), through(expr, time, Operator::Gt, &hi));
+                    let set = l.set.union(&r.set);
+                    Analysis::both(l, r, set)
+                }
+                (Some(lo), Some(hi)) => {
+                    let (l, r) = (through(expr, time, Operator::GtEq, &lo), through(expr, time, Operator::LtEq, &hi));
+                    let set = l.set.intersect(&r.set);
+                    Analysis::both(l, r, set)
+                }
+                _ => Analysis::unknown(),
+            }
+        }
+        Expr::InList(list) if !list.negated && is_monotonic_of_time(&list.expr, time) => {
+            let mut all = Analysis { set: TimeSet::empty(), exact: true, derived: true };
+            for item in &list.list {
+                let Some(value) = literal(item) else { return Analysis::unknown() };
+                let one = through(&list.expr, time, Operator::Eq, &value);
+                let set = all.set.union(&one.set);
+                all = Analysis::both(all, one, set);
+            }
+            all
+        }
         _ => Analysis::unknown(),
+    }
+}
+
+/// `function op value`, where `function` is a monotonic function of the time column.
+fn through(function: &Expr, time: &Field, op: Operator, value: &ScalarValue) -> Analysis {
+    match preimage(function, time, op, value) {
+        Some((set, exact)) => Analysis { set, exact, derived: true },
+        None => Analysis::unknown(),
     }
 }
 
@@ -142,14 +212,13 @@ fn literal(expr: &Expr) -> Option<ScalarValue> {
 /// Whether [`time_set`] and [`entity_constraints`] together say exactly which rows `filters`
 /// admit: every conjunct is an exact time comparison or an entity `=` / `IN` of literals.
 /// Then a row matches iff its time is in the set and its entity meets the constraints.
-pub fn fully_captured(filters: &[Expr], time_column: &str, entity_columns: &[String]) -> bool {
+pub fn fully_captured(filters: &[Expr], time: &Field, entity_columns: &[String]) -> bool {
     let mut conjuncts = Vec::new();
     for filter in filters {
         split_and(filter, &mut conjuncts);
     }
     conjuncts.into_iter().all(|expr| {
-        analyze(expr, time_column).exact
-            || entity_values(expr).is_some_and(|(column, _)| entity_columns.contains(&column))
+        analyze(expr, time).exact || entity_values(expr).is_some_and(|(column, _)| entity_columns.contains(&column))
     })
 }
 
@@ -233,6 +302,10 @@ mod tests {
 
     use super::*;
 
+    fn time() -> Field {
+        Field::new("ts", arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, None), false)
+    }
+
     fn ts(v: i64) -> Expr {
         lit(ScalarValue::TimestampNanosecond(Some(v), None))
     }
@@ -240,46 +313,46 @@ mod tests {
     #[test]
     fn comparisons_and_boolean_structure() {
         let e = col("ts").gt_eq(ts(10)).and(col("ts").lt(ts(20)));
-        assert_eq!(time_set(&[e], "ts"), TimeSet::range(10, 20));
+        assert_eq!(time_set(&[e], &time()), TimeSet::range(10, 20));
         let e = col("ts").lt(ts(5)).or(col("ts").gt(ts(30)));
-        assert_eq!(time_set(std::slice::from_ref(&e), "ts").intervals(), &[(i64::MIN, 4), (31, i64::MAX)]);
-        assert_eq!(time_set(&[Expr::Not(Box::new(e))], "ts"), TimeSet::range(5, 31));
+        assert_eq!(time_set(std::slice::from_ref(&e), &time()).intervals(), &[(i64::MIN, 4), (31, i64::MAX)]);
+        assert_eq!(time_set(&[Expr::Not(Box::new(e))], &time()), TimeSet::range(5, 31));
         let between = col("ts").between(ts(1), ts(3));
-        assert_eq!(time_set(&[between], "ts"), TimeSet::range(1, 4));
+        assert_eq!(time_set(&[between], &time()), TimeSet::range(1, 4));
         let list = col("ts").in_list(vec![ts(7), ts(9)], false);
-        assert_eq!(time_set(&[list], "ts").intervals(), &[(7, 7), (9, 9)]);
+        assert_eq!(time_set(&[list], &time()).intervals(), &[(7, 7), (9, 9)]);
         let flipped = ts(10).lt(col("ts"));
-        assert_eq!(time_set(&[flipped], "ts"), TimeSet::closed(11, i64::MAX));
+        assert_eq!(time_set(&[flipped], &time()), TimeSet::closed(11, i64::MAX));
     }
 
     #[test]
     fn both_ends_of_the_representable_range() {
-        assert_eq!(time_set(&[col("ts").gt_eq(ts(i64::MAX))], "ts"), TimeSet::closed(i64::MAX, i64::MAX));
-        assert_eq!(time_set(&[col("ts").eq(ts(i64::MAX))], "ts"), TimeSet::closed(i64::MAX, i64::MAX));
-        assert!(time_set(&[col("ts").gt(ts(i64::MAX))], "ts").is_empty());
-        assert_eq!(time_set(&[col("ts").lt_eq(ts(i64::MIN))], "ts"), TimeSet::closed(i64::MIN, i64::MIN));
-        assert!(time_set(&[col("ts").lt(ts(i64::MIN))], "ts").is_empty());
+        assert_eq!(time_set(&[col("ts").gt_eq(ts(i64::MAX))], &time()), TimeSet::closed(i64::MAX, i64::MAX));
+        assert_eq!(time_set(&[col("ts").eq(ts(i64::MAX))], &time()), TimeSet::closed(i64::MAX, i64::MAX));
+        assert!(time_set(&[col("ts").gt(ts(i64::MAX))], &time()).is_empty());
+        assert_eq!(time_set(&[col("ts").lt_eq(ts(i64::MIN))], &time()), TimeSet::closed(i64::MIN, i64::MIN));
+        assert!(time_set(&[col("ts").lt(ts(i64::MIN))], &time()).is_empty());
         let not_max = Expr::Not(Box::new(col("ts").eq(ts(i64::MAX))));
-        assert_eq!(time_set(&[not_max], "ts"), TimeSet::closed(i64::MIN, i64::MAX - 1));
+        assert_eq!(time_set(&[not_max], &time()), TimeSet::closed(i64::MIN, i64::MAX - 1));
     }
 
     #[test]
     fn unknown_parts_never_narrow_wrongly() {
         let other = col("px").gt(lit(3.0));
-        assert!(time_set(std::slice::from_ref(&other), "ts").is_all());
+        assert!(time_set(std::slice::from_ref(&other), &time()).is_all());
         // NOT over something inexact must not complement it.
         let mixed = col("ts").lt(ts(5)).and(other.clone());
-        assert!(time_set(&[Expr::Not(Box::new(mixed))], "ts").is_all());
+        assert!(time_set(&[Expr::Not(Box::new(mixed))], &time()).is_all());
         // OR with an unknown side admits everything.
-        assert!(time_set(&[col("ts").lt(ts(5)).or(other)], "ts").is_all());
+        assert!(time_set(&[col("ts").lt(ts(5)).or(other)], &time()).is_all());
     }
 
     #[test]
     fn literals_of_every_unit_and_strings() {
         let s = lit(ScalarValue::TimestampSecond(Some(2), Some("UTC".into())));
-        assert_eq!(time_set(&[col("ts").eq(s)], "ts"), TimeSet::range(2_000_000_000, 2_000_000_001));
+        assert_eq!(time_set(&[col("ts").eq(s)], &time()), TimeSet::range(2_000_000_000, 2_000_000_001));
         let text = lit("1970-01-01T00:00:01Z");
-        assert_eq!(time_set(&[col("ts").gt_eq(text)], "ts"), TimeSet::closed(1_000_000_000, i64::MAX));
+        assert_eq!(time_set(&[col("ts").gt_eq(text)], &time()), TimeSet::closed(1_000_000_000, i64::MAX));
     }
 
     #[test]

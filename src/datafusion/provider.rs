@@ -14,6 +14,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::stats::Precision;
+use datafusion::common::DFSchema;
 use datafusion::common::{ColumnStatistics, Statistics};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, FileSource, ParquetSource};
@@ -22,17 +23,19 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_expr::expressions::Column;
-use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
+use datafusion::physical_expr::{create_physical_expr, LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::metrics::MetricBuilder;
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
 use super::insert::TimeSeriesSink;
-use super::predicate::{entity_constraints, time_set};
+use super::predicate::{entity_constraints, time_constraint};
 use super::statement_snapshots::SharedTable;
 use super::time_literal::time_scalar;
+use super::time_ranges::plain_range;
 use crate::error::Error;
 use crate::metadata::{SegmentMeta, TimeIndexSpec};
 use crate::storage::TableLocation;
@@ -179,12 +182,21 @@ impl TableProvider for TimeSeriesProvider {
         if !location.is_local() {
             state.runtime_env().register_object_store(location.store_url(), Arc::clone(location.store()));
         }
-        let times = time_set(filters, &self.spec.time_column);
+        let (times, derived) = time_constraint(filters, self.schema.field(self.time_index));
         let entities = entity_constraints(filters, &self.spec.entity_columns);
         let selection = snapshot.select_segments(&times, &entities).await?;
 
-        let source = ParquetSource::new(Arc::clone(&self.schema))
+        let mut source = ParquetSource::new(Arc::clone(&self.schema))
             .with_table_parquet_options(state.table_options().parquet.clone());
+        if derived {
+            // A range found through a function of the time column (`CAST(ts AS DATE) = d`)
+            // is one the Parquet reader cannot see in the filter; hand it the plain range.
+            let time = self.schema.field(self.time_index);
+            let range = plain_range(&times, &datafusion::common::Column::from_name(time.name()), time);
+            let schema = DFSchema::try_from(Arc::clone(&self.schema))?;
+            let context = PhysicalPlanningContext::default();
+            source = source.with_predicate(create_physical_expr(&range, &schema, state.execution_props(), &context)?);
+        }
         let metrics = source.metrics().clone();
         for (name, value) in [
             ("segments_total", selection.total),

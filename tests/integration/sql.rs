@@ -10,6 +10,7 @@ use datafusion::physical_plan::displayable;
 use datafusion::prelude::SessionContext;
 use timeseries_table_core::datafusion::{register_opened, session_context};
 use timeseries_table_core::metadata::{EntityKey, EntityValue, SegmentMeta};
+use timeseries_table_core::sample::{create_sample_table, MarketBars};
 use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::TimeSeriesTable;
 
@@ -108,6 +109,65 @@ async fn selective_time_predicate_reads_only_the_matching_segment() {
     // A range that meets no segment needs no scan at all.
     let plan = physical_plan(&ctx, "SELECT * FROM t WHERE ts > '2024-02-01T00:00:00Z'").await;
     assert!(!plan.contains("DataSourceExec") && plan.contains("EmptyExec"), "{plan}");
+}
+
+/// Date filters written the usual ways (a cast to DATE, `date_trunc`, `date_bin`,
+/// `to_date`; every comparison, `BETWEEN` and `IN`) prune exactly the segments of the plain
+/// range they mean and count the same rows: in a full session, where they are rewritten
+/// to that range, and with only the provider registered, where its own analysis prunes.
+#[tokio::test]
+async fn time_functions_prune_like_the_plain_range() {
+    let (_dir, location) = temp_location();
+    // One segment per trading day: 2024-01-02 to 01-05, 01-08 and 01-09.
+    let table = create_sample_table(location, &MarketBars::new(3, 6), |_, _| {}).await.unwrap();
+    let day = |d: u32| format!("ts >= '2024-01-{d:02}T00:00:00Z' AND ts < '2024-01-{:02}T00:00:00Z'", d + 1);
+    let days_3_and_8 = format!("({}) OR ({})", day(3), day(8));
+    let cases: Vec<(&str, String)> = vec![
+        ("CAST(ts AS DATE) = DATE '2024-01-04'", day(4)),
+        ("ts::date = '2024-01-04'", day(4)),
+        ("to_date(ts) = DATE '2024-01-04'", day(4)),
+        ("date_trunc('day', ts) = '2024-01-04T00:00:00Z'", day(4)),
+        ("date_bin(INTERVAL '1 day', ts) = '2024-01-04T00:00:00Z'", day(4)),
+        ("'2024-01-04' = ts::date", day(4)),
+        (
+            "date_trunc('hour', ts) = '2024-01-04T15:00:00Z'",
+            "ts >= '2024-01-04T15:00:00Z' AND ts < '2024-01-04T16:00:00Z'".into(),
+        ),
+        ("CAST(ts AS DATE) < DATE '2024-01-04'", "ts < '2024-01-04T00:00:00Z'".into()),
+        ("CAST(ts AS DATE) <= DATE '2024-01-04'", "ts < '2024-01-05T00:00:00Z'".into()),
+        ("CAST(ts AS DATE) > DATE '2024-01-04'", "ts >= '2024-01-05T00:00:00Z'".into()),
+        ("CAST(ts AS DATE) >= DATE '2024-01-04'", "ts >= '2024-01-04T00:00:00Z'".into()),
+        // The first day at or after noon on the 4th starts on the 5th.
+        ("date_trunc('day', ts) < '2024-01-04T12:00:00Z'", "ts < '2024-01-05T00:00:00Z'".into()),
+        ("date_bin(INTERVAL '1 day', ts) >= '2024-01-08T00:00:00Z'", "ts >= '2024-01-08T00:00:00Z'".into()),
+        (
+            "CAST(ts AS DATE) BETWEEN DATE '2024-01-03' AND DATE '2024-01-04'",
+            "ts >= '2024-01-03T00:00:00Z' AND ts < '2024-01-05T00:00:00Z'".into(),
+        ),
+        ("CAST(ts AS DATE) IN (DATE '2024-01-03', DATE '2024-01-08')", days_3_and_8.clone()),
+        ("date_trunc('day', ts) IN ('2024-01-03T00:00:00Z', '2024-01-08T00:00:00Z')", days_3_and_8),
+    ];
+    let full = registered(&table).await;
+    let provider_only = SessionContext::new();
+    register_opened(&provider_only, "t", table.clone()).unwrap();
+    for ctx in [&full, &provider_only] {
+        for (through, plain) in &cases {
+            let sql = |filter: &str| format!("SELECT count(*) FROM t WHERE {filter}");
+            let (ours, reference) =
+                (explain_analyze(ctx, &sql(through)).await, explain_analyze(ctx, &sql(plain)).await);
+            let pruned = metric(&ours, "segments_pruned_by_time");
+            assert_eq!(pruned, metric(&reference, "segments_pruned_by_time"), "{through}:\n{ours}");
+            assert!(pruned > 0, "{through} prunes nothing");
+            assert_eq!(count(ctx, &sql(through)).await, count(ctx, &sql(plain)).await, "{through}");
+        }
+    }
+    // In the full session an exact form becomes the plain range in the plan itself.
+    let plan = physical_plan(&full, "SELECT * FROM t WHERE CAST(ts AS DATE) = DATE '2024-01-04'").await;
+    assert!(!plan.contains("CAST") && plan.contains("ts@0 >= 1704326400000"), "{plan}");
+    // Where the filter stays a function, the Parquet reader is handed the range too.
+    let plan =
+        physical_plan(&provider_only, "SELECT * FROM t WHERE date_trunc('hour', ts) = '2024-01-04T15:00:00Z'").await;
+    assert!(scan_line(&plan).contains("ts@0 >= 1704380400000 AND ts@0 <= 1704383999999"), "{plan}");
 }
 
 #[tokio::test]
