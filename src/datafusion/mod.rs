@@ -6,6 +6,7 @@
 mod dml;
 mod factory;
 mod functions;
+pub mod gapfill;
 mod insert;
 mod predicate;
 mod preimage;
@@ -38,6 +39,7 @@ pub fn register(ctx: &SessionContext) {
     }
     ctx.register_udtf(SnapshotFunction::NAME, Arc::new(SnapshotFunction));
     ctx.add_optimizer_rule(Arc::new(TimeFunctionRanges));
+    gapfill::register(ctx);
     ctx.state_ref().write().table_factories_mut().insert(FORMAT_NAME.to_string(), Arc::new(TimeSeriesTableFactory));
 }
 

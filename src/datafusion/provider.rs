@@ -80,6 +80,11 @@ impl TimeSeriesProvider {
         self.shared.handle().location().clone()
     }
 
+    /// The table's metadata (schedule, zone) as of the handle's version.
+    pub(crate) fn table_meta(&self) -> crate::metadata::TableMeta {
+        self.shared.handle().meta().clone()
+    }
+
     /// The Arrow type of the time column.
     pub fn time_type(&self) -> &DataType {
         self.schema.field(self.time_index).data_type()

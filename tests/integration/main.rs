@@ -7,6 +7,7 @@ mod common;
 mod coverage;
 mod facade;
 mod format_fixture;
+mod gapfill;
 mod ingest;
 mod log_contract;
 mod log_evolution;
