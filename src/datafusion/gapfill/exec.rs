@@ -158,7 +158,7 @@ impl ExecutionPlan for GapFillExec {
 }
 
 /// The row ranges of each series in `batch`, which is sorted by the series keys.
-fn series_ranges(batch: &RecordBatch, series: &[usize]) -> Result<Vec<Range<usize>>> {
+pub(super) fn series_ranges(batch: &RecordBatch, series: &[usize]) -> Result<Vec<Range<usize>>> {
     if batch.num_rows() == 0 {
         return Ok(Vec::new());
     }
@@ -178,7 +178,7 @@ enum Slot {
 
 /// The rows of one series (`rows` of `batch`, sorted by time with nulls last) with the
 /// missing bins inserted and filled.
-fn fill_series(
+pub(super) fn fill_series(
     batch: &RecordBatch,
     rows: Range<usize>,
     params: &GapFillParams,
@@ -195,7 +195,8 @@ fn fill_series(
     let series_row = rows.start as u32;
 
     let mut columns = Vec::with_capacity(schema.fields().len());
-    for (i, fill) in params.fill.iter().enumerate() {
+    let appended = params.filled.iter().map(|&(i, fill)| (i, fill));
+    for (i, fill) in params.fill.iter().copied().enumerate().chain(appended) {
         let column = batch.column(i);
         let filled: ArrayRef = match fill {
             Fill::Key if i == params.time => {
@@ -324,10 +325,4 @@ fn interpolate(slots: &[Slot], column: &ArrayRef, times: &Int64Array) -> Result<
     let kept = take(column, &own_rows(slots), None)?;
     let computed = cast(&Float64Array::from(computed), column.data_type())?;
     Ok(zip(&BooleanArray::from(is_anchor), &kept, &computed)?)
-}
-
-#[cfg(test)]
-pub(super) mod testing {
-    //! The pure fill, for the unit tests.
-    pub(crate) use super::{fill_series, series_ranges};
 }

@@ -20,7 +20,7 @@ mod rule;
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, IntervalUnit};
+use arrow::datatypes::{DataType, IntervalUnit, TimeUnit};
 use datafusion::common::{plan_err, Result};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::functions::datetime::date_bin::DateBinFunc;
@@ -129,14 +129,16 @@ impl ScalarUDFImpl for PlaceholderFunction {
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         // Only `date_bin_gapfill_scheduled` has a user-defined signature.
         match arg_types {
-            [stride, time @ DataType::Timestamp(..), rest @ ..] if rest.len() <= 1 => {
+            [stride, DataType::Timestamp(_, zone), rest @ ..] if rest.len() <= 1 => {
                 let stride = match stride {
                     DataType::Interval(_) | DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => {
                         DataType::Interval(IntervalUnit::MonthDayNano)
                     }
                     other => return plan_err!("{}() takes an interval as its stride, not {other}", self.name()),
                 };
-                Ok([stride, time.clone()].into_iter().chain(rest.iter().map(|_| DataType::Utf8)).collect())
+                // Nanoseconds, as `date_bin` coerces it.
+                let time = DataType::Timestamp(TimeUnit::Nanosecond, zone.clone());
+                Ok([stride, time].into_iter().chain(rest.iter().map(|_| DataType::Utf8)).collect())
             }
             _ => plan_err!("{}() takes (stride, time column [, schedule])", self.name()),
         }

@@ -37,8 +37,12 @@ pub struct GapFillParams {
     pub time: usize,
     /// The other group keys' positions: each combination is one series.
     pub series: Vec<usize>,
-    /// Per output column.
+    /// Per column of the aggregate's output: `Key` or `Null`.
     pub fill: Vec<Fill>,
+    /// Columns appended to the output: an aggregate (by position) filled by `Locf` or
+    /// `Interpolate`, as `locf(...)`/`interpolate(...)` of the projection above refer to it.
+    /// The plain aggregate stays as it is, so a query can show both.
+    pub filled: Vec<(usize, Fill)>,
     pub stride: i64,
     /// Start of the first and of the last bin of the range, both included; no bins when
     /// `first_bin > last_bin`.
@@ -61,12 +65,30 @@ pub struct GapFill {
 impl GapFill {
     pub(crate) fn try_new(input: Arc<LogicalPlan>, params: GapFillParams) -> Result<Self> {
         let input_schema = input.schema();
-        let fields = input_schema.iter().enumerate().map(|(i, (qualifier, field))| {
-            let nullable = field.is_nullable() || params.fill[i] != Fill::Key;
-            (qualifier.cloned(), Arc::new(field.as_ref().clone().with_nullable(nullable)))
-        });
-        let schema = DFSchema::new_with_metadata(fields.collect(), input_schema.metadata().clone())?;
+        let mut fields: Vec<_> = input_schema
+            .iter()
+            .enumerate()
+            .map(|(i, (qualifier, field))| {
+                let nullable = field.is_nullable() || params.fill[i] != Fill::Key;
+                (qualifier.cloned(), Arc::new(field.as_ref().clone().with_nullable(nullable)))
+            })
+            .collect();
+        for &(source, fill) in &params.filled {
+            let field = input_schema.field(source);
+            let name = filled_name(field.name(), fill);
+            fields.push((None, Arc::new(field.as_ref().clone().with_name(name).with_nullable(true))));
+        }
+        let schema = DFSchema::new_with_metadata(fields, input_schema.metadata().clone())?;
         Ok(GapFill { input, params, schema: Arc::new(schema) })
+    }
+}
+
+/// The name of the appended column holding `column` filled by `fill`.
+pub(crate) fn filled_name(column: &str, fill: Fill) -> String {
+    match fill {
+        Fill::Locf => format!("locf({column})"),
+        Fill::Interpolate => format!("interpolate({column})"),
+        Fill::Key | Fill::Null => column.to_string(),
     }
 }
 
@@ -97,13 +119,7 @@ impl UserDefinedLogicalNodeCore for GapFill {
         let names: Vec<&str> = self.schema.fields().iter().map(|f| f.name().as_str()).collect();
         let p = &self.params;
         let series: Vec<&str> = p.series.iter().map(|&i| names[i]).collect();
-        let filled: Vec<String> = p
-            .fill
-            .iter()
-            .enumerate()
-            .filter(|(_, fill)| matches!(fill, Fill::Locf | Fill::Interpolate))
-            .map(|(i, fill)| format!("{fill:?}({})", names[i]).to_lowercase())
-            .collect();
+        let filled: Vec<String> = p.filled.iter().map(|&(i, fill)| filled_name(names[i], fill)).collect();
         write!(
             f,
             "GapFill: time={}, series=[{}], stride={}ns, bins=[{}, {}]{}{}",

@@ -10,12 +10,12 @@ use arrow::datatypes::DataType;
 use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{plan_datafusion_err, plan_err, DataFusionError, Result, ScalarValue};
+use datafusion::common::{plan_datafusion_err, plan_err, Column, DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{Aggregate, Expr, Extension, LogicalPlan, Projection, TableScan};
 use datafusion::optimizer::AnalyzerRule;
 
-use super::plan::{Fill, GapFill, GapFillParams};
+use super::plan::{filled_name, Fill, GapFill, GapFillParams};
 use super::Placeholder;
 use crate::datafusion::predicate::time_set;
 use crate::datafusion::time_literal::scalar_nanos;
@@ -199,6 +199,7 @@ fn gap_fill_aggregate(aggregate: Aggregate) -> Result<Transformed<LogicalPlan>> 
         time,
         series: (0..groups).filter(|&i| i != time).collect(),
         fill,
+        filled: Vec::new(),
         stride,
         first_bin,
         last_bin,
@@ -288,8 +289,8 @@ fn filters_below<'a>(plan: &'a LogicalPlan, time: &str, out: &mut Vec<Expr>) -> 
     }
 }
 
-/// Moves `locf(column)` and `interpolate(column)` in the projection over a gap fill into
-/// its fill strategies.
+/// Turns `locf(column)` and `interpolate(column)` in the projection over a gap fill into
+/// references to filled columns the node appends.
 fn fill_strategies(projection: Projection) -> Result<Transformed<LogicalPlan>> {
     let node = gap_fill_of(&projection.input).expect("checked by the caller");
     let mut params = node.params.clone();
@@ -307,10 +308,10 @@ fn fill_strategies(projection: Projection) -> Result<Transformed<LogicalPlan>> {
                 [Expr::Column(c)] => input_schema.index_of_column(c).ok(),
                 _ => None,
             };
-            let Some(index) = index.filter(|&i| params.fill[i] != Fill::Key) else {
+            let Some(index) = index.filter(|&i| params.fill.get(i) == Some(&Fill::Null)) else {
                 return plan_err!("{fname}() takes one aggregate of the gap-filling query, e.g. {fname}(avg(price))");
             };
-            let wanted = if kind == Placeholder::Locf { Fill::Locf } else { Fill::Interpolate };
+            let fill = if kind == Placeholder::Locf { Fill::Locf } else { Fill::Interpolate };
             if kind == Placeholder::Interpolate && !is_numeric(input_schema.field(index).data_type()) {
                 return plan_err!(
                     "interpolate() needs a numeric aggregate; {} is {}",
@@ -318,17 +319,11 @@ fn fill_strategies(projection: Projection) -> Result<Transformed<LogicalPlan>> {
                     input_schema.field(index).data_type()
                 );
             }
-            match params.fill[index] {
-                Fill::Null => params.fill[index] = wanted,
-                current if current == wanted => {}
-                _ => {
-                    return plan_err!(
-                        "{} is filled two ways (locf and interpolate); choose one per aggregate",
-                        input_schema.field(index).name()
-                    )
-                }
+            if !params.filled.contains(&(index, fill)) {
+                params.filled.push((index, fill));
             }
-            Ok(Transformed::yes(args[0].clone()))
+            let name = filled_name(input_schema.field(index).name(), fill);
+            Ok(Transformed::yes(Expr::Column(Column::from_name(name))))
         })?;
         let changed = rewritten.transformed;
         let mut rewritten = rewritten.data;
