@@ -22,17 +22,21 @@ async fn readme_sql_tour_runs() {
     let ctx = session_context();
     register_opened(&ctx, "bars", table).unwrap();
     let results = run_script(&ctx, &script).await.unwrap();
-    assert_eq!(results.len(), 11, "every statement of the tour ran");
+    assert_eq!(results.len(), 13, "every statement of the tour ran");
     assert_eq!(pretty(&results[1].batches).matches("| 1     |").count(), 1, "the INSERT reports one row");
     // On 2024-01-03 only AAPL, MSFT, GOOG and META are listed (AMZN and NVDA list a day later).
     assert_eq!(row_count(&results[2].batches), 4);
-    assert_eq!(row_count(&results[3].batches), 6, "coverage: one row per symbol");
-    assert!(row_count(&results[4].batches) > 0, "MSFT has gaps");
+    // The whole day through CAST(ts AS DATE): four symbols' sessions less MSFT's halt.
+    assert!(pretty(&results[3].batches).contains(&format!("| {} ", 4 * 390 - 45)), "{}", pretty(&results[3].batches));
+    // AAPL and the three others listed on 2024-01-02, eight 15-minute bins each.
+    assert_eq!(row_count(&results[4].batches), 4 * 8, "{}", pretty(&results[4].batches));
+    assert_eq!(row_count(&results[5].batches), 6, "coverage: one row per symbol");
+    assert!(row_count(&results[6].batches) > 0, "MSFT has gaps");
     // Against every bucket, MSFT's nights and weekend are gaps too.
-    assert!(row_count(&results[5].batches) > row_count(&results[4].batches));
+    assert!(row_count(&results[7].batches) > row_count(&results[6].batches));
     // The loads after version 5 filled the last session: one run per symbol (META's halt
     // splits its run in two).
-    assert_eq!(row_count(&results[7].batches), 7, "{}", pretty(&results[7].batches));
+    assert_eq!(row_count(&results[9].batches), 7, "{}", pretty(&results[9].batches));
     // MSFT's bars of 2024-01-03 are deleted: a 390-minute session less its 45-minute halt.
-    assert!(pretty(&results[10].batches).contains("| 345   |"), "{}", pretty(&results[10].batches));
+    assert!(pretty(&results[12].batches).contains("| 345   |"), "{}", pretty(&results[12].batches));
 }
