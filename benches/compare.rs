@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
-use common::{median, ms, run, spec};
+use common::{build, median, ms, run, spec};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::prelude::SessionContext;
@@ -69,32 +69,6 @@ async fn listing_table(ctx: &SessionContext, name: &str, table_dir: &Path, table
         .with_listing_options(ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet"))
         .with_schema(table.schema().expect("table has data"));
     ctx.register_table(name, Arc::new(ListingTable::try_new(config).expect("listing table"))).expect("register");
-}
-
-/// Builds layout A (daily segments) or B (one segment per symbol and day).
-async fn build(dir: &Path, symbols: usize, days: usize, per_symbol: bool) -> TimeSeriesTable {
-    let bars = MarketBars::new(symbols, days);
-    let mut table =
-        TimeSeriesTable::create_with_spec(TableLocation::local(dir).expect("dir"), spec()).await.expect("create");
-    for day in 0..days {
-        let batch = bars.day_batch(day);
-        if per_symbol {
-            for name in &bars.symbols {
-                let mask = arrow::compute::kernels::cmp::eq(
-                    batch.column(1),
-                    &arrow::array::Scalar::new(arrow::array::StringArray::from(vec![name.as_str()])),
-                )
-                .expect("compare");
-                let part = arrow::compute::filter_record_batch(&batch, &mask).expect("filter");
-                if part.num_rows() > 0 {
-                    table.append(vec![part]).await.expect("append");
-                }
-            }
-        } else {
-            table.append(vec![batch]).await.expect("append");
-        }
-    }
-    table
 }
 
 struct Row {

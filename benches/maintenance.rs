@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{median, ms, run, spec};
+use common::{build, median, ms, run, spec};
 use timeseries_table_core::datafusion::{register_opened, session_context};
 use timeseries_table_core::sample::MarketBars;
 use timeseries_table_core::storage::TableLocation;
@@ -96,11 +96,7 @@ async fn small_inserts(work: &Path, inserts: usize, repeats: usize) {
 async fn delete_symbol_day(work: &Path, symbols: usize, days: usize) {
     let dir = work.join("daily");
     let bars = MarketBars::new(symbols, days);
-    let mut table =
-        TimeSeriesTable::create_with_spec(TableLocation::local(&dir).expect("dir"), spec()).await.expect("create");
-    for day in 0..days {
-        table.append(vec![bars.day_batch(day)]).await.expect("append");
-    }
+    let mut table = build(&dir, symbols, days, false).await;
     let before: std::collections::BTreeSet<_> = table.segments().iter().map(|s| s.id.clone()).collect();
     let rows_before = table.snapshot().row_count();
     let ctx = session_context();

@@ -41,7 +41,8 @@
 //! - `formats` (feature `internal-api`): Parquet segment encoding and inspection; pure.
 //! - [`table`]: [`TimeSeriesTable`], where every rule lives (validation, overlap, commits).
 //! - [`datafusion`] (feature `sql`, on by default): the SQL surface (provider, `INSERT`,
-//!   `CREATE EXTERNAL TABLE`, table functions).
+//!   `CREATE EXTERNAL TABLE`, table functions, pruning through date functions, gap
+//!   filling).
 //! - [`sample`]: deterministic market bars for the demo, examples and benchmarks.
 //! - `environment` (feature `internal-api`): the clock, random ids and compute threads,
 //!   seedable per thread so a simulated run replays exactly.

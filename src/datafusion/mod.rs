@@ -1,7 +1,8 @@
-//! The DataFusion surface: a `TableProvider` with time/entity/coverage pruning, `INSERT`,
-//! the `CREATE EXTERNAL TABLE ... STORED AS TIMESERIES` factory, the coverage table
-//! functions and `snapshot()` (a past version in FROM). Thin: every rule is the table
-//! layer's; this module translates.
+//! The DataFusion surface: a `TableProvider` with time/entity/coverage pruning (also
+//! through date functions of the time column), `INSERT`, the `CREATE EXTERNAL TABLE ...
+//! STORED AS TIMESERIES` factory, the coverage table functions, `snapshot()` (a past
+//! version in FROM) and gap filling. Thin: every rule is the table layer's; this module
+//! translates.
 
 mod dml;
 mod factory;
@@ -32,7 +33,8 @@ use crate::table::TimeSeriesTable;
 
 /// Registers the table functions (`coverage`, `gaps`, `last_covered_window`,
 /// `coverage_changes`, `segments`, `history`, and `snapshot` for a past version), the
-/// `STORED AS TIMESERIES` factory, and the [`TimeFunctionRanges`] optimizer rule on `ctx`.
+/// `STORED AS TIMESERIES` factory, the [`TimeFunctionRanges`] optimizer rule and gap
+/// filling ([`gapfill::register`]) on `ctx`.
 pub fn register(ctx: &SessionContext) {
     for kind in MetadataKind::ALL {
         ctx.register_udtf(kind.name(), Arc::new(MetadataFunction::new(kind)));

@@ -37,7 +37,7 @@ impl Analysis {
         Analysis { set, exact: true, derived: false }
     }
 
-    fn both(l: Analysis, r: Analysis, set: TimeSet) -> Self {
+    fn combine(l: Analysis, r: Analysis, set: TimeSet) -> Self {
         Analysis { set, exact: l.exact && r.exact, derived: l.derived || r.derived }
     }
 }
@@ -68,12 +68,12 @@ fn analyze(expr: &Expr, time: &Field) -> Analysis {
         Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
             let (l, r) = (analyze(left, time), analyze(right, time));
             let set = l.set.intersect(&r.set);
-            Analysis::both(l, r, set)
+            Analysis::combine(l, r, set)
         }
         Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => {
             let (l, r) = (analyze(left, time), analyze(right, time));
             let set = l.set.union(&r.set);
-            Analysis::both(l, r, set)
+            Analysis::combine(l, r, set)
         }
         Expr::Not(inner) => {
             let inner = analyze(inner, time);
@@ -92,10 +92,10 @@ fn analyze(expr: &Expr, time: &Field) -> Analysis {
                     _ => Analysis::unknown(),
                 }
             } else if is_monotonic_of_time(left, time) {
-                literal(right).map_or_else(Analysis::unknown, |v| through(left, time, *op, &v))
+                literal(right).map_or_else(Analysis::unknown, |v| via_function(left, time, *op, &v))
             } else if is_monotonic_of_time(right, time) {
                 match (literal(left), op.swap()) {
-                    (Some(v), Some(op)) => through(right, time, op, &v),
+                    (Some(v), Some(op)) => via_function(right, time, op, &v),
                     _ => Analysis::unknown(),
                 }
             } else {
@@ -124,14 +124,16 @@ fn analyze(expr: &Expr, time: &Field) -> Analysis {
         Expr::Between(Between { expr, negated, low, high }) if is_monotonic_of_time(expr, time) => {
             match (literal(low), literal(high)) {
                 (Some(lo), Some(hi)) if *negated => {
-                    let (l, r) = (through(expr, time, Operator::Lt, &lo), through(expr, time, Operator::Gt, &hi));
+                    let (l, r) =
+                        (via_function(expr, time, Operator::Lt, &lo), via_function(expr, time, Operator::Gt, &hi));
                     let set = l.set.union(&r.set);
-                    Analysis::both(l, r, set)
+                    Analysis::combine(l, r, set)
                 }
                 (Some(lo), Some(hi)) => {
-                    let (l, r) = (through(expr, time, Operator::GtEq, &lo), through(expr, time, Operator::LtEq, &hi));
+                    let (l, r) =
+                        (via_function(expr, time, Operator::GtEq, &lo), via_function(expr, time, Operator::LtEq, &hi));
                     let set = l.set.intersect(&r.set);
-                    Analysis::both(l, r, set)
+                    Analysis::combine(l, r, set)
                 }
                 _ => Analysis::unknown(),
             }
@@ -140,9 +142,9 @@ fn analyze(expr: &Expr, time: &Field) -> Analysis {
             let mut all = Analysis { set: TimeSet::empty(), exact: true, derived: true };
             for item in &list.list {
                 let Some(value) = literal(item) else { return Analysis::unknown() };
-                let one = through(&list.expr, time, Operator::Eq, &value);
+                let one = via_function(&list.expr, time, Operator::Eq, &value);
                 let set = all.set.union(&one.set);
-                all = Analysis::both(all, one, set);
+                all = Analysis::combine(all, one, set);
             }
             all
         }
@@ -151,7 +153,7 @@ fn analyze(expr: &Expr, time: &Field) -> Analysis {
 }
 
 /// `function op value`, where `function` is a monotonic function of the time column.
-fn through(function: &Expr, time: &Field, op: Operator, value: &ScalarValue) -> Analysis {
+fn via_function(function: &Expr, time: &Field, op: Operator, value: &ScalarValue) -> Analysis {
     match preimage(function, time, op, value) {
         Some((set, exact)) => Analysis { set, exact, derived: true },
         None => Analysis::unknown(),
@@ -200,7 +202,8 @@ fn literal_nanos(expr: &Expr) -> Option<i64> {
     scalar_nanos(&value)
 }
 
-fn literal(expr: &Expr) -> Option<ScalarValue> {
+/// A constant (a literal, possibly under casts, folded as DataFusion would).
+pub(crate) fn literal(expr: &Expr) -> Option<ScalarValue> {
     match expr {
         Expr::Literal(value, _) => Some(value.clone()),
         Expr::Cast(cast) => literal(&cast.expr)?.cast_to(cast.field.data_type()).ok(),

@@ -81,6 +81,10 @@ const DAY: i64 = 86_400_000_000_000;
 /// [`is_monotonic_of_time`]; `None` when it cannot be evaluated. The flag says whether
 /// the set is exact, not just a superset.
 pub(crate) fn preimage(function: &Expr, time: &Field, op: Operator, value: &ScalarValue) -> Option<(TimeSet, bool)> {
+    // A comparison with NULL holds nowhere; leave it to DataFusion rather than order NULL.
+    if value.is_null() {
+        return None;
+    }
     let eval = |t: i64| evaluate(function, time, t);
     // The widest span the function evaluates on at both ends.
     let &(lo, hi) = SPANS.iter().find(|(lo, hi)| eval(*lo).is_some() && eval(*hi).is_some())?;

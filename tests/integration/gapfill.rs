@@ -227,6 +227,19 @@ async fn bad_gap_fill_queries_are_refused() {
     }
 }
 
+/// Inserted rows hold NULL aggregates also when read through a CTE: every plan node above
+/// the fill declares those columns nullable, so `IS NULL` is not simplified away.
+#[tokio::test]
+async fn filled_columns_are_nullable_above_the_fill() {
+    let ctx = bars().await;
+    let sql = "WITH g AS (SELECT date_bin_gapfill(INTERVAL '15 minutes', ts) AS bin, count(close) AS n FROM bars \
+               WHERE symbol = 'AAPL' AND ts >= '2024-01-02T16:00:00Z' AND ts < '2024-01-02T17:45:00Z' GROUP BY bin) \
+               SELECT bin FROM g WHERE n IS NULL ORDER BY bin";
+    let halted = rows(&ctx, sql).await;
+    assert_eq!(halted.len(), 3, "16:30, 16:45 and 17:00 are inside AAPL's halt: {halted:?}");
+    assert!(halted[0].contains("16:30:00"), "{halted:?}");
+}
+
 /// A table without a schedule cannot fill "scheduled" bins without being told the schedule.
 #[tokio::test]
 async fn scheduled_fill_needs_a_schedule() {

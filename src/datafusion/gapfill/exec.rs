@@ -79,7 +79,11 @@ impl DisplayAs for GapFillExec {
             name(p.time),
             series.join(", "),
             p.stride,
-            if p.first_bin > p.last_bin { 0 } else { (p.last_bin - p.first_bin) / p.stride + 1 }
+            if p.first_bin > p.last_bin {
+                0
+            } else {
+                (i128::from(p.last_bin) - i128::from(p.first_bin)) / i128::from(p.stride) + 1
+            }
         )?;
         if p.sessions.is_some() {
             write!(f, ", scheduled bins only")?;
@@ -163,7 +167,7 @@ pub(super) fn series_ranges(batch: &RecordBatch, series: &[usize]) -> Result<Vec
         return Ok(Vec::new());
     }
     if series.is_empty() {
-        return Ok(vec![0..batch.num_rows()]);
+        return Ok(std::iter::once(0..batch.num_rows()).collect());
     }
     let keys: Vec<ArrayRef> = series.iter().map(|&i| Arc::clone(batch.column(i))).collect();
     Ok(partition(&keys)?.ranges())

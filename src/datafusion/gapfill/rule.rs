@@ -17,7 +17,7 @@ use datafusion::optimizer::AnalyzerRule;
 
 use super::plan::{filled_name, Fill, GapFill, GapFillParams};
 use super::Placeholder;
-use crate::datafusion::predicate::time_set;
+use crate::datafusion::predicate::{literal, time_set};
 use crate::datafusion::time_literal::scalar_nanos;
 use crate::datafusion::TimeSeriesProvider;
 use crate::table::Expected;
@@ -35,7 +35,13 @@ impl AnalyzerRule for GapFillRule {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        let plan = plan.transform_up_with_subqueries(rewrite)?.data;
+        let rewritten = plan.transform_up_with_subqueries(rewrite)?;
+        let mut plan = rewritten.data;
+        if rewritten.transformed {
+            // Every node above a gap fill keeps the schema it was built with, in which the
+            // filled columns may still be declared non-null.
+            plan = plan.transform_up_with_subqueries(|node| node.recompute_schema().map(Transformed::yes))?.data;
+        }
         reject_leftovers(&plan)?;
         Ok(plan)
     }
@@ -45,10 +51,6 @@ fn rewrite(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
     match plan {
         LogicalPlan::Aggregate(aggregate) => gap_fill_aggregate(aggregate),
         LogicalPlan::Projection(projection) if gap_fill_of(&projection.input).is_some() => fill_strategies(projection),
-        // A parent of a rewritten node keeps a schema that may now differ in nullability.
-        other if other.inputs().iter().any(|i| gap_fill_of(i).is_some()) => {
-            other.recompute_schema().map(Transformed::yes)
-        }
         other => Ok(Transformed::no(other)),
     }
 }
@@ -87,7 +89,7 @@ fn gap_fill_aggregate(aggregate: Aggregate) -> Result<Transformed<LogicalPlan>> 
         return plan_err!("{fname}() takes 2 or 3 arguments, got {}", args.len());
     }
 
-    let stride = match constant(&args[0]) {
+    let stride = match literal(&args[0]) {
         Some(ScalarValue::IntervalMonthDayNano(Some(i))) if i.months == 0 => {
             i128::from(i.days) * 86_400_000_000_000 + i128::from(i.nanoseconds)
         }
@@ -120,11 +122,11 @@ fn gap_fill_aggregate(aggregate: Aggregate) -> Result<Transformed<LogicalPlan>> 
     }
     let (origin, expected) = match (kind, args.get(2)) {
         (Placeholder::Gapfill, Some(origin)) => {
-            let origin = constant(origin).as_ref().and_then(scalar_nanos);
+            let origin = literal(origin).as_ref().and_then(scalar_nanos);
             let Some(origin) = origin else { return plan_err!("{fname}() takes a constant timestamp as its origin") };
             (origin, None)
         }
-        (Placeholder::GapfillScheduled, Some(schedule)) => match constant(schedule) {
+        (Placeholder::GapfillScheduled, Some(schedule)) => match literal(schedule) {
             Some(ScalarValue::Utf8(Some(text))) => {
                 (0, Some(Expected::parse(&text).map_err(|e| plan_datafusion_err!("{fname}(): {e}"))?))
             }
@@ -158,7 +160,12 @@ fn gap_fill_aggregate(aggregate: Aggregate) -> Result<Transformed<LogicalPlan>> 
                     column.name
                 );
             }
-            (bin(lo, origin, stride), bin(hi, origin, stride))
+            match (bin(lo, origin, stride), bin(hi, origin, stride)) {
+                (Some(first), Some(last)) => (first, last),
+                _ => {
+                    return plan_err!("{fname}(): the first or last bin of the range starts before 1677 or after 2262")
+                }
+            }
         }
         _ => (1, 0), // nothing is admitted: no bins
     };
@@ -209,11 +216,11 @@ fn gap_fill_aggregate(aggregate: Aggregate) -> Result<Transformed<LogicalPlan>> 
     Ok(Transformed::yes(LogicalPlan::Extension(Extension { node: Arc::new(node) })))
 }
 
-/// The start of the bin holding `t`, as `date_bin` computes it.
-fn bin(t: i64, origin: i64, stride: i64) -> i64 {
+/// The start of the bin holding `t`, as `date_bin` computes it; `None` when that is not
+/// a nanosecond timestamp.
+fn bin(t: i64, origin: i64, stride: i64) -> Option<i64> {
     let offset = i128::from(t) - i128::from(origin);
-    let start = i128::from(origin) + offset.div_euclid(i128::from(stride)) * i128::from(stride);
-    start.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+    i64::try_from(i128::from(origin) + offset.div_euclid(i128::from(stride)) * i128::from(stride)).ok()
 }
 
 /// The sessions of `expected` that meet the bins, in the schedule's zone, else the time
@@ -360,15 +367,5 @@ fn unalias(expr: &Expr) -> &Expr {
     match expr {
         Expr::Alias(alias) => unalias(&alias.expr),
         other => other,
-    }
-}
-
-/// A constant argument, folding casts of literals (type coercion adds them).
-fn constant(expr: &Expr) -> Option<ScalarValue> {
-    match expr {
-        Expr::Literal(value, _) => Some(value.clone()),
-        Expr::Cast(cast) => constant(&cast.expr)?.cast_to(cast.field.data_type()).ok(),
-        Expr::TryCast(cast) => constant(&cast.expr)?.cast_to(cast.field.data_type()).ok(),
-        _ => None,
     }
 }

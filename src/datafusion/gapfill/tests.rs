@@ -1,3 +1,5 @@
+//! The fill of one series, on a hand-made aggregate output.
+
 use std::sync::Arc;
 
 use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
@@ -73,7 +75,7 @@ fn every_bin_filled_by_its_strategy() {
     assert_eq!(floats(&out, 4), [None, Some(10.0), Some(10.0), Some(10.0), Some(10.0), Some(40.0), Some(40.0)]);
     // interpolate: linear between minute 1 (10) and minute 5 (40), no extrapolation.
     assert_eq!(floats(&out, 5), [None, Some(10.0), Some(17.5), Some(25.0), Some(32.5), Some(40.0), None]);
-    // Integers interpolate in f64 and truncate toward zero: 1 + 7 * 2/4 = 4.5 -> 4.
+    // Integers interpolate in f64 and truncate toward zero: minute 3 is 3 + 5 * 1/3 = 4.67 -> 4.
     let counts = out.column(6).as_any().downcast_ref::<Int64Array>().unwrap();
     let counts: Vec<Option<i64>> = (0..7).map(|r| counts.is_valid(r).then(|| counts.value(r))).collect();
     assert_eq!(counts, [None, Some(1), Some(3), Some(4), Some(6), Some(8), None]);

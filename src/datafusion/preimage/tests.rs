@@ -1,3 +1,5 @@
+//! Each inverted function agrees with DataFusion's evaluation over a sweep of times.
+
 use std::sync::Arc;
 
 use arrow::array::{Array, BooleanArray, RecordBatch, TimestampNanosecondArray};
