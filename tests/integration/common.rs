@@ -172,3 +172,26 @@ pub async fn commit_unsorted_segment(table: &mut TimeSeriesTable, batch: &Record
     assert_eq!(LogStore::new(location).try_commit(&commit).await.unwrap(), CommitOutcome::Committed);
     table.refresh().await.unwrap();
 }
+
+/// Runs `sql` and prints its result; panics with the statement on an error.
+pub async fn sql_ok(ctx: &datafusion::prelude::SessionContext, sql: &str) -> String {
+    let batches = ctx
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    pretty(&batches)
+}
+
+/// The error `sql` fails with, in planning or execution; panics if it succeeds.
+pub async fn sql_err(ctx: &datafusion::prelude::SessionContext, sql: &str) -> String {
+    match ctx.sql(sql).await {
+        Ok(frame) => match frame.collect().await {
+            Ok(batches) => panic!("{sql} should fail, got:\n{}", pretty(&batches)),
+            Err(e) => e.to_string(),
+        },
+        Err(e) => e.to_string(),
+    }
+}

@@ -1,47 +1,15 @@
 //! Gap filling in SQL (`date_bin_gapfill`, `date_bin_gapfill_scheduled`, `locf`,
 //! `interpolate`) on the sample bars.
 
-use arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::SessionContext;
 use timeseries_table_core::datafusion::{register_opened, session_context};
-use timeseries_table_core::sample::{create_sample_table, MarketBars};
-use timeseries_table_core::storage::TableLocation;
 
-use crate::common::uuid_like;
-
-/// The sample table (6 symbols x 5 trading days) as `bars`.
-async fn bars() -> SessionContext {
-    let location = TableLocation::memory(&uuid_like(), "bars").unwrap();
-    let table = create_sample_table(location, &MarketBars::new(6, 5), |_, _| {}).await.unwrap();
-    let ctx = session_context();
-    register_opened(&ctx, "bars", table).unwrap();
-    ctx
-}
-
-async fn show(ctx: &SessionContext, sql: &str) -> String {
-    let batches = ctx
-        .sql(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    pretty_format_batches(&batches).unwrap().to_string()
-}
+use crate::common::{sql_err, sql_ok};
+use crate::sql_examples::bars_session;
 
 async fn rows(ctx: &SessionContext, sql: &str) -> Vec<String> {
-    let table = show(ctx, sql).await;
+    let table = sql_ok(ctx, sql).await;
     table.lines().skip(3).filter(|l| !l.starts_with('+')).map(str::to_string).collect()
-}
-
-async fn error(ctx: &SessionContext, sql: &str) -> String {
-    match ctx.sql(sql).await {
-        Ok(frame) => match frame.collect().await {
-            Ok(_) => panic!("{sql} should fail"),
-            Err(e) => e.to_string(),
-        },
-        Err(e) => e.to_string(),
-    }
 }
 
 /// The same fill computed independently in plain SQL: a generated calendar crossed with
@@ -92,7 +60,7 @@ fn gapfill_sql(range: &str, stride: &str) -> String {
 /// and MSFT's missing Friday), and at a stride that does not divide the hour.
 #[tokio::test]
 async fn fills_like_a_calendar_join() {
-    let ctx = bars().await;
+    let ctx = bars_session().await;
     for (range, first, last, stride) in [
         (
             "ts >= '2024-01-02T14:00:00Z' AND ts < '2024-01-02T22:00:00Z'",
@@ -130,7 +98,7 @@ async fn fills_like_a_calendar_join() {
 /// and the weekend are not. An explicit schedule and `'always'` override it.
 #[tokio::test]
 async fn scheduled_fill_keeps_to_sessions() {
-    let ctx = bars().await;
+    let ctx = bars_session().await;
     let query = |function: &str, stride: &str| {
         format!(
             "SELECT {function}(INTERVAL '{stride}', ts) AS bin, count(close) AS bars, locf(avg(close)) AS close \
@@ -163,7 +131,7 @@ async fn scheduled_fill_keeps_to_sessions() {
     assert_eq!(days(&weekend_too), ["2024-01-04", "2024-01-05", "2024-01-07", "2024-01-08"]);
     assert_eq!(rows(&ctx, &explicit.replace("{schedule}", "always")).await.len(), 5);
 
-    let plan = show(&ctx, &format!("EXPLAIN {}", query("date_bin_gapfill_scheduled", "1 day"))).await;
+    let plan = sql_ok(&ctx, &format!("EXPLAIN {}", query("date_bin_gapfill_scheduled", "1 day"))).await;
     assert!(
         plan.contains("GapFill:") && plan.contains("scheduled bins only") && plan.contains("GapFillExec"),
         "{plan}"
@@ -173,7 +141,7 @@ async fn scheduled_fill_keeps_to_sessions() {
 /// Each mistake is one clear planning error.
 #[tokio::test]
 async fn bad_gap_fill_queries_are_refused() {
-    let ctx = bars().await;
+    let ctx = bars_session().await;
     let cases = [
         (
             "SELECT date_bin_gapfill(INTERVAL '1 hour', ts) AS b, avg(close) FROM bars GROUP BY b",
@@ -222,7 +190,7 @@ async fn bad_gap_fill_queries_are_refused() {
         ),
     ];
     for (sql, expected) in cases {
-        let message = error(&ctx, sql).await;
+        let message = sql_err(&ctx, sql).await;
         assert!(message.contains(expected), "{sql}\n  gave: {message}\n  expected: {expected}");
     }
 }
@@ -231,7 +199,7 @@ async fn bad_gap_fill_queries_are_refused() {
 /// the fill declares those columns nullable, so `IS NULL` is not simplified away.
 #[tokio::test]
 async fn filled_columns_are_nullable_above_the_fill() {
-    let ctx = bars().await;
+    let ctx = bars_session().await;
     let sql = "WITH g AS (SELECT date_bin_gapfill(INTERVAL '15 minutes', ts) AS bin, count(close) AS n FROM bars \
                WHERE symbol = 'AAPL' AND ts >= '2024-01-02T16:00:00Z' AND ts < '2024-01-02T17:45:00Z' GROUP BY bin) \
                SELECT bin FROM g WHERE n IS NULL ORDER BY bin";
@@ -249,7 +217,7 @@ async fn scheduled_fill_needs_a_schedule() {
     let ctx = session_context();
     register_opened(&ctx, "t", table).unwrap();
     let range = "ts >= '2024-01-01T00:00:00Z' AND ts < '2024-01-01T01:00:00Z'";
-    let message = error(
+    let message = sql_err(
         &ctx,
         &format!("SELECT date_bin_gapfill_scheduled(INTERVAL '10 minutes', ts) AS b, count(*) FROM t WHERE {range} GROUP BY b"),
     )

@@ -53,27 +53,6 @@ async fn count(ctx: &SessionContext, sql: &str) -> i64 {
     column.value(0)
 }
 
-async fn sql_ok(ctx: &SessionContext, sql: &str) -> String {
-    let batches = ctx
-        .sql(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    pretty(&batches)
-}
-
-async fn sql_err(ctx: &SessionContext, sql: &str) -> String {
-    match ctx.sql(sql).await {
-        Ok(frame) => match frame.collect().await {
-            Ok(batches) => panic!("{sql} should fail, got:\n{}", pretty(&batches)),
-            Err(e) => e.to_string(),
-        },
-        Err(e) => e.to_string(),
-    }
-}
-
 /// A registered table in a fresh session.
 async fn registered(table: &TimeSeriesTable) -> SessionContext {
     let ctx = session_context();

@@ -35,7 +35,7 @@ fn updating() -> bool {
 }
 
 /// A session with the sample table (6 symbols x 5 trading days) registered as `bars`.
-async fn bars_session() -> SessionContext {
+pub async fn bars_session() -> SessionContext {
     let location = TableLocation::memory(&uuid_like(), "bars").unwrap();
     let table = create_sample_table(location, &MarketBars::new(6, 5), |_, _| {}).await.unwrap();
     let ctx = session_context();
