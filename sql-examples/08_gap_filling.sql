@@ -2,10 +2,11 @@
 --
 -- date_bin_gapfill(stride, ts) in GROUP BY emits every bin of the time range that the
 -- WHERE clause gives, for each series (each combination of the other GROUP BY keys
--- with rows in the range), also the bins where the series has no rows. In an inserted bin the aggregates are NULL unless
--- wrapped: locf(agg) carries the series' last non-null value forward, interpolate(agg)
--- is linear between the non-null values on either side (NULL beyond them). The WHERE
--- clause must bound ts on both sides; any form that prunes will do.
+-- with rows in the range), also the bins where the series has no rows. In an inserted
+-- bin the aggregates are NULL unless wrapped: locf(agg) carries the series' last
+-- non-null value forward, interpolate(agg) is linear between the non-null values on
+-- either side (NULL beyond them). The WHERE clause must bound ts on both sides, plainly
+-- or through a date function.
 
 -- AAPL's trading halt on 2024-01-02 (16:30-17:15 UTC), at 15-minute bins.
 SELECT symbol,
