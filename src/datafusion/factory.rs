@@ -30,29 +30,43 @@ const WRITER_KEYS: [&str; 4] = ["segment_rows", "memory_limit", "row_group_rows"
 /// Options that register a past version (read-only): a version number or a commit time.
 const TIME_TRAVEL_KEYS: [&str; 2] = ["version", "as_of"];
 
+/// `(key, value)` pairs for the table's object store.
+type StorageOptions = Vec<(String, String)>;
+
+/// Prefixes of storage options, as in `datafusion-cli` (`aws.access_key_id`).
+const STORAGE_PREFIXES: [&str; 3] = ["aws.", "gcp.", "azure."];
+
 /// Opens or creates time-series tables for `CREATE EXTERNAL TABLE`.
 #[derive(Debug, Default)]
 pub struct TimeSeriesTableFactory;
 
 /// OPTIONS arrive lowercased as `format.<key>`; unknown keys are rejected here because
 /// DataFusion does not.
-fn parse_options(options: &HashMap<String, String>) -> DfResult<HashMap<&'static str, String>> {
+/// Storage options (`aws.region`, `gcp.service_account_key`, ...) are returned apart, for
+/// the table's location.
+fn parse_options(options: &HashMap<String, String>) -> DfResult<(HashMap<&'static str, String>, StorageOptions)> {
     let mut parsed = HashMap::new();
+    let mut storage = Vec::new();
     for (key, value) in options {
         let short = key.strip_prefix("format.").unwrap_or(key);
+        if STORAGE_PREFIXES.iter().any(|prefix| short.starts_with(prefix)) {
+            storage.push((short.to_string(), value.clone()));
+            continue;
+        }
         match SPEC_KEYS.iter().chain(&WRITER_KEYS).chain(&TIME_TRAVEL_KEYS).find(|k| **k == short) {
             Some(known) => {
                 parsed.insert(*known, value.clone());
             }
             None => {
                 return plan_err!(
-                    "unknown option '{short}' for STORED AS {FORMAT_NAME}; valid options: {}",
+                    "unknown option '{short}' for STORED AS {FORMAT_NAME}; valid options: {}, and storage options aws.*, gcp.*, azure.*",
                     [SPEC_KEYS.join(", "), WRITER_KEYS.join(", "), TIME_TRAVEL_KEYS.join(", ")].join(", ")
                 )
             }
         }
     }
-    Ok(parsed)
+    storage.sort();
+    Ok((parsed, storage))
 }
 
 /// The writer options named in OPTIONS, over the defaults.
@@ -143,11 +157,11 @@ impl TableProviderFactory for TimeSeriesTableFactory {
         let [location] = cmd.locations.as_slice() else {
             return plan_err!("STORED AS {FORMAT_NAME} takes exactly one LOCATION");
         };
-        let mut options = parse_options(&cmd.options)?;
+        let (mut options, storage) = parse_options(&cmd.options)?;
         let writer = writer_from_options(&options)?;
         let travel = (options.remove("version"), options.remove("as_of"));
         options.retain(|key, _| SPEC_KEYS.contains(key));
-        let location = TableLocation::parse(location)?;
+        let location = TableLocation::parse_with_options(location, &storage)?;
         let schedule = options.remove("schedule").map(|text| text.parse::<Schedule>()).transpose()?;
         let table = if cmd.schema.fields().is_empty() {
             let table = match travel {

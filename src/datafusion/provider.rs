@@ -71,7 +71,7 @@ impl TimeSeriesProvider {
         })?;
         let spec = table.spec().clone();
         let time_index = schema.index_of(&spec.time_column).map_err(|e| Error::invalid_input(e.to_string()))?;
-        let store_url = ObjectStoreUrl::parse(table.location().store_url().as_str())?;
+        let store_url = ObjectStoreUrl::parse(table.location().registered_as().as_str())?;
         Ok(TimeSeriesProvider { shared: Arc::new(SharedTable::new(table)), schema, spec, time_index, store_url })
     }
 
@@ -185,7 +185,7 @@ impl TableProvider for TimeSeriesProvider {
         let snapshot = self.statement_snapshot(state).await?;
         let location = snapshot.location().clone();
         if !location.is_local() {
-            state.runtime_env().register_object_store(location.store_url(), Arc::clone(location.store()));
+            state.runtime_env().register_object_store(location.registered_as(), Arc::clone(location.store()));
         }
         let (times, derived) = time_constraint(filters, self.schema.field(self.time_index));
         let entities = entity_constraints(filters, &self.spec.entity_columns);

@@ -28,8 +28,13 @@ mod upload;
 #[derive(Clone)]
 pub struct TableLocation {
     store: Arc<dyn ObjectStore>,
-    /// `scheme://authority` under which the store is known to DataFusion.
+    /// `scheme://authority` of the store, for messages.
     store_url: Url,
+    /// The name DataFusion knows the store by. For a cloud store it is unique to the
+    /// store's configuration (`s3-<hash>://bucket`), so registering it never replaces a
+    /// store the user registered for that bucket, and two tables in one bucket with
+    /// different credentials each keep their own.
+    registered_as: Url,
     root: Path,
     /// What the user gave us, for messages.
     display: String,
@@ -65,6 +70,17 @@ pub struct ListedFile {
     pub size: u64,
     /// Last-modified time as reported by the store.
     pub last_modified: chrono::DateTime<chrono::Utc>,
+}
+
+/// A stable digest of a cloud store's URL authority and options: equal configurations
+/// share a DataFusion registration, different ones never do.
+fn config_hash(url: &Url, options: &[(String, String)]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut sorted: Vec<&(String, String)> = options.iter().collect();
+    sorted.sort();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (url.scheme(), url.authority(), sorted).hash(&mut hasher);
+    hasher.finish()
 }
 
 fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
@@ -113,10 +129,13 @@ impl TableLocation {
     /// A cloud store resolved by object_store, known to DataFusion as `scheme://authority`.
     fn cloud(url: &Url, options: Vec<(String, String)>) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidLocation { location: url.to_string(), reason };
-        let (store, root) = object_store::parse_url_opts(url, options).map_err(|e| invalid(e.to_string()))?;
+        let (store, root) = object_store::parse_url_opts(url, options.clone()).map_err(|e| invalid(e.to_string()))?;
         let store_url =
             Url::parse(&format!("{}://{}", url.scheme(), url.authority())).map_err(|e| invalid(e.to_string()))?;
-        Ok(TableLocation { store: Arc::from(store), store_url, root, display: url.to_string() })
+        let registered_as =
+            Url::parse(&format!("{}-{:016x}://{}", url.scheme(), config_hash(url, &options), url.authority()))
+                .map_err(|e| invalid(e.to_string()))?;
+        Ok(TableLocation { store: Arc::from(store), store_url, registered_as, root, display: url.to_string() })
     }
 
     /// A table in a directory of the local filesystem (it need not exist yet).
@@ -131,9 +150,11 @@ impl TableLocation {
             return Err(invalid("it is a file, not a directory".into()));
         }
         let root = Path::from_absolute_path(&absolute).map_err(|e| invalid(e.to_string()))?;
+        let store_url = Url::parse("file:///").map_err(|e| invalid(e.to_string()))?;
         Ok(TableLocation {
             store: Arc::new(LocalFileSystem::new()),
-            store_url: Url::parse("file:///").map_err(|e| invalid(e.to_string()))?,
+            registered_as: store_url.clone(),
+            store_url,
             root,
             display: dir.display().to_string(),
         })
@@ -165,7 +186,7 @@ impl TableLocation {
                     .clone();
                 let root = Path::from_url_path(url.path()).map_err(|e| invalid(e.to_string()))?;
                 let store_url = Url::parse(&format!("memory://{name}")).map_err(|e| invalid(e.to_string()))?;
-                Ok(TableLocation { store, store_url, root, display: url.to_string() })
+                Ok(TableLocation { store, registered_as: store_url.clone(), store_url, root, display: url.to_string() })
             }
             _ => Self::cloud(url, Vec::new()),
         }
@@ -177,7 +198,7 @@ impl TableLocation {
         let root = Path::parse(root)
             .map_err(|e| Error::InvalidLocation { location: root.to_string(), reason: e.to_string() })?;
         let display = format!("{}{}", store_url.as_str().trim_end_matches('/'), format_args!("/{root}"));
-        Ok(TableLocation { store, store_url, root, display })
+        Ok(TableLocation { store, registered_as: store_url.clone(), store_url, root, display })
     }
 
     internal_api! {
@@ -197,9 +218,15 @@ impl TableLocation {
         StoredFile::new(Arc::clone(&self.store), self.path(relative), size)
     }
 
-    /// `scheme://authority` for registering the store with DataFusion.
+    /// `scheme://authority` of the store (`s3://bucket`).
     pub fn store_url(&self) -> &Url {
         &self.store_url
+    }
+
+    /// The URL to register the store under with DataFusion: the store URL for local and
+    /// in-memory stores, a name unique to the configuration for cloud stores.
+    pub fn registered_as(&self) -> &Url {
+        &self.registered_as
     }
 
     /// Whether this location is on the local filesystem.

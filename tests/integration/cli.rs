@@ -688,3 +688,43 @@ fn schedules_coverage_changes_and_local_times_on_the_command_line() {
     let args = ["replace", s(&zoned), "--from", "2024-03-10T00:00:00Z", "--to", "2024-03-11", s(&restated)];
     assert_clear_error(&tsq(tmp.path(), &args), "is inside a bucket");
 }
+
+/// `tsq` against S3 with `--storage-option`s, as a user would: create, append, info, sql,
+/// coverage and gaps on an `s3://` table (skipped without the test server).
+#[test]
+fn tsq_end_to_end_on_s3() {
+    let Some(endpoint) = crate::common::s3_endpoint() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let files = day_files(tmp.path(), 2);
+    let url = crate::common::s3_url();
+    // moto takes any key; a distinctive one shows that it is never printed.
+    let options: Vec<String> = crate::common::s3_options(&endpoint)
+        .into_iter()
+        .map(|(k, v)| if k == "aws.secret_access_key" { (k, "cli-secret-value".to_string()) } else { (k, v) })
+        .map(|(k, v)| format!("--storage-option={k}={v}"))
+        .collect();
+    let run = |args: &[&str]| {
+        let all: Vec<&str> = args.iter().copied().chain(options.iter().map(String::as_str)).collect();
+        tsq(tmp.path(), &all)
+    };
+    let url = url.as_str();
+    assert_ok(&run(&["create", url, "--time-column", "ts", "--bucket", "1m", "--entity", "symbol"]));
+    assert_ok(&run(&["append", url, s(&files[0]), s(&files[1])]));
+    let info = run(&["info", url]);
+    assert_ok(&info);
+    assert!(!format!("{}{}", info.stdout, info.stderr).contains("cli-secret-value"), "{}", info.stdout);
+    let sql = run(&["sql", "-t", &format!("bars={url}"), "SELECT count(*) AS n FROM bars"]);
+    assert_ok(&sql);
+    let expected: usize = MarketBars::new(6, 2).day_batch(0).num_rows() + MarketBars::new(6, 2).day_batch(1).num_rows();
+    assert!(sql.stdout.contains(&format!("| {expected} ")), "{}", sql.stdout);
+    assert_ok(&run(&["coverage", url]));
+    let gaps = run(&["gaps", url, "--from", "2024-01-02T14:30:00Z", "--to", "2024-01-02T21:00:00Z"]);
+    assert_ok(&gaps);
+    assert!(gaps.stdout.contains("AAPL"), "AAPL's halt on the first day:\n{}", gaps.stdout);
+    // Without the options the endpoint is unknown: one clear error, nothing printed as data.
+    let bare = tsq(tmp.path(), &["info", url]);
+    assert!(bare.code.is_some_and(|c| c != 0), "{}", bare.stdout);
+    // A storage option on a local folder would be ignored, so it is refused.
+    let local = tsq(tmp.path(), &["info", s(tmp.path()), "--storage-option", "aws.region=us-east-1"]);
+    assert_clear_error(&local, "storage options apply only to cloud URLs");
+}

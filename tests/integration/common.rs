@@ -84,7 +84,8 @@ pub fn uuid_like() -> String {
     format!("mem{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Runs `check` once on a fresh in-memory location and once on a fresh local directory.
+/// Runs `check` on a fresh in-memory location, a fresh local directory and, when the
+/// test script started an S3 server ([`s3_location`]), a fresh prefix on it.
 pub async fn on_every_backend<F, Fut>(check: F)
 where
     F: Fn(TableLocation) -> Fut,
@@ -93,6 +94,49 @@ where
     check(memory_location()).await;
     let (_dir, local) = temp_location();
     check(local).await;
+    if let Some(s3) = s3_location() {
+        check(s3).await;
+    }
+}
+
+/// The S3 endpoint the test script exports (a local moto server), if any.
+pub fn s3_endpoint() -> Option<String> {
+    let endpoint = std::env::var("TSQ_TEST_S3_ENDPOINT").ok().filter(|e| !e.is_empty());
+    if endpoint.is_none() {
+        // Written past the test harness's capture, once, so a run without the server says so.
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "skipped: no S3 endpoint (run scripts/test to test on S3)");
+        });
+    }
+    endpoint
+}
+
+/// The storage options of the test S3 server (`aws.` keys, as in SQL and the CLI).
+pub fn s3_options(endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("aws.endpoint", endpoint),
+        ("aws.access_key_id", "test"),
+        ("aws.secret_access_key", "test"),
+        ("aws.region", "us-east-1"),
+        ("aws.allow_http", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// The test bucket and a fresh prefix in it, as an `s3://` URL.
+pub fn s3_url() -> String {
+    let bucket = std::env::var("TSQ_TEST_S3_BUCKET").unwrap_or_else(|_| "tsq-test".into());
+    format!("s3://{bucket}/{}/t", uuid_like())
+}
+
+/// A fresh table location on the test S3 server; `None` (and one "skipped" line) without it.
+pub fn s3_location() -> Option<TableLocation> {
+    let endpoint = s3_endpoint()?;
+    Some(TableLocation::parse_with_options(&s3_url(), &s3_options(&endpoint)).unwrap())
 }
 
 pub async fn new_table(location: TableLocation, bucket: &str) -> TimeSeriesTable {

@@ -15,6 +15,7 @@ mod maintenance;
 mod maintenance_model;
 mod readme;
 mod reliability;
+mod s3;
 mod simulation;
 mod sql;
 mod sql_coverage;

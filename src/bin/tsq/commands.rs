@@ -22,12 +22,24 @@ use timeseries_table_core::{parse_byte_size, WriterOptions};
 use crate::output::{describe_library, fmt_bytes, fmt_int, write_result};
 use crate::Format;
 
+/// The `--storage-option`s of this run, for every table it names.
+static STORAGE_OPTIONS: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+pub fn set_storage_options(options: Vec<(String, String)>) {
+    let _ = STORAGE_OPTIONS.set(options);
+}
+
+/// DIR (a folder or URL) with this run's storage options.
+pub fn resolve(dir: &str) -> anyhow::Result<TableLocation> {
+    Ok(TableLocation::parse_with_options(dir, STORAGE_OPTIONS.get().map_or(&[], Vec::as_slice))?)
+}
+
 /// Resolves DIR, turning a local folder that does not exist into a clear message.
 fn location(dir: &str) -> anyhow::Result<TableLocation> {
     if !dir.contains("://") && !Path::new(dir).exists() {
         bail!("no table at {dir}: the folder does not exist (check the path, or make a table there with `tsq create {dir} --time-column ts --bucket 1m`)");
     }
-    Ok(TableLocation::parse(dir)?)
+    resolve(dir)
 }
 
 /// Opens the table in DIR at its latest version.
@@ -49,7 +61,7 @@ pub async fn create(
     }
     let schedule = schedule.map(str::parse).transpose().map_err(|e| anyhow!("--schedule: {}", describe_library(&e)))?;
     let meta = TableMeta::try_new(spec)?.with_schedule(schedule);
-    let table = TimeSeriesTable::create(TableLocation::parse(dir)?, meta).await?;
+    let table = TimeSeriesTable::create(resolve(dir)?, meta).await?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "created table at {dir} (version {})", table.version())?;
     write_spec(&mut out, &table)?;

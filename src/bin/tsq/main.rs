@@ -28,6 +28,18 @@ use timeseries_table_core::metadata::TimeBucket;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// An option for a cloud store, KEY=VALUE; repeat for several (e.g. --storage-option
+    /// aws.endpoint=http://127.0.0.1:9000 --storage-option aws.region=us-east-1).
+    /// Environment variables (AWS_ACCESS_KEY_ID, ...) are read as well.
+    #[arg(long = "storage-option", value_name = "KEY=VALUE", global = true, value_parser = storage_option)]
+    storage_options: Vec<(String, String)>,
+}
+
+fn storage_option(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_string(), value.to_string())),
+        _ => Err(format!("'{text}' is not KEY=VALUE")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -297,6 +309,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    commands::set_storage_options(cli.storage_options);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Shell { tables } => shell::run(&runtime, &tables.tables),
