@@ -121,7 +121,11 @@ impl TableLocation {
         });
         let options: Vec<(String, String)> = options.collect();
         if let Some((key, _)) = options.iter().find(|(key, _)| !known_option(url.scheme(), key)) {
-            return Err(invalid(format!("unknown storage option '{key}' for {}:// URLs", url.scheme())));
+            return Err(invalid(format!(
+                "unknown storage option '{key}' for {}:// URLs; the usual ones are {}",
+                url.scheme(),
+                usual_options(url.scheme())
+            )));
         }
         Self::cloud(&url, options)
     }
@@ -325,6 +329,18 @@ impl TableLocation {
 
 /// Whether the store for `scheme` takes the option `key` (object_store itself drops keys
 /// it does not know, which would hide a typo in a credential).
+/// The options most setups need, for the message about an unknown one.
+fn usual_options(scheme: &str) -> &'static str {
+    match scheme {
+        "s3" | "s3a" => {
+            "aws.access_key_id, aws.secret_access_key, aws.session_token, aws.region, aws.endpoint, \
+             aws.allow_http, aws.virtual_hosted_style_request (all of object_store's AmazonS3ConfigKey names work)"
+        }
+        "gs" => "gcp.service_account_path, gcp.service_account_key, gcp.application_credentials",
+        _ => "azure.account_name, azure.account_key, azure.sas_token, azure.endpoint, azure.use_emulator",
+    }
+}
+
 fn known_option(scheme: &str, key: &str) -> bool {
     match scheme {
         #[cfg(feature = "aws")]

@@ -70,7 +70,7 @@ async fn bad_s3_input_gets_one_sentence_and_no_table() {
     let mut options = s3_options(&endpoint);
     options.push(("aws.regoin".into(), "us-east-1".into()));
     let err = TableLocation::parse_with_options(&s3_url(), &options).unwrap_err().to_string();
-    assert!(err.contains("regoin"), "{err}");
+    assert!(err.contains("regoin") && err.contains("aws.region"), "{err}");
 
     // A malformed URL.
     let err = TableLocation::parse_with_options("s3://", &s3_options(&endpoint)).unwrap_err().to_string();
