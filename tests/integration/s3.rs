@@ -85,3 +85,66 @@ async fn bad_s3_input_gets_one_sentence_and_no_table() {
     let err = TimeSeriesTable::create(location, spec()).await.unwrap_err();
     assert!(!format!("{err} {err:?}").contains("sekrit"), "{err:?}");
 }
+
+/// The requests an append, an open and a selective query send to S3, counted by kind
+/// through the counting store wrapper (no faults armed). On S3 every request is billed,
+/// so the counts are bounded here; `-- --nocapture` prints them (BENCHMARKS.md).
+#[tokio::test]
+async fn requests_per_append_open_and_selective_query() {
+    use crate::reliability::faulty_store::FaultyStore;
+    use timeseries_table_core::datafusion::register_opened;
+    use timeseries_table_core::sample::MarketBars;
+
+    let Some(_) = s3_endpoint() else { return };
+    let s3 = s3_location().unwrap();
+    let url = url::Url::parse(&s3.to_string()).unwrap();
+    let counted = FaultyStore::new(Arc::clone(s3.store()));
+    let location = counted.location(url.path().trim_start_matches('/'));
+    let summary = |store: &FaultyStore| {
+        let calls = store.calls();
+        let mut kinds: Vec<(String, usize)> = Vec::new();
+        for call in &calls {
+            let name = format!("{:?}", call.kind);
+            match kinds.iter_mut().find(|(k, _)| *k == name) {
+                Some((_, n)) => *n += 1,
+                None => kinds.push((name, 1)),
+            }
+        }
+        (calls.len(), kinds.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", "))
+    };
+
+    let bars = MarketBars::new(20, 2);
+    let mut table = TimeSeriesTable::create_with_spec(location.clone(), bars_spec()).await.unwrap();
+    table.append(vec![bars.day_batch(0)]).await.unwrap();
+    counted.reset();
+    table.append(vec![bars.day_batch(1)]).await.unwrap();
+    let (append, append_kinds) = summary(&counted);
+
+    counted.reset();
+    let table = TimeSeriesTable::open(location.clone()).await.unwrap();
+    let (open, open_kinds) = summary(&counted);
+
+    let ctx = session_context();
+    register_opened(&ctx, "bars", table).unwrap();
+    let query = "SELECT avg(close) FROM bars WHERE symbol = 'MSFT' \
+                 AND ts >= '2024-01-03T15:00:00Z' AND ts < '2024-01-03T16:00:00Z'";
+    sql_ok(&ctx, query).await; // the first query also reads the coverage of the version
+    counted.reset();
+    let answer = sql_ok(&ctx, query).await;
+    let (selective, query_kinds) = summary(&counted);
+    for call in counted.calls() {
+        println!("  {:?} {}", call.kind, call.path.rsplit('/').take(2).collect::<Vec<_>>().join(" in "));
+    }
+    assert!(answer.lines().count() == 5, "{answer}");
+    println!("requests per append of one segment (7,800 rows): {append} ({append_kinds})");
+    println!("requests per open (version 3, no checkpoint): {open} ({open_kinds})");
+    println!("requests per selective query, one symbol-hour: {selective} ({query_kinds})");
+    // A commit needs its data file, sidecar, commit and CURRENT, plus the listing probe.
+    assert!(append <= 12, "append: {append} ({append_kinds})");
+    assert!(open <= 10, "open: {open} ({open_kinds})");
+    assert!(selective <= 8, "query: {selective} ({query_kinds})");
+}
+
+fn bars_spec() -> timeseries_table_core::metadata::TimeIndexSpec {
+    timeseries_table_core::metadata::TimeIndexSpec::new("ts", "1m".parse().unwrap()).with_entity_columns(["symbol"])
+}
