@@ -114,7 +114,7 @@ async fn requests_per_append_open_and_selective_query() {
     };
 
     let bars = MarketBars::new(20, 2);
-    let mut table = TimeSeriesTable::create_with_spec(location.clone(), bars_spec()).await.unwrap();
+    let mut table = TimeSeriesTable::create_with_spec(location.clone(), spec("1m")).await.unwrap();
     table.append(vec![bars.day_batch(0)]).await.unwrap();
     counted.reset();
     table.append(vec![bars.day_batch(1)]).await.unwrap();
@@ -143,8 +143,4 @@ async fn requests_per_append_open_and_selective_query() {
     assert!(append <= 12, "append: {append} ({append_kinds})");
     assert!(open <= 10, "open: {open} ({open_kinds})");
     assert!(selective <= 8, "query: {selective} ({query_kinds})");
-}
-
-fn bars_spec() -> timeseries_table_core::metadata::TimeIndexSpec {
-    timeseries_table_core::metadata::TimeIndexSpec::new("ts", "1m".parse().unwrap()).with_entity_columns(["symbol"])
 }

@@ -199,8 +199,7 @@ pub(super) fn fill_series(
     let series_row = rows.start as u32;
 
     let mut columns = Vec::with_capacity(schema.fields().len());
-    let appended = params.filled.iter().map(|&(i, fill)| (i, fill));
-    for (i, fill) in params.fill.iter().copied().enumerate().chain(appended) {
+    for (i, fill) in params.fill.iter().copied().enumerate().chain(params.filled.iter().copied()) {
         let column = batch.column(i);
         let filled: ArrayRef = match fill {
             Fill::Key if i == params.time => {

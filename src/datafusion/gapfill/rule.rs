@@ -82,8 +82,10 @@ fn gap_fill_aggregate(aggregate: Aggregate) -> Result<Transformed<LogicalPlan>> 
     }
     let call = &aggregate.group_expr[time];
     let name = call.schema_name().to_string();
-    let Expr::ScalarFunction(ScalarFunction { args, .. }) = unalias(call) else { unreachable!("checked above") };
-    let kind = Placeholder::of(unalias(call)).expect("checked above");
+    let function = unalias(call);
+    let (Some(kind), Expr::ScalarFunction(ScalarFunction { args, .. })) = (Placeholder::of(function), function) else {
+        unreachable!("checked above")
+    };
     let fname = kind.name();
     if !(2..=3).contains(&args.len()) {
         return plan_err!("{fname}() takes 2 or 3 arguments, got {}", args.len());
