@@ -152,6 +152,18 @@ pub enum Error {
         source: object_store::Error,
     },
 
+    /// The store cannot write a file only if it is absent, which every commit needs.
+    #[error(
+        "the store {store} cannot create a file only if it is absent ({reason}); a table commits through such \
+         conditional creates, so it cannot live there and nothing was written"
+    )]
+    NoConditionalCreate {
+        /// `scheme://authority` of the store.
+        store: String,
+        /// What the store did.
+        reason: String,
+    },
+
     /// A log file that exists but cannot be parsed or violates the format.
     #[error("corrupt log file {path}: {reason}")]
     CorruptLog {

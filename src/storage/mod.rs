@@ -24,6 +24,9 @@ use crate::error::{Error, Result};
 mod read;
 mod upload;
 
+/// The smallest part S3 and GCS accept in a multipart upload (all but the last part).
+const MIN_CLOUD_PART_BYTES: usize = 5 * 1024 * 1024;
+
 /// Where a table lives: a store and the root prefix of the table inside it.
 #[derive(Clone)]
 pub struct TableLocation {
@@ -212,8 +215,13 @@ impl TableLocation {
         }
     }
 
-    /// Starts writing a new file in parts of `part_bytes` (see [`Upload`]).
+    /// Starts writing a new file in parts of `part_bytes` (see [`Upload`]), raised to
+    /// 5 MiB on S3 and GCS, which refuse smaller parts when the upload completes.
     pub(crate) fn upload(&self, relative: &str, part_bytes: usize) -> Upload {
+        let part_bytes = match self.store_url.scheme() {
+            "s3" | "s3a" | "gs" => part_bytes.max(MIN_CLOUD_PART_BYTES),
+            _ => part_bytes,
+        };
         Upload::new(Arc::clone(&self.store), self.path(relative), part_bytes)
     }
 
@@ -282,6 +290,50 @@ impl TableLocation {
                 Err(object_store::Error::AlreadyExists { .. }) => Ok(PutOutcome::AlreadyExists),
                 Err(e) => Err(e),
             }
+        }
+    }
+
+    /// Checks that create-if-absent really refuses to overwrite here, before a table is
+    /// created: writes a probe file twice with create-if-absent, then removes it (three
+    /// requests). Local directories and in-memory stores are trusted, since object_store
+    /// implements the create there; everything else, S3-compatible servers above all, is
+    /// probed, because a server that ignores `If-None-Match` would let two writers take
+    /// the same version.
+    pub(crate) async fn check_conditional_create(&self) -> Result<()> {
+        if matches!(self.store_url.scheme(), "file" | "memory") {
+            return Ok(());
+        }
+        let probe = format!("_probe/{}", crate::environment::random_id());
+        let first = self.put_if_absent(&probe, Bytes::from_static(b"probe")).await;
+        let second = match first {
+            Ok(_) => self.put_if_absent(&probe, Bytes::from_static(b"probe")).await,
+            Err(e) => Err(e),
+        };
+        let cleanup = self.delete(&probe).await;
+        match second {
+            Ok(PutOutcome::AlreadyExists) => cleanup,
+            Ok(PutOutcome::Created) => Err(Error::NoConditionalCreate {
+                store: self.store_url.to_string().trim_end_matches('/').to_string(),
+                reason: "a second create-if-absent write of one file replaced it instead of being refused".into(),
+            }),
+            Err(e) => Err(self.write_error(&probe, e)),
+        }
+    }
+
+    /// The error for a failed write of `relative`: a store that cannot create only if
+    /// absent says so in one sentence; anything else is a storage error naming the file.
+    pub(crate) fn write_error(&self, relative: &str, source: object_store::Error) -> Error {
+        match source {
+            object_store::Error::NotImplemented { .. } => Error::NoConditionalCreate {
+                store: self.store_url.to_string().trim_end_matches('/').to_string(),
+                reason: match self.store_url.scheme() {
+                    "s3" | "s3a" => {
+                        "conditional puts are disabled: leave aws.conditional_put at its default, etag".into()
+                    }
+                    _ => "it does not implement create-if-absent writes".into(),
+                },
+            },
+            source => Error::storage(self.describe(relative), source),
         }
     }
 

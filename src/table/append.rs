@@ -174,7 +174,18 @@ impl TimeSeriesTable {
             }
             let commit = Commit::new(version, operation, actions);
 
-            match self.log.try_commit(&commit).await? {
+            let outcome = match self.log.try_commit(&commit).await {
+                // Refused outright, so nothing was committed: remove what this append wrote.
+                Err(refused @ Error::NoConditionalCreate { .. }) => {
+                    if let Some(path) = &snapshot_path {
+                        let _ = self.location().delete(path).await;
+                    }
+                    staged.discard(self.location()).await;
+                    return Err(refused);
+                }
+                outcome => outcome?,
+            };
+            match outcome {
                 CommitOutcome::Committed => {
                     self.adopt_commit(&snapshot, &commit, Some(merged)).await?;
                     tracing::debug!(version, attempts = attempt, segments = staged.segments.len(), "append committed");

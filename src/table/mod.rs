@@ -57,6 +57,7 @@ impl TimeSeriesTable {
         if latest > 0 {
             return Err(Error::TableExists { location: location.to_string(), version: latest });
         }
+        location.check_conditional_create().await?;
         let commit = Commit::new(1, "create", vec![LogAction::UpdateTableMeta(meta)]);
         match log.try_commit(&commit).await? {
             CommitOutcome::Committed => {}

@@ -257,6 +257,10 @@ impl LogStore {
         let outcome = match self.location.put_if_absent(&relative, Bytes::from(body)).await {
             Ok(PutOutcome::Created) => CommitOutcome::Committed,
             Ok(PutOutcome::AlreadyExists) => CommitOutcome::Conflict,
+            // Refused outright: nothing was written.
+            Err(source @ object_store::Error::NotImplemented { .. }) => {
+                return Err(self.location.write_error(&relative, source))
+            }
             Err(source) => match self.read_commit(commit.version).await {
                 Ok(found) if found.txn_id == commit.txn_id => CommitOutcome::Committed,
                 // A newer writer's commit is not ours; reloading will report its format.

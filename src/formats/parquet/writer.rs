@@ -96,7 +96,8 @@ impl WriterOptions {
         self
     }
 
-    /// Sets the upload part size (at least 1 byte; S3 needs 5 MiB).
+    /// Sets the upload part size (at least 1 byte). On S3 and GCS a part is at least
+    /// 5 MiB, their minimum for every part but the last, whatever is set here.
     pub fn with_upload_part_bytes(mut self, bytes: usize) -> Self {
         self.upload_part_bytes = bytes.max(1);
         self

@@ -201,7 +201,7 @@ async fn write_new(location: &TableLocation, path: &str, bytes: Bytes) -> Result
             location.describe(path),
             object_store::Error::AlreadyExists { path: path.to_string(), source: "refusing to overwrite".into() },
         )),
-        Err(e) => Err(Error::storage(location.describe(path), e)),
+        Err(e) => Err(location.write_error(path, e)),
     }
 }
 

@@ -112,6 +112,8 @@ struct State {
     calls: Mutex<Vec<Call>>,
     per_kind: Mutex<HashMap<CallKind, u64>>,
     injected: AtomicU64,
+    /// Create-if-absent writes overwrite, as on a server that ignores `If-None-Match`.
+    creates_overwrite: std::sync::atomic::AtomicBool,
 }
 
 /// What to do around one call, decided when it starts.
@@ -210,6 +212,11 @@ impl FaultyStore {
         self.state.plan.lock().unwrap().hook = Some((kind, 0, when, hook));
     }
 
+    /// From now on create-if-absent writes overwrite (not undone by `reset`).
+    pub fn ignore_create_if_absent(&self) {
+        self.state.creates_overwrite.store(true, Ordering::SeqCst);
+    }
+
     /// Forgets recorded calls and counters, and disarms faults, delays and hooks.
     pub fn reset(&self) {
         *self.state.plan.lock().unwrap() = Plan::default();
@@ -289,6 +296,10 @@ impl ObjectStore for FaultyStore {
     async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
         let d = self.decide(CallKind::Put, location, matches!(opts.mode, PutMode::Create));
         d.before().await?;
+        let mut opts = opts;
+        if self.state.creates_overwrite.load(Ordering::SeqCst) && matches!(opts.mode, PutMode::Create) {
+            opts.mode = PutMode::Overwrite;
+        }
         let result = self.inner.put_opts(location, payload, opts).await;
         d.after(result)
     }
