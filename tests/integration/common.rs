@@ -139,6 +139,17 @@ pub fn s3_location() -> Option<TableLocation> {
     Some(TableLocation::parse_with_options(&s3_url(), &s3_options(&endpoint)).unwrap())
 }
 
+/// A table location as a child process gets it: an `s3://` URL on the test server, or a
+/// local folder.
+pub fn test_location(location: &str) -> TableLocation {
+    if location.starts_with("s3://") {
+        let endpoint = s3_endpoint().expect("an s3:// location needs the test server");
+        TableLocation::parse_with_options(location, &s3_options(&endpoint)).unwrap()
+    } else {
+        TableLocation::local(location).unwrap()
+    }
+}
+
 pub async fn new_table(location: TableLocation, bucket: &str) -> TimeSeriesTable {
     TimeSeriesTable::create(location, TableMeta::try_new(spec(bucket)).unwrap()).await.unwrap()
 }

@@ -260,15 +260,15 @@ async fn overlapping_racers_exactly_one_wins_and_losers_leave_nothing() {
 }
 
 /// Child process role: append the hours `TSQ_HOURS` (comma-separated) of symbol
-/// `TSQ_SYMBOL` to the local table `TSQ_TABLE`, one append each, printing one result line
-/// per append.
+/// `TSQ_SYMBOL` to the table `TSQ_TABLE` (a local folder or an `s3://` URL on the test
+/// server), one append each, printing one result line per append.
 #[tokio::test]
 #[ignore = "child process of the multi-process tests; does nothing when run by hand"]
 async fn process_writer() {
     if !child_role_is("writer") {
         return;
     }
-    let location = TableLocation::local(child_env("TSQ_TABLE")).unwrap();
+    let location = test_location(&child_env("TSQ_TABLE"));
     let symbol = child_env("TSQ_SYMBOL");
     let minutes: i64 = child_env("TSQ_MINUTES").parse().unwrap();
     let mut table = TimeSeriesTable::open(location).await.unwrap();
@@ -290,12 +290,12 @@ async fn process_writer() {
     }
 }
 
-fn writer_process(dir: &std::path::Path, symbol: &str, hours: &str, minutes: i64) -> std::process::Child {
+fn writer_process(table: &str, symbol: &str, hours: &str, minutes: i64) -> std::process::Child {
     spawn_child(
         "reliability::concurrency::process_writer",
         &[
             (CHILD_ROLE, "writer".into()),
-            ("TSQ_TABLE", dir.display().to_string()),
+            ("TSQ_TABLE", table.into()),
             ("TSQ_SYMBOL", symbol.into()),
             ("TSQ_HOURS", hours.into()),
             ("TSQ_MINUTES", minutes.to_string()),
@@ -314,19 +314,16 @@ fn results(mut child: std::process::Child) -> Vec<String> {
     out.lines().filter_map(|l| l.strip_prefix("RESULT ").map(str::to_string)).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn separate_processes_append_disjoint_data_and_race_on_overlaps() {
-    let (dir, location) = temp_location();
-    let table_dir = dir.path().join("table");
-    let mut table = new_table(location.clone(), "1m").await;
-    table.append(vec![segment("SEED", 0, 5)]).await.unwrap();
+/// `writers` processes append four hours each, disjoint (own symbol), while this process
+/// reads; then `racers` processes race with the same hour of one symbol and exactly one
+/// wins. `table` is the location as the children open it.
+async fn separate_processes(table: &str, writers: usize, racers: usize) {
+    let location = test_location(table);
+    let mut created = new_table(location.clone(), "1m").await;
+    created.append(vec![segment("SEED", 0, 5)]).await.unwrap();
 
-    // Four writer processes, four appends each, disjoint (own symbol); this process reads
-    // while they write.
-    let processes = 4 * scale();
     let appends_each = 4;
-    let children: Vec<_> =
-        (0..processes).map(|p| writer_process(&table_dir, &format!("P{p}"), "1,2,3,4", 12)).collect();
+    let children: Vec<_> = (0..writers).map(|p| writer_process(table, &format!("P{p}"), "1,2,3,4", 12)).collect();
     let done = Arc::new(AtomicBool::new(false));
     let reader = tokio::spawn(consistent_reader(location.clone(), Arc::clone(&done)));
     let outputs =
@@ -343,34 +340,49 @@ async fn separate_processes_append_disjoint_data_and_race_on_overlaps() {
         }
     }
     versions.sort_unstable();
-    let commits = (processes * appends_each) as u64 + 1;
+    let commits = (writers * appends_each) as u64 + 1;
     assert_eq!(versions, (3..=commits + 1).collect::<Vec<_>>(), "each append got its own version");
-    let mut expected: BTreeMap<String, (u64, u64)> = (0..processes).map(|p| (format!("P{p}"), (48, 48))).collect();
+    let mut expected: BTreeMap<String, (u64, u64)> = (0..writers).map(|p| (format!("P{p}"), (48, 48))).collect();
     expected.insert("SEED".into(), (5, 5));
     check_all_landed(location.clone(), commits, &expected).await;
 
-    // Three processes racing with overlapping data: exactly one wins.
+    // Processes racing with overlapping data: exactly one wins.
     let before = table_files(&location).await;
-    let racers: Vec<_> = (0..3).map(|_| writer_process(&table_dir, "RACE", "7", 30)).collect();
+    let children: Vec<_> = (0..racers).map(|_| writer_process(table, "RACE", "7", 30)).collect();
     let outputs =
-        tokio::task::spawn_blocking(move || racers.into_iter().map(results).collect::<Vec<_>>()).await.unwrap();
+        tokio::task::spawn_blocking(move || children.into_iter().map(results).collect::<Vec<_>>()).await.unwrap();
     let outcomes: Vec<&str> = outputs.iter().flatten().map(|l| l.split(' ').next().unwrap()).collect();
     assert_eq!(outcomes.iter().filter(|o| **o == "ok").count(), 1, "exactly one process wins: {outputs:?}");
     assert_eq!(
         outcomes.iter().filter(|o| **o == "overlap").count(),
-        2,
+        racers - 1,
         "the others get the overlap error: {outputs:?}"
     );
     let after = table_files(&location).await;
     let referenced = referenced_by_log(&location).await;
     assert!(after.iter().all(|f| before.contains(f) || referenced.contains(f)), "losing processes left files");
-    let table = TimeSeriesTable::open(location).await.unwrap();
-    assert_eq!(table.version(), commits + 2);
+    let reopened = TimeSeriesTable::open(location).await.unwrap();
+    assert_eq!(reopened.version(), commits + 2);
     println!(
-        "processes: {} writers ({} appends) + 3 racers; {reads} consistent reads meanwhile",
-        processes,
+        "processes on {table}: {writers} writers ({} appends) + {racers} racers; {reads} consistent reads meanwhile",
         versions.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_processes_append_disjoint_data_and_race_on_overlaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("table").display().to_string();
+    separate_processes(&table, 4 * scale(), 3).await;
+}
+
+/// The same on S3: eight writer processes, then a four-way race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_processes_on_s3_append_disjoint_data_and_race_on_overlaps() {
+    if s3_endpoint().is_none() {
+        return;
+    }
+    separate_processes(&s3_url(), 8 * scale(), 4).await;
 }
 
 /// Snapshot isolation of a handle: while others commit, a handle's `scan` returns the

@@ -622,7 +622,9 @@ async fn separate_processes_append_while_another_compacts() {
         ],
     );
     let processes = 3 * scale();
-    let writers: Vec<_> = (0..processes).map(|p| writer_process(&table_dir, &format!("P{p}"), "1,2,3,4", 12)).collect();
+    let writers: Vec<_> = (0..processes)
+        .map(|p| writer_process(&table_dir.display().to_string(), &format!("P{p}"), "1,2,3,4", 12))
+        .collect();
     for p in 0..processes {
         expected.extend(row_keys(&(1..=4).map(|hour| segment(&format!("P{p}"), hour, 12)).collect::<Vec<_>>()));
     }
