@@ -309,9 +309,10 @@ impl TableLocation {
             Ok(_) => self.put_if_absent(&probe, Bytes::from_static(b"probe")).await,
             Err(e) => Err(e),
         };
-        let cleanup = self.delete(&probe).await;
+        // Best effort: a probe file left behind is harmless.
+        let _ = self.delete(&probe).await;
         match second {
-            Ok(PutOutcome::AlreadyExists) => cleanup,
+            Ok(PutOutcome::AlreadyExists) => Ok(()),
             Ok(PutOutcome::Created) => Err(Error::NoConditionalCreate {
                 store: self.store_url.to_string().trim_end_matches('/').to_string(),
                 reason: "a second create-if-absent write of one file replaced it instead of being refused".into(),

@@ -63,6 +63,35 @@ pub fn minute_bars(symbols: &[&str], start: i64, minutes: i64) -> RecordBatch {
     bars(TimeUnit::Nanosecond, None, &rows)
 }
 
+/// `rows` bars of `symbol`, one per second from T0, with random prices and volumes: a
+/// Parquet file of about 16 bytes per row, since random numbers do not compress. In
+/// batches of 100,000 rows.
+pub fn random_bars(symbol: &str, rows: i64) -> Vec<RecordBatch> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let schema = bars_schema(TimeUnit::Nanosecond, None);
+    (0..rows)
+        .step_by(100_000)
+        .map(|start| {
+            let n = 100_000.min(rows - start);
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(TimestampNanosecondArray::from_iter_values(
+                    (start..start + n).map(|i| T0 + i * 1_000_000_000),
+                )),
+                Arc::new(StringArray::from(vec![symbol; n as usize])),
+                Arc::new(Float64Array::from_iter_values((0..n).map(|_| next() as f64))),
+                Arc::new(Int64Array::from_iter_values((0..n).map(|_| next() as i64))),
+            ];
+            RecordBatch::try_new(Arc::clone(&schema), columns).unwrap()
+        })
+        .collect()
+}
+
 pub fn spec(bucket: &str) -> TimeIndexSpec {
     TimeIndexSpec::new("ts", bucket.parse().unwrap()).with_entity_columns(["symbol"])
 }

@@ -200,32 +200,11 @@ async fn requests_per_append_open_and_selective_query() {
 /// size asked for here is raised to that minimum, so the upload completes.
 #[tokio::test]
 async fn segments_larger_than_a_part_are_uploaded_in_parts() {
-    use arrow::array::{Float64Array, Int64Array, StringArray, TimestampNanosecondArray};
     use timeseries_table_core::WriterOptions;
 
     let Some(location) = s3_location() else { return };
     // Random prices and volumes, so the Parquet file stays larger than two parts.
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let schema = bars_schema(arrow::datatypes::TimeUnit::Nanosecond, None);
-    let rows_per_batch = 100_000;
-    let batches: Vec<_> = (0..8)
-        .map(|b| {
-            let ts = (0..rows_per_batch).map(|i| T0 + (b * rows_per_batch + i) * 1_000_000_000);
-            let columns: Vec<arrow::array::ArrayRef> = vec![
-                Arc::new(TimestampNanosecondArray::from(ts.collect::<Vec<_>>())),
-                Arc::new(StringArray::from(vec!["A"; rows_per_batch as usize])),
-                Arc::new(Float64Array::from((0..rows_per_batch).map(|_| next() as f64).collect::<Vec<_>>())),
-                Arc::new(Int64Array::from((0..rows_per_batch).map(|_| next() as i64).collect::<Vec<_>>())),
-            ];
-            arrow::array::RecordBatch::try_new(Arc::clone(&schema), columns).unwrap()
-        })
-        .collect();
+    let batches = random_bars("A", 800_000);
     let options = WriterOptions::default().with_upload_part_bytes(1024);
     let mut table =
         TimeSeriesTable::create_with_spec(location.clone(), spec("1m")).await.unwrap().with_writer_options(options);

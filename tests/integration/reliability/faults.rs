@@ -18,6 +18,7 @@ use arrow::array::RecordBatch;
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
 use timeseries_table_core::metadata::EntityValue;
+use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::{CompactOptions, EntityFilter, RowSelector, TimeRange, TimeSeriesTable};
 use timeseries_table_core::{Error, WriterOptions};
 
@@ -57,19 +58,21 @@ impl Tally {
 }
 
 /// The data and sidecar files an append wrote (successfully or not), relative to the root.
-fn staged_paths(calls: &[Call]) -> Vec<String> {
+fn staged_paths(calls: &[Call], root: &str) -> Vec<String> {
     calls
         .iter()
         .filter(|c| matches!(c.kind, CallKind::Put | CallKind::PutMultipart))
-        .filter_map(|c| c.path.strip_prefix(&format!("{ROOT}/")).map(str::to_string))
+        .filter_map(|c| c.path.strip_prefix(&format!("{root}/")).map(str::to_string))
         .filter(|p| p.starts_with("data/") || p.starts_with("_coverage/segments/"))
         .collect()
 }
 
 /// Checks the store after a faulty operation that would have gone from `old` to `new`.
 /// `old` is `None` for a create (no table before).
+#[allow(clippy::too_many_arguments)]
 async fn check_after(
     store: Arc<dyn ObjectStore>,
+    root: &str,
     what: &str,
     result: Result<u64, Error>,
     fault: &Call,
@@ -77,7 +80,7 @@ async fn check_after(
     old: Option<&Observed>,
     new: &Observed,
 ) -> String {
-    let location = clean_location(store, ROOT);
+    let location = clean_location(store, root);
     let mut table = match (old, TimeSeriesTable::open(location.clone()).await) {
         (None, Err(Error::EmptyTable { .. })) => {
             assert!(result.is_err(), "{what}: create reported success but there is no table");
@@ -101,7 +104,7 @@ async fn check_after(
         Err(Error::CommitOutcomeUnknown { version: v, .. }) => {
             assert_eq!(*v, new.version, "{what}");
             assert!(version == old_version || version == new.version, "{what}: version {version}");
-            for path in staged_paths(calls) {
+            for path in staged_paths(calls, root) {
                 assert!(
                     location.size(&path).await.unwrap().is_some(),
                     "{what}: unknown outcome but {path} was deleted"
@@ -120,7 +123,7 @@ async fn check_after(
 
     let orphans = unreferenced_files(&location).await;
     if version == new.version {
-        let lost: Vec<_> = staged_paths(calls).into_iter().filter(|p| orphans.contains(p)).collect();
+        let lost: Vec<_> = staged_paths(calls, root).into_iter().filter(|p| orphans.contains(p)).collect();
         assert!(lost.is_empty(), "{what}: committed, yet its files {lost:?} are unreferenced");
     }
     if !orphans.is_empty() {
@@ -226,7 +229,7 @@ impl AppendScenario {
                 let seen = faulty.calls();
                 let fault = &seen[k as usize - 1];
                 let what = format!("{}, {mode:?} at call {k} ({:?} {})", self.name, fault.kind, fault.path);
-                let outcome = check_after(faulty.inner(), &what, result, fault, &seen, Some(&old), &new).await;
+                let outcome = check_after(faulty.inner(), ROOT, &what, result, fault, &seen, Some(&old), &new).await;
                 assert_uploads_ended(&what, &seen, k);
                 tally.record(self.name, mode, &outcome);
             }
@@ -272,7 +275,7 @@ async fn create_and_append_survive_a_fault_at_every_call() {
             let seen = faulty.calls();
             let fault = &seen[k as usize - 1];
             let what = format!("create, {mode:?} at call {k} ({:?} {})", fault.kind, fault.path);
-            let outcome = check_after(faulty.inner(), &what, result, fault, &seen, None, &created).await;
+            let outcome = check_after(faulty.inner(), ROOT, &what, result, fault, &seen, None, &created).await;
             tally.record("create", mode, &outcome);
         }
     }
@@ -433,7 +436,7 @@ impl RewriteScenario {
                 let fault = &seen[k as usize - 1];
                 let what = format!("{}, {mode:?} at call {k} ({:?} {})", self.name, fault.kind, fault.path);
                 let result = result.map(|v| v.unwrap_or_else(|| panic!("{what}: the rewrite found nothing to do")));
-                let outcome = check_after(faulty.inner(), &what, result, fault, &seen, Some(&old), &new).await;
+                let outcome = check_after(faulty.inner(), ROOT, &what, result, fault, &seen, Some(&old), &new).await;
                 assert_uploads_ended(&what, &seen, k);
                 // Not wedged for rewrites either: a compaction (of the append `check_after`
                 // made, and of whatever else is small) keeps every row and exact coverage.
@@ -555,4 +558,102 @@ async fn the_wrapper_counts_fails_and_delays_as_configured() {
     let kinds: Vec<_> = faulty.calls().iter().map(|c| c.kind).collect();
     assert_eq!(kinds, vec![CallKind::Delete, CallKind::Head, CallKind::Head]);
     assert_eq!(faulty.injected(), 1);
+}
+
+/// What the S3 pass runs under a fault.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum OnS3 {
+    Create,
+    Append,
+    /// By a handle one version behind: the first commit attempt loses the race.
+    AppendAfterALostRace,
+    /// One segment of about 7 MB, uploaded in two parts (5 MiB, S3's minimum, and the rest).
+    MultipartAppend,
+}
+
+impl OnS3 {
+    /// The table before the operation (none for a create) on a fresh prefix of the test
+    /// bucket, and a handle over the fault wrapper around the S3 store, named `s3://` so
+    /// that it is probed and uploads in S3's part sizes. Runs clean.
+    async fn setup(self, endpoint: &str) -> (FaultyStore, String, TableLocation, Option<TimeSeriesTable>) {
+        let url = url::Url::parse(&s3_url()).unwrap();
+        let s3 = TableLocation::parse_with_options(url.as_str(), &s3_options(endpoint)).unwrap();
+        let root = url.path().trim_start_matches('/').to_string();
+        let faulty = FaultyStore::new(Arc::clone(s3.store()));
+        let name = super::faulty_store::unique_url("s3").as_str().replace("memory://", "s3://");
+        let location =
+            TableLocation::from_store(Arc::new(faulty.clone()), url::Url::parse(&name).unwrap(), &root).unwrap();
+        if self == OnS3::Create {
+            return (faulty, root, location, None);
+        }
+        new_table(s3.clone(), "1m").await.append(vec![b1()]).await.unwrap();
+        let mut table = TimeSeriesTable::open(location.clone()).await.unwrap();
+        if self == OnS3::AppendAfterALostRace {
+            TimeSeriesTable::open(s3).await.unwrap().append(vec![b2()]).await.unwrap();
+        }
+        if self == OnS3::MultipartAppend {
+            table = table.with_writer_options(WriterOptions::default().with_segment_rows(1_000_000));
+        }
+        faulty.reset();
+        (faulty, root, location, Some(table))
+    }
+
+    async fn run(self, location: TableLocation, table: Option<TimeSeriesTable>) -> Result<u64, Error> {
+        let batches = match self {
+            OnS3::Create => return TimeSeriesTable::create_with_spec(location, spec("1m")).await.map(|t| t.version()),
+            OnS3::Append => vec![b2()],
+            OnS3::AppendAfterALostRace => vec![b3()],
+            OnS3::MultipartAppend => random_bars("R", 450_000),
+        };
+        table.unwrap().append(batches).await.map(|r| r.version)
+    }
+}
+
+/// The fault suite on S3: the fault wrapper around the S3 store of the test server
+/// (`scripts/test`), a fault at every call of a create (with its probe), an append and an
+/// append after a lost race, and at every write of an append uploading in parts. Each
+/// position runs on a fresh prefix, checked as on the other stores; every multipart
+/// upload started on S3 is completed or aborted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_and_append_survive_a_fault_at_every_call_on_s3() {
+    let Some(endpoint) = s3_endpoint() else { return };
+    let mut tally = Tally::default();
+    let mut counts = Vec::new();
+    for op in [OnS3::Create, OnS3::Append, OnS3::AppendAfterALostRace, OnS3::MultipartAppend] {
+        let name = format!("{op:?} on S3");
+        let (probe, root, location, table) = op.setup(&endpoint).await;
+        let clean = clean_location(probe.inner(), &root);
+        let old = match op {
+            OnS3::Create => None,
+            _ => Some(observe(&TimeSeriesTable::open(clean.clone()).await.unwrap()).await),
+        };
+        op.run(location, table).await.unwrap_or_else(|e| panic!("{name}: clean run: {e}"));
+        let calls = probe.calls();
+        let new = observe(&TimeSeriesTable::open(clean).await.unwrap()).await;
+        if op == OnS3::MultipartAppend {
+            let parts = calls.iter().filter(|c| c.kind == CallKind::UploadPart).count();
+            assert_eq!(parts, 2, "{name}: one segment in two parts");
+        }
+        let writes_only = op == OnS3::MultipartAppend;
+        let positions: Vec<u64> = calls.iter().filter(|c| !writes_only || c.kind.is_write()).map(|c| c.n).collect();
+        for mode in MODES {
+            for &k in &positions {
+                let (faulty, root, location, table) = op.setup(&endpoint).await;
+                faulty.arm(None, k, mode);
+                let result = op.run(location, table).await;
+                assert_eq!(faulty.injected(), 1, "{name} {mode:?} k={k}: the fault did not fire");
+                let seen = faulty.calls();
+                let fault = &seen[k as usize - 1];
+                let what = format!("{name}, {mode:?} at call {k} ({:?} {})", fault.kind, fault.path);
+                let outcome = check_after(faulty.inner(), &root, &what, result, fault, &seen, old.as_ref(), &new).await;
+                assert_uploads_ended(&what, &seen, k);
+                tally.record(&name, mode, &outcome);
+            }
+        }
+        counts.push(format!("{name} {}", positions.len()));
+    }
+    println!("fault positions on S3: {} (per mode: {}; x2 modes)", tally.positions, counts.join(", "));
+    for (outcome, count) in &tally.outcomes {
+        println!("  {outcome}: {count}");
+    }
 }
