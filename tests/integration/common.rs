@@ -162,6 +162,24 @@ pub fn s3_url() -> String {
     format!("s3://{bucket}/{}/t", uuid_like())
 }
 
+/// A table in a bucket of its own on the test S3 server, as an `s3://` URL. moto lists a
+/// prefix by scanning its whole bucket, so suites that copy many tables (the crash suite)
+/// keep each in its own bucket, created here with one plain HTTP request.
+pub fn s3_url_in_new_bucket() -> String {
+    use std::io::{Read, Write};
+    let endpoint = s3_endpoint().expect("a bucket needs the test server");
+    let bucket = format!("tsq-{}", uuid_like());
+    let address = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let request =
+        format!("PUT /{bucket} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "creating bucket {bucket}: {response}");
+    format!("s3://{bucket}/t")
+}
+
 /// A fresh table location on the test S3 server; `None` (and one "skipped" line) without it.
 pub fn s3_location() -> Option<TableLocation> {
     let endpoint = s3_endpoint()?;
