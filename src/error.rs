@@ -210,6 +210,19 @@ pub enum Error {
         source: object_store::Error,
     },
 
+    /// The store refused the request: wrong credentials, or no permission for the file.
+    #[error(
+        "access denied to {path}{reason}: check the credentials, and that they may read, write, list and \
+         delete under the table's path"
+    )]
+    AccessDenied {
+        /// Full location of the file or folder concerned.
+        path: String,
+        /// What the store said, e.g. ` (InvalidAccessKeyId: The AWS Access Key Id you
+        /// provided does not exist in our records.)`; empty when it said nothing useful.
+        reason: String,
+    },
+
     /// Local file failure (input files given by path).
     #[error("cannot read {}: {source}", path.display())]
     Io {
@@ -245,8 +258,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// A store error on `path`. A refusal becomes [`Error::AccessDenied`], one sentence
+    /// instead of the store's response body.
     pub(crate) fn storage(path: impl std::fmt::Display, source: object_store::Error) -> Self {
-        Error::Storage { path: path.to_string(), source }
+        match source {
+            object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
+                Error::AccessDenied { path: path.to_string(), reason: denial_reason(&source.to_string()) }
+            }
+            source => Error::Storage { path: path.to_string(), source },
+        }
     }
 
     pub(crate) fn invalid_input(reason: impl Into<String>) -> Self {
@@ -258,10 +278,48 @@ impl Error {
     }
 }
 
+/// The code and message of an S3-style XML error body (`<Code>`, `<Message>`), as
+/// ` (Code: message)`; empty when the response has none.
+fn denial_reason(response: &str) -> String {
+    let element = |name: &str| {
+        let start = response.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = response[start..].find(&format!("</{name}>"))? + start;
+        Some(response[start..end].trim().to_string())
+    };
+    match (element("Code"), element("Message")) {
+        (Some(code), Some(message)) => format!(" ({code}: {message})"),
+        (Some(code), None) => format!(" ({code})"),
+        (None, Some(message)) => format!(" ({message})"),
+        (None, None) => String::new(),
+    }
+}
+
 /// Errors enter DataFusion as `External`, so callers can downcast back to [`Error`].
 #[cfg(feature = "sql")]
 impl From<Error> for datafusion::error::DataFusionError {
     fn from(error: Error) -> Self {
         datafusion::error::DataFusionError::External(Box::new(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_one_sentence_with_the_stores_code() {
+        let body = "Server returned non-2xx status code: 403 Forbidden: <?xml version=\"1.0\"?>\n<Error><Code>\
+                    InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in our \
+                    records.</Message></Error>";
+        let source = object_store::Error::PermissionDenied { path: "t/x".into(), source: body.into() };
+        let message = Error::storage("s3://b/t/x", source).to_string();
+        assert_eq!(
+            message,
+            "access denied to s3://b/t/x (InvalidAccessKeyId: The AWS Access Key Id you provided does not exist in \
+             our records.): check the credentials, and that they may read, write, list and delete under the \
+             table's path"
+        );
+        let source = object_store::Error::Unauthenticated { path: "t/x".into(), source: "401".into() };
+        assert!(Error::storage("gs://b/t/x", source).to_string().starts_with("access denied to gs://b/t/x: check"));
     }
 }

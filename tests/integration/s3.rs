@@ -66,6 +66,20 @@ async fn bad_s3_input_gets_one_sentence_and_no_table() {
     assert!(started.elapsed() < Duration::from_secs(60), "took {:?}: {err}", started.elapsed());
     assert!(err.contains("127.0.0.1:9") || err.to_lowercase().contains("connect"), "{err}");
 
+    // Wrong credentials, against the server that checks them (it knows no key).
+    if let Ok(checking) = std::env::var("TSQ_TEST_S3_AUTH_ENDPOINT") {
+        let location = TableLocation::parse_with_options("s3://tsq-test/t", &s3_options(&checking)).unwrap();
+        for err in [
+            TimeSeriesTable::create(location.clone(), spec()).await.unwrap_err(),
+            TimeSeriesTable::open(location).await.unwrap_err(),
+        ] {
+            let message = err.to_string();
+            assert!(matches!(err, timeseries_table_core::Error::AccessDenied { .. }), "{err:?}");
+            assert!(message.contains("InvalidAccessKeyId") && message.contains("check the credentials"), "{message}");
+            assert!(!message.contains('\n') && !message.contains("<?xml"), "one sentence: {message}");
+        }
+    }
+
     // An unknown option key is named.
     let mut options = s3_options(&endpoint);
     options.push(("aws.regoin".into(), "us-east-1".into()));
