@@ -155,7 +155,7 @@ pub enum Error {
     /// The store cannot write a file only if it is absent, which every commit needs.
     #[error(
         "the store {store} cannot create a file only if it is absent ({reason}); a table commits through such \
-         conditional creates, so it cannot live there and nothing was written"
+         conditional creates, so it cannot live there; the table was not changed"
     )]
     NoConditionalCreate {
         /// `scheme://authority` of the store.
@@ -219,8 +219,11 @@ pub enum Error {
         /// Full location of the file or folder concerned.
         path: String,
         /// What the store said, e.g. ` (InvalidAccessKeyId: The AWS Access Key Id you
-        /// provided does not exist in our records.)`; empty when it said nothing useful.
+        /// provided does not exist in our records.)`, or the HTTP status.
         reason: String,
+        /// The store error, with the whole response.
+        #[source]
+        source: object_store::Error,
     },
 
     /// Local file failure (input files given by path).
@@ -263,9 +266,22 @@ impl Error {
     pub(crate) fn storage(path: impl std::fmt::Display, source: object_store::Error) -> Self {
         match source {
             object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
-                Error::AccessDenied { path: path.to_string(), reason: denial_reason(&source.to_string()) }
+                Error::AccessDenied { path: path.to_string(), reason: denial_reason(&source.to_string()), source }
             }
             source => Error::Storage { path: path.to_string(), source },
+        }
+    }
+
+    /// A Parquet error on `path`; a store error inside it (an upload that failed) is
+    /// reported as that store error, so a refusal reads the same on every path.
+    pub(crate) fn parquet(path: impl std::fmt::Display, source: parquet::errors::ParquetError) -> Self {
+        use parquet::errors::ParquetError;
+        match source {
+            ParquetError::External(inner) => match inner.downcast::<object_store::Error>() {
+                Ok(store) => Error::storage(path, *store),
+                Err(inner) => Error::Parquet { path: path.to_string(), source: ParquetError::External(inner) },
+            },
+            source => Error::Parquet { path: path.to_string(), source },
         }
     }
 
@@ -279,7 +295,7 @@ impl Error {
 }
 
 /// The code and message of an S3-style XML error body (`<Code>`, `<Message>`), as
-/// ` (Code: message)`; empty when the response has none.
+/// ` (Code: message)`; else the HTTP status (` (403 Forbidden)`), else nothing.
 fn denial_reason(response: &str) -> String {
     let element = |name: &str| {
         let start = response.find(&format!("<{name}>"))? + name.len() + 2;
@@ -290,7 +306,10 @@ fn denial_reason(response: &str) -> String {
         (Some(code), Some(message)) => format!(" ({code}: {message})"),
         (Some(code), None) => format!(" ({code})"),
         (None, Some(message)) => format!(" ({message})"),
-        (None, None) => String::new(),
+        (None, None) => {
+            let status = response.split_once("status code: ").map(|(_, rest)| rest.split(':').next().unwrap_or(rest));
+            status.map(|s| format!(" ({})", s.trim())).unwrap_or_default()
+        }
     }
 }
 
@@ -319,6 +338,10 @@ mod tests {
              our records.): check the credentials, and that they may read, write, list and delete under the \
              table's path"
         );
+        let body = "Error performing HEAD http://h/b/t/x - Server returned non-2xx status code: 403 Forbidden: ";
+        let source = object_store::Error::PermissionDenied { path: "t/x".into(), source: body.into() };
+        let message = Error::storage("s3://b/t/x", source).to_string();
+        assert!(message.starts_with("access denied to s3://b/t/x (403 Forbidden): check"), "{message}");
         let source = object_store::Error::Unauthenticated { path: "t/x".into(), source: "401".into() };
         assert!(Error::storage("gs://b/t/x", source).to_string().starts_with("access denied to gs://b/t/x: check"));
     }

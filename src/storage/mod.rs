@@ -14,7 +14,7 @@ use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutMode, PutOptions, PutPayload};
 use url::Url;
 
 pub(crate) use self::read::StoredFile;
@@ -200,7 +200,10 @@ impl TableLocation {
     }
 
     /// A location over a caller-supplied store (e.g. a wrapper that injects faults).
-    /// `store_url` (`scheme://authority`) is the name DataFusion will know the store by.
+    /// `store_url` (`scheme://authority`) is the name DataFusion will know the store by;
+    /// it also decides the store's treatment: `file` and `memory` are trusted to create
+    /// only if absent, any other is checked when a table is created there, and uploads to
+    /// S3 and GCS URLs use parts of at least 5 MiB.
     pub fn from_store(store: Arc<dyn ObjectStore>, store_url: Url, root: &str) -> Result<Self> {
         let root = Path::parse(root)
             .map_err(|e| Error::InvalidLocation { location: root.to_string(), reason: e.to_string() })?;
@@ -218,8 +221,10 @@ impl TableLocation {
     /// Starts writing a new file in parts of `part_bytes` (see [`Upload`]), raised to
     /// 5 MiB on S3 and GCS, which refuse smaller parts when the upload completes.
     pub(crate) fn upload(&self, relative: &str, part_bytes: usize) -> Upload {
-        let part_bytes = match self.store_url.scheme() {
-            "s3" | "s3a" | "gs" => part_bytes.max(MIN_CLOUD_PART_BYTES),
+        let part_bytes = match self.kind() {
+            Some(ObjectStoreScheme::AmazonS3 | ObjectStoreScheme::GoogleCloudStorage) => {
+                part_bytes.max(MIN_CLOUD_PART_BYTES)
+            }
             _ => part_bytes,
         };
         Upload::new(Arc::clone(&self.store), self.path(relative), part_bytes)
@@ -239,6 +244,22 @@ impl TableLocation {
     /// in-memory stores, a name unique to the configuration for cloud stores.
     pub fn registered_as(&self) -> &Url {
         &self.registered_as
+    }
+
+    /// The kind of store, as object_store reads the store URL (so an `https://` URL of an
+    /// S3 bucket is S3); `None` for a scheme it does not know (a caller's own store).
+    fn kind(&self) -> Option<ObjectStoreScheme> {
+        match self.store_url.scheme() {
+            // object_store parses only `memory:///`; ours are `memory://name`.
+            "file" => Some(ObjectStoreScheme::Local),
+            "memory" => Some(ObjectStoreScheme::Memory),
+            _ => ObjectStoreScheme::parse(&self.store_url).ok().map(|(kind, _)| kind),
+        }
+    }
+
+    /// `scheme://authority` of the store, for messages.
+    fn store_name(&self) -> String {
+        self.store_url.as_str().trim_end_matches('/').to_string()
     }
 
     /// Whether this location is on the local filesystem.
@@ -300,7 +321,7 @@ impl TableLocation {
     /// probed, because a server that ignores `If-None-Match` would let two writers take
     /// the same version.
     pub(crate) async fn check_conditional_create(&self) -> Result<()> {
-        if matches!(self.store_url.scheme(), "file" | "memory") {
+        if matches!(self.kind(), Some(ObjectStoreScheme::Local | ObjectStoreScheme::Memory)) {
             return Ok(());
         }
         let probe = format!("_probe/{}", crate::environment::random_id());
@@ -314,7 +335,7 @@ impl TableLocation {
         match second {
             Ok(PutOutcome::AlreadyExists) => Ok(()),
             Ok(PutOutcome::Created) => Err(Error::NoConditionalCreate {
-                store: self.store_url.to_string().trim_end_matches('/').to_string(),
+                store: self.store_name(),
                 reason: "a second create-if-absent write of one file replaced it instead of being refused".into(),
             }),
             Err(e) => Err(self.write_error(&probe, e)),
@@ -326,9 +347,9 @@ impl TableLocation {
     pub(crate) fn write_error(&self, relative: &str, source: object_store::Error) -> Error {
         match source {
             object_store::Error::NotImplemented { .. } => Error::NoConditionalCreate {
-                store: self.store_url.to_string().trim_end_matches('/').to_string(),
-                reason: match self.store_url.scheme() {
-                    "s3" | "s3a" => {
+                store: self.store_name(),
+                reason: match self.kind() {
+                    Some(ObjectStoreScheme::AmazonS3) => {
                         "conditional puts are disabled: leave aws.conditional_put at its default, etag".into()
                     }
                     _ => "it does not implement create-if-absent writes".into(),
@@ -430,6 +451,20 @@ mod tests {
         let listed = location.list("a").await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].path, "a/b.json");
+    }
+
+    #[test]
+    fn the_kind_of_store_follows_object_stores_reading_of_the_url() {
+        let over = |url: &str| {
+            TableLocation::from_store(Arc::new(InMemory::new()), Url::parse(url).unwrap(), "t").unwrap().kind()
+        };
+        assert_eq!(over("s3://bucket"), Some(ObjectStoreScheme::AmazonS3));
+        assert_eq!(over("https://bucket.s3.eu-west-1.amazonaws.com"), Some(ObjectStoreScheme::AmazonS3));
+        assert_eq!(over("gs://bucket"), Some(ObjectStoreScheme::GoogleCloudStorage));
+        assert_eq!(over("memory://faulty-1"), Some(ObjectStoreScheme::Memory));
+        assert_eq!(over("file:///"), Some(ObjectStoreScheme::Local));
+        assert_eq!(over("mystore://x"), None);
+        assert_eq!(TableLocation::memory("kind", "t").unwrap().kind(), Some(ObjectStoreScheme::Memory));
     }
 
     #[test]

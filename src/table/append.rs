@@ -115,6 +115,26 @@ impl TimeSeriesTable {
         result
     }
 
+    /// `result` of a commit attempt, discarding the staged files and the table snapshot
+    /// written for the attempt when it failed, unless its outcome is unknown (then the
+    /// commit may have landed with them).
+    pub(crate) async fn or_discard_unless_unknown<T>(
+        &self,
+        staged: &Staged,
+        snapshot_path: Option<&str>,
+        result: Result<T>,
+    ) -> Result<T> {
+        if let Err(e) = &result {
+            if !matches!(e, Error::CommitOutcomeUnknown { .. }) {
+                if let Some(path) = snapshot_path {
+                    let _ = self.location().delete(path).await;
+                }
+                staged.discard(self.location()).await;
+            }
+        }
+        result
+    }
+
     /// The optimistic commit loop: every staged segment in one commit, or none. Overlap
     /// and schema are checked against the snapshot being committed on top of, so a lost
     /// race is re-validated against the winner.
@@ -174,18 +194,8 @@ impl TimeSeriesTable {
             }
             let commit = Commit::new(version, operation, actions);
 
-            let outcome = match self.log.try_commit(&commit).await {
-                // Refused outright, so nothing was committed: remove what this append wrote.
-                Err(refused @ Error::NoConditionalCreate { .. }) => {
-                    if let Some(path) = &snapshot_path {
-                        let _ = self.location().delete(path).await;
-                    }
-                    staged.discard(self.location()).await;
-                    return Err(refused);
-                }
-                outcome => outcome?,
-            };
-            match outcome {
+            let outcome = self.log.try_commit(&commit).await;
+            match self.or_discard_unless_unknown(&staged, snapshot_path.as_deref(), outcome).await? {
                 CommitOutcome::Committed => {
                     self.adopt_commit(&snapshot, &commit, Some(merged)).await?;
                     tracing::debug!(version, attempts = attempt, segments = staged.segments.len(), "append committed");

@@ -27,8 +27,9 @@ use crate::error::{Error, Result};
 use crate::metadata::SegmentId;
 use crate::transaction_log::{Commit, LogAction};
 
-/// Folders vacuum looks in, relative to the table root.
-const VACUUMED_DIRS: [&str; 2] = ["data", "_coverage"];
+/// Folders vacuum looks in, relative to the table root (`_probe/` holds a file only when
+/// a create was interrupted while checking the store; see `check_conditional_create`).
+const VACUUMED_DIRS: [&str; 3] = ["data", "_coverage", "_probe"];
 
 /// How a vacuum runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

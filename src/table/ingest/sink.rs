@@ -149,7 +149,7 @@ impl SegmentSink {
             return Err(open.abandon(&self.location).await.unwrap_or_else(|| Error::Task("statistics stopped".into())));
         }
         if let Err(source) = open.writer.write(batch).await {
-            return Err(Error::Parquet { path: self.location.describe(&open.path), source });
+            return Err(Error::parquet(self.location.describe(&open.path), source));
         }
         open.rows += batch.num_rows() as u64;
         open.last_ts = last_ts;
@@ -164,7 +164,7 @@ impl SegmentSink {
         let upload = self.location.upload(&path, self.options.upload_part_bytes);
         let properties = segment_properties(&self.schema, &self.spec, &self.options)?;
         let writer = AsyncArrowWriter::try_new(upload, Arc::clone(&self.schema), Some(properties))
-            .map_err(|source| Error::Parquet { path: self.location.describe(&path), source })?;
+            .map_err(|source| Error::parquet(self.location.describe(&path), source))?;
         let (stats_queue, batches) = mpsc::channel::<RecordBatch>(STATS_QUEUE);
         let spec = self.spec.clone();
         let schema = Arc::clone(&self.schema);
@@ -190,7 +190,7 @@ impl SegmentSink {
             // deleted (the name is this append's alone).
             open.writer.into_inner().abort().await;
             let _ = self.location.delete(&open.path).await;
-            return Err(Error::Parquet { path: self.location.describe(&open.path), source });
+            return Err(Error::parquet(self.location.describe(&open.path), source));
         }
         let stats = match stats {
             Ok(stats) => stats,

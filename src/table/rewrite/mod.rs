@@ -145,7 +145,8 @@ impl TimeSeriesTable {
             let mut commit = Commit::new(version, rewrite.operation, actions);
             commit.rows = Some(rewrite.rows);
 
-            match self.log.try_commit(&commit).await? {
+            let outcome = self.log.try_commit(&commit).await;
+            match self.or_discard_unless_unknown(&rewrite.added, Some(&path), outcome).await? {
                 CommitOutcome::Committed => {
                     self.adopt_commit(&snapshot, &commit, Some(after)).await?;
                     tracing::debug!(version, attempts = attempt, operation = rewrite.operation, "rewrite committed");

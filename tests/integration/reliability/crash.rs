@@ -134,6 +134,13 @@ impl Place {
             Place::S3 => s3_url_in_new_bucket(),
         }
     }
+
+    /// Removes a local table no longer needed (an S3 one goes with the server).
+    fn remove(&self, spot: &str) {
+        if let Place::Local(_) = self {
+            std::fs::remove_dir_all(spot).unwrap();
+        }
+    }
 }
 
 /// The fault wrapper over the store of the table at `spot`, and a location over it. On
@@ -143,8 +150,7 @@ fn faulty_at(spot: &str) -> (FaultyStore, TableLocation) {
         let store = Arc::clone(test_location(spot).store());
         let root = url::Url::parse(spot).unwrap().path().trim_start_matches('/').to_string();
         let faulty = FaultyStore::new(store);
-        let name = url::Url::parse("s3://crash-test").unwrap();
-        let location = TableLocation::from_store(Arc::new(faulty.clone()), name, &root).unwrap();
+        let location = faulty.location_as("s3", &root);
         return (faulty, location);
     }
     let faulty = FaultyStore::new(Arc::new(LocalFileSystem::new()));
@@ -463,6 +469,7 @@ async fn writers_killed_at_every_write(place: Place) {
                 found = Some((step, candidate));
                 break;
             }
+            place.remove(&candidate);
         }
         let (step, snapbase) = found.expect("no append wrote a table coverage snapshot within 200 appends");
         scenarios.push(prepare(Scenario::Snapshot, step, snapbase, &place).await);

@@ -580,9 +580,7 @@ impl OnS3 {
         let s3 = TableLocation::parse_with_options(url.as_str(), &s3_options(endpoint)).unwrap();
         let root = url.path().trim_start_matches('/').to_string();
         let faulty = FaultyStore::new(Arc::clone(s3.store()));
-        let name = super::faulty_store::unique_url("s3").as_str().replace("memory://", "s3://");
-        let location =
-            TableLocation::from_store(Arc::new(faulty.clone()), url::Url::parse(&name).unwrap(), &root).unwrap();
+        let location = faulty.location_as("s3", &root);
         if self == OnS3::Create {
             return (faulty, root, location, None);
         }
@@ -647,6 +645,9 @@ async fn create_and_append_survive_a_fault_at_every_call_on_s3() {
                 let what = format!("{name}, {mode:?} at call {k} ({:?} {})", fault.kind, fault.path);
                 let outcome = check_after(faulty.inner(), &root, &what, result, fault, &seen, old.as_ref(), &new).await;
                 assert_uploads_ended(&what, &seen, k);
+                // The create's probe file goes again unless the fault hit that delete.
+                let probes = clean_location(faulty.inner(), &root).list("_probe").await.unwrap();
+                assert!(probes.is_empty() || fault.kind == CallKind::Delete, "{what}: probe left: {probes:?}");
                 tally.record(&name, mode, &outcome);
             }
         }

@@ -244,6 +244,13 @@ impl FaultyStore {
         TableLocation::from_store(Arc::new(self.clone()), unique_url("faulty"), root).unwrap()
     }
 
+    /// A table location over this store named like a cloud store (`s3://...`), so it is
+    /// treated as one: probed at create, uploads in S3's part sizes.
+    pub fn location_as(&self, scheme: &str, root: &str) -> TableLocation {
+        let name = unique_url(scheme).as_str().replacen("memory://", &format!("{scheme}://"), 1);
+        TableLocation::from_store(Arc::new(self.clone()), Url::parse(&name).unwrap(), root).unwrap()
+    }
+
     fn decide(&self, kind: CallKind, path: &Path, create: bool) -> Decision {
         let mut calls = self.state.calls.lock().unwrap();
         let n = calls.len() as u64 + 1;
