@@ -277,7 +277,7 @@ impl TableLocation {
         if self.is_local() {
             format!("/{}", self.path(relative))
         } else {
-            format!("{}/{}", self.store_url.as_str().trim_end_matches('/'), self.path(relative))
+            format!("{}/{}", self.store_name(), self.path(relative))
         }
     }
 
@@ -325,8 +325,7 @@ impl TableLocation {
             return Ok(());
         }
         let probe = format!("_probe/{}", crate::environment::random_id());
-        let first = self.put_if_absent(&probe, Bytes::from_static(b"probe")).await;
-        let second = match first {
+        let second = match self.put_if_absent(&probe, Bytes::from_static(b"probe")).await {
             Ok(_) => self.put_if_absent(&probe, Bytes::from_static(b"probe")).await,
             Err(e) => Err(e),
         };

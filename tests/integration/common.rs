@@ -182,8 +182,8 @@ pub fn s3_url_in_new_bucket() -> String {
 
 /// A fresh table location on the test S3 server; `None` (and one "skipped" line) without it.
 pub fn s3_location() -> Option<TableLocation> {
-    let endpoint = s3_endpoint()?;
-    Some(TableLocation::parse_with_options(&s3_url(), &s3_options(&endpoint)).unwrap())
+    s3_endpoint()?;
+    Some(test_location(&s3_url()))
 }
 
 /// A table location as a child process gets it: an `s3://` URL on the test server, or a

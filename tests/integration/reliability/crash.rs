@@ -147,11 +147,7 @@ impl Place {
 /// S3 it is named `s3://`, so uploads use S3's part sizes.
 fn faulty_at(spot: &str) -> (FaultyStore, TableLocation) {
     if spot.starts_with("s3://") {
-        let store = Arc::clone(test_location(spot).store());
-        let root = url::Url::parse(spot).unwrap().path().trim_start_matches('/').to_string();
-        let faulty = FaultyStore::new(store);
-        let location = faulty.location_as("s3", &root);
-        return (faulty, location);
+        return FaultyStore::around_s3(spot);
     }
     let faulty = FaultyStore::new(Arc::new(LocalFileSystem::new()));
     let root = object_store::path::Path::from_absolute_path(std::path::absolute(spot).unwrap()).unwrap();

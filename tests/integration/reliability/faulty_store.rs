@@ -251,6 +251,15 @@ impl FaultyStore {
         TableLocation::from_store(Arc::new(self.clone()), Url::parse(&name).unwrap(), root).unwrap()
     }
 
+    /// The wrapper around the S3 store of `url` (an `s3://` URL on the test server), and
+    /// a location over it at the URL's path, named `s3://` so it is treated as S3.
+    pub fn around_s3(url: &str) -> (FaultyStore, TableLocation) {
+        let faulty = FaultyStore::new(Arc::clone(crate::common::test_location(url).store()));
+        let root = Url::parse(url).unwrap().path().trim_start_matches('/').to_string();
+        let location = faulty.location_as("s3", &root);
+        (faulty, location)
+    }
+
     fn decide(&self, kind: CallKind, path: &Path, create: bool) -> Decision {
         let mut calls = self.state.calls.lock().unwrap();
         let n = calls.len() as u64 + 1;
