@@ -255,6 +255,21 @@ pub enum Error {
     #[error("query error: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
 
+    /// No Ballista scheduler answers at the address a cluster session was given.
+    #[cfg(feature = "ballista")]
+    #[error("cannot reach a Ballista scheduler at {url} ({reason}): start one with `tsq cluster scheduler`, or check the address")]
+    SchedulerUnreachable {
+        /// The `df://host:port` address.
+        url: String,
+        /// Why the connection failed.
+        reason: String,
+    },
+
+    /// A cluster process could not start or stopped with an error.
+    #[cfg(feature = "ballista")]
+    #[error("cluster error: {0}")]
+    Cluster(String),
+
     /// A background task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),

@@ -108,13 +108,13 @@ impl MetadataFunction {
 
 /// Parsed arguments of one call.
 #[derive(Debug, Clone, Default)]
-struct Params {
-    window: Option<TimeRange>,
-    length: std::time::Duration,
-    end: Option<Timestamp>,
-    expected: Expected,
-    from_version: u64,
-    to_version: Option<u64>,
+pub(crate) struct Params {
+    pub(crate) window: Option<TimeRange>,
+    pub(crate) length: std::time::Duration,
+    pub(crate) end: Option<Timestamp>,
+    pub(crate) expected: Expected,
+    pub(crate) from_version: u64,
+    pub(crate) to_version: Option<u64>,
 }
 
 impl TableFunctionImpl for MetadataFunction {
@@ -259,7 +259,7 @@ fn registered(session: &dyn Session, name: &str) -> DfResult<Option<TimeSeriesPr
 }
 
 /// Which version of a table to open.
-enum At {
+pub(crate) enum At {
     Latest,
     Version(u64),
     /// A commit time, as given: a string without an offset is read in the table's zone.
@@ -268,7 +268,7 @@ enum At {
 
 /// Opens a table from inside the synchronous planning call. The open runs on its own
 /// thread and runtime because blocking on the caller's runtime would panic.
-fn open_blocking(location: TableLocation, at: At) -> crate::Result<TimeSeriesTable> {
+pub(crate) fn open_blocking(location: TableLocation, at: At) -> crate::Result<TimeSeriesTable> {
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -489,11 +489,11 @@ fn output_schema(kind: MetadataKind, provider: &TimeSeriesProvider) -> SchemaRef
 }
 
 /// The provider a table function call returns.
-struct MetadataTable {
-    kind: MetadataKind,
-    provider: TimeSeriesProvider,
-    params: Params,
-    schema: SchemaRef,
+pub(crate) struct MetadataTable {
+    pub(crate) kind: MetadataKind,
+    pub(crate) provider: TimeSeriesProvider,
+    pub(crate) params: Params,
+    pub(crate) schema: SchemaRef,
 }
 
 impl fmt::Debug for MetadataTable {

@@ -4,6 +4,8 @@
 //! version in FROM) and gap filling. Thin: every rule is the table layer's; this module
 //! translates.
 
+#[cfg(feature = "ballista")]
+pub mod cluster;
 mod dml;
 mod factory;
 mod functions;

@@ -75,6 +75,11 @@ impl TimeSeriesProvider {
         Ok(TimeSeriesProvider { shared: Arc::new(SharedTable::new(table)), schema, spec, time_index, store_url })
     }
 
+    /// A copy of the latest handle (no I/O).
+    pub(crate) fn handle(&self) -> TimeSeriesTable {
+        self.shared.handle()
+    }
+
     /// Where the table lives.
     pub fn location(&self) -> TableLocation {
         self.shared.handle().location().clone()

@@ -41,6 +41,16 @@ pub struct TableLocation {
     root: Path,
     /// What the user gave us, for messages.
     display: String,
+    /// How another process opens the same table: a URL and the store options, or `None`
+    /// for a caller-supplied store, which exists only in this process.
+    reopen: Option<Reopen>,
+}
+
+/// A URL and store options that resolve to the same table in any process.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Reopen {
+    pub url: String,
+    pub options: Vec<(String, String)>,
 }
 
 impl fmt::Debug for TableLocation {
@@ -142,7 +152,8 @@ impl TableLocation {
         let registered_as =
             Url::parse(&format!("{}-{:016x}://{}", url.scheme(), config_hash(url, &options), url.authority()))
                 .map_err(|e| invalid(e.to_string()))?;
-        Ok(TableLocation { store: Arc::from(store), store_url, registered_as, root, display: url.to_string() })
+        let reopen = Some(Reopen { url: url.to_string(), options });
+        Ok(TableLocation { store: Arc::from(store), store_url, registered_as, root, display: url.to_string(), reopen })
     }
 
     /// A table in a directory of the local filesystem (it need not exist yet).
@@ -158,12 +169,14 @@ impl TableLocation {
         }
         let root = Path::from_absolute_path(&absolute).map_err(|e| invalid(e.to_string()))?;
         let store_url = Url::parse("file:///").map_err(|e| invalid(e.to_string()))?;
+        let url = Url::from_directory_path(&absolute).map_err(|_| invalid("not an absolute path".into()))?;
         Ok(TableLocation {
             store: Arc::new(LocalFileSystem::new()),
             registered_as: store_url.clone(),
             store_url,
             root,
             display: dir.display().to_string(),
+            reopen: Some(Reopen { url: url.to_string(), options: Vec::new() }),
         })
     }
 
@@ -193,7 +206,15 @@ impl TableLocation {
                     .clone();
                 let root = Path::from_url_path(url.path()).map_err(|e| invalid(e.to_string()))?;
                 let store_url = Url::parse(&format!("memory://{name}")).map_err(|e| invalid(e.to_string()))?;
-                Ok(TableLocation { store, registered_as: store_url.clone(), store_url, root, display: url.to_string() })
+                let reopen = Some(Reopen { url: url.to_string(), options: Vec::new() });
+                Ok(TableLocation {
+                    store,
+                    registered_as: store_url.clone(),
+                    store_url,
+                    root,
+                    display: url.to_string(),
+                    reopen,
+                })
             }
             _ => Self::cloud(url, Vec::new()),
         }
@@ -208,7 +229,7 @@ impl TableLocation {
         let root = Path::parse(root)
             .map_err(|e| Error::InvalidLocation { location: root.to_string(), reason: e.to_string() })?;
         let display = format!("{}{}", store_url.as_str().trim_end_matches('/'), format_args!("/{root}"));
-        Ok(TableLocation { store, registered_as: store_url.clone(), store_url, root, display })
+        Ok(TableLocation { store, registered_as: store_url.clone(), store_url, root, display, reopen: None })
     }
 
     internal_api! {
@@ -260,6 +281,12 @@ impl TableLocation {
     /// `scheme://authority` of the store, for messages.
     fn store_name(&self) -> String {
         self.store_url.as_str().trim_end_matches('/').to_string()
+    }
+
+    /// How another process opens this table (see [`Reopen`]); `None` for a
+    /// caller-supplied store.
+    pub(crate) fn reopen(&self) -> Option<&Reopen> {
+        self.reopen.as_ref()
     }
 
     /// Whether this location is on the local filesystem.

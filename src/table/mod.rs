@@ -157,6 +157,11 @@ impl TimeSeriesTable {
     }
 
     /// A read-only copy that stays at this handle's version.
+    /// Whether this handle stays at its version (a past version, or a frozen copy).
+    pub(crate) fn is_pinned(&self) -> bool {
+        self.pinned
+    }
+
     pub(crate) fn frozen(&self) -> Self {
         TimeSeriesTable { pinned: true, ..self.clone() }
     }

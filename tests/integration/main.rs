@@ -3,6 +3,8 @@
 mod append_scan;
 mod bad_input;
 mod cli;
+#[cfg(feature = "ballista")]
+mod cluster;
 mod common;
 mod coverage;
 mod facade;

@@ -234,8 +234,18 @@ fn split_version(dir: &str) -> Option<(&str, u64)> {
     Some((dir, version.parse().ok()?))
 }
 
-pub async fn sql(tables: &[String], format: Format, file: Option<&Path>, sql: Option<&str>) -> anyhow::Result<()> {
-    let ctx = session_context();
+pub async fn sql(
+    tables: &[String],
+    format: Format,
+    file: Option<&Path>,
+    sql: Option<&str>,
+    cluster: Option<&str>,
+) -> anyhow::Result<()> {
+    let ctx = match cluster {
+        #[cfg(feature = "ballista")]
+        Some(url) => timeseries_table_core::datafusion::cluster::remote_session_context(url).await?,
+        _ => session_context(),
+    };
     register_tables(&ctx, tables).await?;
     let text = match file {
         Some(path) => std::fs::read_to_string(path).map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?,
@@ -289,4 +299,26 @@ pub fn one_line(sql: &str, max: usize) -> String {
     } else {
         flat
     }
+}
+
+/// `tsq cluster scheduler|executor`: runs the process until it is stopped.
+#[cfg(feature = "ballista")]
+pub async fn cluster(command: crate::ClusterCommand) -> anyhow::Result<()> {
+    use timeseries_table_core::datafusion::cluster::{run_executor, run_scheduler, ExecutorOptions};
+    match command {
+        crate::ClusterCommand::Scheduler { bind } => {
+            eprintln!("scheduler listening on {bind}; stop it with Ctrl-C");
+            run_scheduler(bind).await?;
+        }
+        crate::ClusterCommand::Executor { scheduler, concurrency, host, port, grpc_port } => {
+            let concurrency =
+                concurrency.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+            eprintln!(
+                "executor on {host}:{port} with {concurrency} task slots, serving {scheduler}; stop it with Ctrl-C"
+            );
+            let storage_options = STORAGE_OPTIONS.get().cloned().unwrap_or_default();
+            run_executor(ExecutorOptions { scheduler, host, port, grpc_port, concurrency, storage_options }).await?;
+        }
+    }
+    Ok(())
 }

@@ -112,6 +112,11 @@ enum Command {
         /// Read the statements from this file instead of the command line.
         #[arg(short = 'f', long = "file", value_name = "FILE.sql", conflicts_with = "sql")]
         file: Option<PathBuf>,
+        /// Run the queries on a Ballista cluster (started with `tsq cluster`), e.g.
+        /// df://127.0.0.1:50050. The tables must be at paths or URLs the cluster can read.
+        #[cfg(feature = "ballista")]
+        #[arg(long, value_name = "df://HOST:PORT")]
+        cluster: Option<String>,
         /// The SQL to run (quote it for your shell).
         #[arg(required_unless_present = "file")]
         sql: Option<String>,
@@ -217,6 +222,10 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Run a process of a Ballista cluster that queries these tables (see DISTRIBUTED.md).
+    #[cfg(feature = "ballista")]
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Build a sample market-data table, run the SQL examples on it and draw its coverage.
     ///
     /// Writes one Parquet file per trading day to DIR/incoming, creates DIR/table,
@@ -228,6 +237,42 @@ enum Command {
         /// A small dataset (6 symbols × 5 days) instead of 30 symbols × 20 days.
         #[arg(long)]
         small: bool,
+    },
+}
+
+/// The processes of a cluster.
+#[cfg(feature = "ballista")]
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// The scheduler: plans each query (it opens the tables and prunes segments) and hands
+    /// its stages to the executors. Runs until stopped.
+    #[command(after_help = "Example:\n  tsq cluster scheduler --bind 0.0.0.0:50050")]
+    Scheduler {
+        /// Address to listen on.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
+        bind: std::net::SocketAddr,
+    },
+    /// An executor: runs query stages for the scheduler and reads the table segments.
+    /// Runs until stopped.
+    #[command(
+        after_help = "Example:\n  tsq cluster executor --scheduler 10.0.0.1:50050 --host 10.0.0.2 --concurrency 8"
+    )]
+    Executor {
+        /// The scheduler's address.
+        #[arg(long, value_name = "HOST:PORT")]
+        scheduler: String,
+        /// Task slots: how many partitions run at once (default: the number of cores).
+        #[arg(long, value_name = "N")]
+        concurrency: Option<usize>,
+        /// The address this executor listens on, and that the others reach it at.
+        #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
+        host: String,
+        /// Port for shuffle data (Arrow Flight).
+        #[arg(long, default_value_t = 50051)]
+        port: u16,
+        /// Port for the scheduler's calls.
+        #[arg(long, default_value_t = 50052)]
+        grpc_port: u16,
     },
 }
 
@@ -332,9 +377,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(maintain::set_schedule(&dir, &schedule))
         }
         Command::Vacuum { dir, retention, dry_run } => runtime.block_on(maintain::vacuum(&dir, &retention, dry_run)),
-        Command::Sql { tables, format, file, sql } => {
-            runtime.block_on(commands::sql(&tables.tables, format, file.as_deref(), sql.as_deref()))
+        #[cfg(feature = "ballista")]
+        Command::Sql { tables, format, file, sql, cluster } => {
+            runtime.block_on(commands::sql(&tables.tables, format, file.as_deref(), sql.as_deref(), cluster.as_deref()))
         }
+        #[cfg(not(feature = "ballista"))]
+        Command::Sql { tables, format, file, sql } => {
+            runtime.block_on(commands::sql(&tables.tables, format, file.as_deref(), sql.as_deref(), None))
+        }
+        #[cfg(feature = "ballista")]
+        Command::Cluster(command) => runtime.block_on(commands::cluster(command)),
         Command::Info { dir } => runtime.block_on(report::info(&dir)),
         Command::Coverage { dir, since_version: Some(version), .. } => {
             runtime.block_on(report::coverage_changes(&dir, version))

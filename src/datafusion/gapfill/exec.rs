@@ -56,6 +56,12 @@ impl GapFillExec {
         );
         Ok(GapFillExec { input, params: Arc::new(params), schema, properties: Arc::new(properties) })
     }
+
+    /// What the fill was planned with (to send the node to another process).
+    #[cfg(feature = "ballista")]
+    pub(crate) fn params(&self) -> &GapFillParams {
+        &self.params
+    }
 }
 
 /// Series keys ascending, then time ascending, nulls last (as `ORDER BY` sorts by default,

@@ -29,22 +29,31 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
+#[cfg(feature = "ballista")]
+pub(crate) use exec::GapFillExec;
 pub use plan::GapFill;
+#[cfg(feature = "ballista")]
+pub(crate) use plan::GapFillParams;
 pub use rule::GapFillRule;
 
 /// Registers the gap-filling functions, the rule and the planner of its node on `ctx`.
 /// The session's query planner becomes DataFusion's default planner with this
 /// extension (a custom planner set before is replaced).
 pub fn register(ctx: &SessionContext) {
-    for kind in Placeholder::ALL {
-        ctx.register_udf(ScalarUDF::new_from_impl(PlaceholderFunction::new(kind)));
-    }
+    register_functions(ctx);
     ctx.add_analyzer_rule(Arc::new(GapFillRule));
     let state = ctx.state_ref();
     let mut state = state.write();
     *state = SessionStateBuilder::new_from_existing(state.clone())
         .with_query_planner(Arc::new(plan::TimeSeriesQueryPlanner))
         .build();
+}
+
+/// Registers the gap-filling functions alone (the rule rewrites them away).
+pub(crate) fn register_functions(ctx: &SessionContext) {
+    for kind in Placeholder::ALL {
+        ctx.register_udf(ScalarUDF::new_from_impl(PlaceholderFunction::new(kind)));
+    }
 }
 
 /// The functions that only mean something to the gap-filling rule.

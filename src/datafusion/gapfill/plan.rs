@@ -17,7 +17,7 @@ use super::exec::GapFillExec;
 use crate::metadata::time::format_nanos;
 
 /// How a column of the aggregate's output is filled in inserted rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, serde::Serialize, serde::Deserialize)]
 pub enum Fill {
     /// A group key: the series' own value (or the bin, for the time column).
     Key,
@@ -31,7 +31,7 @@ pub enum Fill {
 
 /// What a gap fill needs to know, all resolved when the query is planned. Times are
 /// nanoseconds since the epoch.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, serde::Serialize, serde::Deserialize)]
 pub struct GapFillParams {
     /// The binned time column's position in the aggregate's output.
     pub time: usize,

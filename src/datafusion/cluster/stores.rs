@@ -1,0 +1,62 @@
+//! The object stores of an executor.
+//!
+//! A scan names its store by URL only: `file:///` for local tables, the process-wide
+//! `memory://name`, and for cloud tables `s3-<hash>://bucket` (one name per store
+//! configuration, see `TableLocation`). The scheduler plans scans with the client's storage
+//! options; an executor builds the store of an unknown cloud name from the bucket and its
+//! own options (`tsq cluster executor --storage-option`, or the environment), the way every
+//! Ballista executor is given its stores. Building a store does no I/O.
+
+use std::sync::Arc;
+
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
+use object_store::ObjectStore;
+use url::Url;
+
+use crate::storage::TableLocation;
+
+/// See the module docs.
+#[derive(Debug)]
+pub(super) struct ExecutorStores {
+    known: DefaultObjectStoreRegistry,
+    /// Options for the cloud stores this executor builds. Never printed.
+    options: Vec<(String, String)>,
+}
+
+impl ExecutorStores {
+    pub(super) fn new(options: Vec<(String, String)>) -> Self {
+        ExecutorStores { known: DefaultObjectStoreRegistry::new(), options }
+    }
+
+    /// The store a scan names by `url`, built from what the name says.
+    fn build(&self, url: &Url) -> DfResult<Arc<dyn ObjectStore>> {
+        let authority = url.authority();
+        let location = match url.scheme() {
+            "memory" => TableLocation::parse(&format!("memory://{authority}/"))?,
+            scheme => {
+                // `s3-0123456789abcdef` -> `s3`: the cloud and its bucket, with our options.
+                let Some((cloud, _hash)) = scheme.rsplit_once('-') else {
+                    return Err(DataFusionError::Configuration(format!("no object store registered for {url}")));
+                };
+                TableLocation::parse_with_options(&format!("{cloud}://{authority}/"), &self.options)?
+            }
+        };
+        Ok(Arc::clone(location.store()))
+    }
+}
+
+impl ObjectStoreRegistry for ExecutorStores {
+    fn register_store(&self, url: &Url, store: Arc<dyn ObjectStore>) -> Option<Arc<dyn ObjectStore>> {
+        self.known.register_store(url, store)
+    }
+
+    fn get_store(&self, url: &Url) -> DfResult<Arc<dyn ObjectStore>> {
+        if let Ok(store) = self.known.get_store(url) {
+            return Ok(store);
+        }
+        let store = self.build(url)?;
+        self.known.register_store(url, Arc::clone(&store));
+        Ok(store)
+    }
+}
