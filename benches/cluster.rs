@@ -9,6 +9,8 @@
 //!
 //! `cargo bench --bench cluster` (release; it builds its tables in a temporary folder).
 
+// Shared with the other benchmarks; this one uses part of it.
+#[allow(dead_code)]
 mod common;
 
 use std::sync::Arc;

@@ -76,6 +76,7 @@ impl TimeSeriesProvider {
     }
 
     /// A copy of the latest handle (no I/O).
+    #[cfg(feature = "ballista")]
     pub(crate) fn handle(&self) -> TimeSeriesTable {
         self.shared.handle()
     }

@@ -42,7 +42,9 @@ pub struct TableLocation {
     /// What the user gave us, for messages.
     display: String,
     /// How another process opens the same table: a URL and the store options, or `None`
-    /// for a caller-supplied store, which exists only in this process.
+    /// for a caller-supplied store, which exists only in this process. Read by the
+    /// cluster codecs (feature `ballista`).
+    #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
     reopen: Option<Reopen>,
 }
 
@@ -285,6 +287,7 @@ impl TableLocation {
 
     /// How another process opens this table (see [`Reopen`]); `None` for a
     /// caller-supplied store.
+    #[cfg(feature = "ballista")]
     pub(crate) fn reopen(&self) -> Option<&Reopen> {
         self.reopen.as_ref()
     }

@@ -158,6 +158,7 @@ impl TimeSeriesTable {
 
     /// A read-only copy that stays at this handle's version.
     /// Whether this handle stays at its version (a past version, or a frozen copy).
+    #[cfg(feature = "ballista")]
     pub(crate) fn is_pinned(&self) -> bool {
         self.pinned
     }
