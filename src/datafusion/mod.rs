@@ -24,6 +24,8 @@ use std::sync::Arc;
 
 use datafusion::prelude::SessionContext;
 
+#[cfg(feature = "ballista")]
+pub use cluster::{remote_session_context, standalone_session_context};
 pub use factory::{TimeSeriesTableFactory, FORMAT_NAME};
 pub use functions::{MetadataFunction, MetadataKind, SnapshotFunction};
 pub use provider::TimeSeriesProvider;
