@@ -158,6 +158,26 @@ impl TableLocation {
         Ok(TableLocation { store: Arc::from(store), store_url, registered_as, root, display: url.to_string(), reopen })
     }
 
+    /// The store DataFusion knows as `registered` (see [`Self::registered_as`]), built in
+    /// a process that did not register it: `memory://name` is this process's store of
+    /// that name, and `<cloud>-<hash>://bucket` the bucket built with `options` (the
+    /// caller's own, not those the hash stands for). `None` for any other name.
+    #[cfg(feature = "ballista")]
+    pub(crate) fn store_registered_as(
+        registered: &Url,
+        options: &[(String, String)],
+    ) -> Option<Result<Arc<dyn ObjectStore>>> {
+        let authority = registered.authority();
+        let location = match registered.scheme() {
+            "memory" => Self::parse(&format!("memory://{authority}/")),
+            scheme => {
+                let (cloud, _hash) = scheme.rsplit_once('-')?;
+                Self::parse_with_options(&format!("{cloud}://{authority}/"), options)
+            }
+        };
+        Some(location.map(|location| location.store))
+    }
+
     /// A table in a directory of the local filesystem (it need not exist yet).
     pub fn local(dir: impl AsRef<std::path::Path>) -> Result<Self> {
         let dir = dir.as_ref();

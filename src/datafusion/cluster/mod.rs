@@ -42,12 +42,19 @@ use crate::error::{Error, Result};
 /// A session configuration for a cluster: Ballista's settings with our codecs.
 pub fn cluster_config() -> SessionConfig {
     SessionConfig::new_with_ballista()
-        .with_ballista_logical_extension_codec(Arc::new(TableCodec::default()))
+        .with_ballista_logical_extension_codec(table_codec())
         .with_ballista_physical_extension_codec(Arc::new(PlanCodec::default()))
 }
 
+/// The process's logical codec. One instance, so that whichever copy Ballista decodes
+/// with, a scheduler opens each table once (the codec keeps what it opened).
+fn table_codec() -> Arc<TableCodec> {
+    static CODEC: std::sync::OnceLock<Arc<TableCodec>> = std::sync::OnceLock::new();
+    Arc::clone(CODEC.get_or_init(Default::default))
+}
+
 fn codecs() -> BallistaCodec {
-    BallistaCodec::new(Arc::new(TableCodec::default()), Arc::new(PlanCodec::default()))
+    BallistaCodec::new(table_codec(), Arc::new(PlanCodec::default()))
 }
 
 /// A client session whose queries run on the Ballista cluster at `url`
@@ -161,7 +168,7 @@ pub async fn run_scheduler(bind: SocketAddr) -> Result<()> {
         external_host: bind.ip().to_string(),
         override_session_builder: Some(Arc::new(scheduler_session)),
         override_config_producer: Some(Arc::new(cluster_config)),
-        override_logical_codec: Some(Arc::new(TableCodec::default())),
+        override_logical_codec: Some(table_codec()),
         override_physical_codec: Some(Arc::new(PlanCodec::default())),
         // A dead executor is noticed in seconds, not the default minutes.
         executor_timeout_seconds: 20,
@@ -207,7 +214,7 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
         grpc_port: options.grpc_port,
         vcores: options.concurrency.max(1),
         override_config_producer: Some(Arc::new(cluster_config)),
-        override_logical_codec: Some(Arc::new(TableCodec::default())),
+        override_logical_codec: Some(table_codec()),
         override_physical_codec: Some(Arc::new(PlanCodec::default())),
         override_function_registry: Some(Arc::new(function_registry()?)),
         override_runtime_producer: Some(executor_runtime(options.storage_options)),

@@ -17,7 +17,6 @@ use url::Url;
 use crate::storage::TableLocation;
 
 /// See the module docs.
-#[derive(Debug)]
 pub(super) struct ExecutorStores {
     known: DefaultObjectStoreRegistry,
     /// Options for the cloud stores this executor builds. Never printed.
@@ -28,21 +27,13 @@ impl ExecutorStores {
     pub(super) fn new(options: Vec<(String, String)>) -> Self {
         ExecutorStores { known: DefaultObjectStoreRegistry::new(), options }
     }
+}
 
-    /// The store a scan names by `url`, built from what the name says.
-    fn build(&self, url: &Url) -> DfResult<Arc<dyn ObjectStore>> {
-        let authority = url.authority();
-        let location = match url.scheme() {
-            "memory" => TableLocation::parse(&format!("memory://{authority}/"))?,
-            scheme => {
-                // `s3-0123456789abcdef` -> `s3`: the cloud and its bucket, with our options.
-                let Some((cloud, _hash)) = scheme.rsplit_once('-') else {
-                    return Err(DataFusionError::Configuration(format!("no object store registered for {url}")));
-                };
-                TableLocation::parse_with_options(&format!("{cloud}://{authority}/"), &self.options)?
-            }
-        };
-        Ok(Arc::clone(location.store()))
+impl std::fmt::Debug for ExecutorStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The options may be credentials: only their names.
+        let keys: Vec<&str> = self.options.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("ExecutorStores").field("known", &self.known).field("option_names", &keys).finish()
     }
 }
 
@@ -55,7 +46,10 @@ impl ObjectStoreRegistry for ExecutorStores {
         if let Ok(store) = self.known.get_store(url) {
             return Ok(store);
         }
-        let store = self.build(url)?;
+        let store = match TableLocation::store_registered_as(url, &self.options) {
+            Some(built) => built?,
+            None => return Err(DataFusionError::Configuration(format!("no object store registered for {url}"))),
+        };
         self.known.register_store(url, Arc::clone(&store));
         Ok(store)
     }
