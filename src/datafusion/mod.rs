@@ -15,6 +15,7 @@ mod predicate;
 mod preimage;
 mod provider;
 pub mod script;
+mod segment_files;
 mod statement_snapshots;
 mod table_scan;
 mod time_literal;

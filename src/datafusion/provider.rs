@@ -13,10 +13,7 @@ use arrow::compute::SortOptions;
 use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::stats::Precision;
 use datafusion::common::DFSchema;
-use datafusion::common::{ColumnStatistics, Statistics};
-use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, FileSource, ParquetSource};
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::datasource::source::DataSourceExec;
@@ -33,8 +30,8 @@ use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
 use super::insert::TimeSeriesSink;
 use super::predicate::{entity_constraints, time_constraint};
+use super::segment_files::SegmentFiles;
 use super::statement_snapshots::SharedTable;
-use super::time_literal::time_scalar;
 use super::time_ranges::plain_range;
 use crate::error::Error;
 use crate::metadata::{SegmentMeta, TimeIndexSpec};
@@ -51,6 +48,7 @@ pub struct TimeSeriesProvider {
     spec: TimeIndexSpec,
     time_index: usize,
     store_url: ObjectStoreUrl,
+    files: Arc<SegmentFiles>,
 }
 
 impl fmt::Debug for TimeSeriesProvider {
@@ -72,7 +70,8 @@ impl TimeSeriesProvider {
         let spec = table.spec().clone();
         let time_index = schema.index_of(&spec.time_column).map_err(|e| Error::invalid_input(e.to_string()))?;
         let store_url = ObjectStoreUrl::parse(table.location().registered_as().as_str())?;
-        Ok(TimeSeriesProvider { shared: Arc::new(SharedTable::new(table)), schema, spec, time_index, store_url })
+        let files = Arc::new(SegmentFiles::new(Arc::clone(&schema), time_index));
+        Ok(TimeSeriesProvider { shared: Arc::new(SharedTable::new(table)), schema, spec, time_index, store_url, files })
     }
 
     /// A copy of the latest handle (no I/O).
@@ -110,20 +109,6 @@ impl TimeSeriesProvider {
     /// The version the statement running in `session` reads (see the module docs).
     pub(crate) async fn statement_snapshot(&self, session: &dyn Session) -> crate::Result<Arc<Snapshot>> {
         self.shared.statement_snapshot(session).await
-    }
-
-    fn file_statistics(&self, segment: &SegmentMeta) -> Statistics {
-        let mut stats = Statistics::new_unknown(&self.schema);
-        stats.num_rows = Precision::Exact(segment.row_count as usize);
-        stats.total_byte_size = Precision::Inexact(segment.size_bytes as usize);
-        let time_type = self.time_type();
-        stats.column_statistics[self.time_index] = ColumnStatistics {
-            null_count: Precision::Exact(0),
-            min_value: Precision::Exact(time_scalar(segment.ts_min, time_type)),
-            max_value: Precision::Exact(time_scalar(segment.ts_max, time_type)),
-            ..ColumnStatistics::new_unknown()
-        };
-        stats
     }
 
     fn time_ordering(&self) -> Option<LexOrdering> {
@@ -238,24 +223,9 @@ impl TableProvider for TimeSeriesProvider {
             }
             groups
         };
-        let mut all_stats = Vec::with_capacity(selection.segments.len());
-        let file_groups: Vec<FileGroup> = groups
-            .iter()
-            .map(|group| {
-                FileGroup::new(
-                    group
-                        .iter()
-                        .map(|segment| {
-                            let stats = Arc::new(self.file_statistics(segment));
-                            all_stats.push(Arc::clone(&stats));
-                            PartitionedFile::new(location.path(&segment.path).to_string(), segment.size_bytes)
-                                .with_statistics(stats)
-                        })
-                        .collect(),
-                )
-            })
-            .collect();
-        let table_stats = Statistics::try_merge_iter(all_stats.iter().map(|s| s.as_ref()), &self.schema)?;
+        let file_groups: Vec<FileGroup> =
+            self.files.entries(&location, selection.total, &groups).into_iter().map(FileGroup::new).collect();
+        let table_stats = self.files.table_statistics(&selection.segments);
 
         let mut builder = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
             .with_file_groups(file_groups)

@@ -1,0 +1,152 @@
+//! The scan's file entries of segments (path, size, exact row count and time range), made
+//! once per segment and shared by every later scan of the provider, and the table
+//! statistics of a selection, summed from segment metadata. Building these anew for every
+//! query made `COUNT(*)` cost grow with the segment count. No I/O.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::stats::Precision;
+use datafusion::common::{ColumnStatistics, Statistics};
+use datafusion::datasource::listing::PartitionedFile;
+
+use super::time_literal::time_scalar;
+use crate::metadata::{SegmentId, SegmentMeta};
+use crate::storage::TableLocation;
+
+/// File entries by segment, for one table (segments are immutable, so an entry never
+/// goes stale; it only goes unused once its segment is removed).
+pub(crate) struct SegmentFiles {
+    schema: SchemaRef,
+    time_index: usize,
+    entries: Mutex<HashMap<SegmentId, PartitionedFile>>,
+}
+
+impl SegmentFiles {
+    pub(crate) fn new(schema: SchemaRef, time_index: usize) -> Self {
+        SegmentFiles { schema, time_index, entries: Mutex::new(HashMap::new()) }
+    }
+
+    fn time_type(&self) -> &DataType {
+        self.schema.field(self.time_index).data_type()
+    }
+
+    /// The file entries of `groups` (segments of a table at `location` holding `live`
+    /// segments in all), group by group.
+    pub(crate) fn entries(
+        &self,
+        location: &TableLocation,
+        live: usize,
+        groups: &[Vec<Arc<SegmentMeta>>],
+    ) -> Vec<Vec<PartitionedFile>> {
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Removed segments leave entries behind; start over once they could outnumber the
+        // live ones.
+        if entries.len() > 2 * live + 1024 {
+            entries.clear();
+        }
+        groups
+            .iter()
+            .map(|group| {
+                group
+                    .iter()
+                    .map(|segment| match entries.get(&segment.id) {
+                        Some(entry) => entry.clone(),
+                        None => {
+                            let entry = self.entry(location, segment);
+                            entries.insert(segment.id.clone(), entry.clone());
+                            entry
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn entry(&self, location: &TableLocation, segment: &SegmentMeta) -> PartitionedFile {
+        let mut stats = Statistics::new_unknown(&self.schema);
+        stats.num_rows = Precision::Exact(segment.row_count as usize);
+        stats.total_byte_size = Precision::Inexact(segment.size_bytes as usize);
+        stats.column_statistics[self.time_index] = self.time_statistics(segment.ts_min, segment.ts_max);
+        PartitionedFile::new(location.path(&segment.path).to_string(), segment.size_bytes)
+            .with_statistics(Arc::new(stats))
+    }
+
+    fn time_statistics(&self, min: i64, max: i64) -> ColumnStatistics {
+        ColumnStatistics {
+            null_count: Precision::Exact(0),
+            min_value: Precision::Exact(time_scalar(min, self.time_type())),
+            max_value: Precision::Exact(time_scalar(max, self.time_type())),
+            ..ColumnStatistics::new_unknown()
+        }
+    }
+
+    /// The statistics of a scan of `segments` (not empty): exact row count and time range,
+    /// the same as merging the files' statistics, without merging them.
+    pub(crate) fn table_statistics(&self, segments: &[Arc<SegmentMeta>]) -> Statistics {
+        let mut stats = Statistics::new_unknown(&self.schema);
+        stats.num_rows = Precision::Exact(segments.iter().map(|s| s.row_count as usize).sum());
+        stats.total_byte_size = Precision::Inexact(segments.iter().map(|s| s.size_bytes as usize).sum());
+        let min = segments.iter().map(|s| s.ts_min).min().unwrap_or_default();
+        let max = segments.iter().map(|s| s.ts_max).max().unwrap_or_default();
+        stats.column_statistics[self.time_index] = self.time_statistics(min, max);
+        stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::datatypes::{Field, Schema, TimeUnit};
+
+    use super::*;
+
+    fn segment(id: &str, ts_min: i64, ts_max: i64, rows: u64) -> Arc<SegmentMeta> {
+        Arc::new(SegmentMeta {
+            id: SegmentId(id.into()),
+            path: format!("data/{id}.parquet"),
+            coverage_path: format!("_coverage/segments/{id}.roar"),
+            ts_min,
+            ts_max,
+            row_count: rows,
+            size_bytes: 1000 + rows,
+            sorted: true,
+            entity_count: 1,
+            entities: None,
+            added_in_version: 0,
+        })
+    }
+
+    #[test]
+    fn table_statistics_equal_the_merged_file_statistics_and_entries_are_reused() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("symbol", DataType::Utf8, false),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
+        ]));
+        let files = SegmentFiles::new(Arc::clone(&schema), 1);
+        let location = TableLocation::memory("segment-files-test", "t").unwrap();
+        let segments = vec![segment("a", 5_000_000, 9_000_000, 7), segment("b", 1_000_000, 3_000_000, 11)];
+        let groups = vec![segments.clone()];
+
+        let entries = files.entries(&location, segments.len(), &groups);
+        let merged = Statistics::try_merge_iter(
+            entries[0].iter().map(|file| file.statistics.as_deref().expect("every entry has statistics")),
+            &schema,
+        )
+        .unwrap();
+        let direct = files.table_statistics(&segments);
+        assert_eq!(direct, merged);
+        assert_eq!(direct.num_rows, Precision::Exact(18));
+        assert_eq!(
+            direct.column_statistics[1].min_value,
+            Precision::Exact(time_scalar(1_000_000, schema.field(1).data_type()))
+        );
+
+        // A second scan gets the same entries (the same statistics allocation), not new ones.
+        let again = files.entries(&location, segments.len(), &groups);
+        for (first, second) in entries[0].iter().zip(&again[0]) {
+            assert!(Arc::ptr_eq(first.statistics.as_ref().unwrap(), second.statistics.as_ref().unwrap()));
+            assert_eq!(first.object_meta.location, second.object_meta.location);
+        }
+    }
+}
