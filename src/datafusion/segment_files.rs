@@ -15,6 +15,11 @@ use super::time_literal::time_scalar;
 use crate::metadata::{SegmentId, SegmentMeta};
 use crate::storage::TableLocation;
 
+/// Tables with more live segments than this build their entries per scan instead: an
+/// entry holds a path and a statistics record for every column, too much to keep for a
+/// million segments.
+const MAX_CACHED_SEGMENTS: usize = 100_000;
+
 /// File entries by segment, for one table (segments are immutable, so an entry never
 /// goes stale; it only goes unused once its segment is removed).
 pub(crate) struct SegmentFiles {
@@ -45,6 +50,13 @@ impl SegmentFiles {
         // live ones.
         if entries.len() > 2 * live + 1024 {
             entries.clear();
+        }
+        if live > MAX_CACHED_SEGMENTS {
+            entries.clear();
+            return groups
+                .iter()
+                .map(|group| group.iter().map(|segment| self.entry(location, segment)).collect())
+                .collect();
         }
         groups
             .iter()
