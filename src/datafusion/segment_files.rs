@@ -47,33 +47,22 @@ impl SegmentFiles {
     ) -> Vec<Vec<PartitionedFile>> {
         let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // Removed segments leave entries behind; start over once they could outnumber the
-        // live ones.
-        if entries.len() > 2 * live + 1024 {
+        // live ones (or when the table is too large to keep them at all).
+        let keep = live <= MAX_CACHED_SEGMENTS;
+        if !keep || entries.len() > 2 * live + 1024 {
             entries.clear();
         }
-        if live > MAX_CACHED_SEGMENTS {
-            entries.clear();
-            return groups
-                .iter()
-                .map(|group| group.iter().map(|segment| self.entry(location, segment)).collect())
-                .collect();
-        }
-        groups
-            .iter()
-            .map(|group| {
-                group
-                    .iter()
-                    .map(|segment| match entries.get(&segment.id) {
-                        Some(entry) => entry.clone(),
-                        None => {
-                            let entry = self.entry(location, segment);
-                            entries.insert(segment.id.clone(), entry.clone());
-                            entry
-                        }
-                    })
-                    .collect()
-            })
-            .collect()
+        let mut entry_of = |segment: &SegmentMeta| match entries.get(&segment.id) {
+            Some(entry) => entry.clone(),
+            None => {
+                let entry = self.entry(location, segment);
+                if keep {
+                    entries.insert(segment.id.clone(), entry.clone());
+                }
+                entry
+            }
+        };
+        groups.iter().map(|group| group.iter().map(|segment| entry_of(segment)).collect()).collect()
     }
 
     fn entry(&self, location: &TableLocation, segment: &SegmentMeta) -> PartitionedFile {
