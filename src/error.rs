@@ -276,6 +276,30 @@ pub enum Error {
 }
 
 impl Error {
+    /// The one line a person reads for this error, as `tsq` prints it: a query error is
+    /// unwrapped to the library or DataFusion error at its root.
+    pub fn describe(&self) -> String {
+        match self {
+            #[cfg(feature = "sql")]
+            Error::DataFusion(e) => describe_query_error(e),
+            other => other.to_string(),
+        }
+    }
+
+    /// The library error inside a query error, if there is one (an append refused inside
+    /// `INSERT`, say).
+    #[cfg(feature = "sql")]
+    pub fn find_in(err: &datafusion::error::DataFusionError) -> Option<&Error> {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(e) = source {
+            if let Some(lib) = e.downcast_ref::<Error>() {
+                return Some(lib);
+            }
+            source = e.source();
+        }
+        None
+    }
+
     /// A store error on `path`. A refusal becomes [`Error::AccessDenied`], one sentence
     /// instead of the store's response body.
     pub(crate) fn storage(path: impl std::fmt::Display, source: object_store::Error) -> Self {
@@ -311,6 +335,23 @@ impl Error {
 
 /// The code and message of an S3-style XML error body (`<Code>`, `<Message>`), as
 /// ` (Code: message)`; else the HTTP status (` (403 Forbidden)`), else nothing.
+/// The one line a person reads for a DataFusion error: the library error inside it if
+/// there is one, else the innermost DataFusion error without backtrace (and a parser
+/// error without its debug wrapper).
+#[cfg(feature = "sql")]
+pub fn describe_query_error(err: &datafusion::error::DataFusionError) -> String {
+    use datafusion::error::DataFusionError;
+    if let Some(lib) = Error::find_in(err) {
+        return lib.describe();
+    }
+    match err.find_root() {
+        DataFusionError::SQL(parser, _) => {
+            format!("SQL syntax error: {}", parser.to_string().trim_start_matches("sql parser error: "))
+        }
+        root => root.strip_backtrace(),
+    }
+}
+
 fn denial_reason(response: &str) -> String {
     let element = |name: &str| {
         let start = response.find(&format!("<{name}>"))? + name.len() + 2;

@@ -21,6 +21,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use futures::FutureExt;
 
+use super::exported::ExportedProvider;
 use super::predicate::entity_constraints;
 use super::provider::TimeSeriesProvider;
 use super::time_literal::scalar_nanos_in;
@@ -252,7 +253,11 @@ fn registered(session: &dyn Session, name: &str) -> DfResult<Option<TimeSeriesPr
     // In-memory catalogs answer immediately; a catalog that would need I/O is skipped.
     let Some(found) = schema.table(&reference.table).now_or_never() else { return Ok(None) };
     let Some(table) = found? else { return Ok(None) };
-    match table.downcast_ref::<TimeSeriesProvider>() {
+    // A session across the FFI boundary hands back the provider as it was exported.
+    let provider = table
+        .downcast_ref::<TimeSeriesProvider>()
+        .or_else(|| table.downcast_ref::<ExportedProvider>().and_then(ExportedProvider::time_series));
+    match provider {
         Some(provider) => Ok(Some(provider.clone())),
         None => plan_err!("table '{name}' is registered but is not a time-series table"),
     }

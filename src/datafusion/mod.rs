@@ -7,6 +7,7 @@
 #[cfg(feature = "ballista")]
 pub mod cluster;
 mod dml;
+mod exported;
 mod factory;
 mod functions;
 pub mod gapfill;
@@ -27,6 +28,7 @@ use datafusion::prelude::SessionContext;
 
 #[cfg(feature = "ballista")]
 pub use cluster::{remote_session_context, standalone_session_context};
+pub use exported::{ExportedFunction, ExportedProvider};
 pub use factory::{TimeSeriesTableFactory, FORMAT_NAME};
 pub use functions::{MetadataFunction, MetadataKind, SnapshotFunction};
 pub use provider::TimeSeriesProvider;

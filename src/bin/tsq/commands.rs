@@ -17,9 +17,9 @@ use timeseries_table_core::datafusion::{register_opened, session_context};
 use timeseries_table_core::metadata::{TableMeta, TimeBucket, TimeIndexSpec};
 use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::TimeSeriesTable;
-use timeseries_table_core::{parse_byte_size, WriterOptions};
+use timeseries_table_core::{parse_byte_size, Schedule, WriterOptions};
 
-use crate::output::{describe_library, fmt_bytes, fmt_int, write_result};
+use crate::output::{fmt_bytes, fmt_int, write_result};
 use crate::Format;
 
 /// The `--storage-option`s of this run, for every table it names.
@@ -59,7 +59,8 @@ pub async fn create(
     if let Some(tz) = timezone {
         spec = spec.with_timezone(tz);
     }
-    let schedule = schedule.map(str::parse).transpose().map_err(|e| anyhow!("--schedule: {}", describe_library(&e)))?;
+    let schedule =
+        schedule.map(str::parse::<Schedule>).transpose().map_err(|e| anyhow!("--schedule: {}", e.describe()))?;
     let meta = TableMeta::try_new(spec)?.with_schedule(schedule);
     let table = TimeSeriesTable::create(resolve(dir)?, meta).await?;
     let mut out = std::io::stdout().lock();
@@ -101,7 +102,7 @@ pub async fn append(
         options = options.with_segment_rows(rows);
     }
     if let Some(limit) = memory_limit {
-        let bytes = parse_byte_size(limit).map_err(|e| anyhow!("--memory-limit: {}", describe_library(&e)))?;
+        let bytes = parse_byte_size(limit).map_err(|e| anyhow!("--memory-limit: {}", e.describe()))?;
         options = options.with_memory_limit(usize::try_from(bytes)?);
     }
     let mut table = open_table(dir).await?.with_writer_options(options);
@@ -161,7 +162,7 @@ pub async fn append_files(table: &mut TimeSeriesTable, dir: &str, files: &[PathB
                     file.display(),
                     table.version(),
                     files.len(),
-                    describe_library(&e)
+                    e.describe()
                 );
             }
         };

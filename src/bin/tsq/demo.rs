@@ -22,7 +22,7 @@ use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::{Expected, TimeSeriesTable};
 
 use crate::commands::{append_files, one_line, run_statement};
-use crate::output::{describe_library, fmt_bytes, fmt_int, write_result};
+use crate::output::{fmt_bytes, fmt_int, write_result};
 use crate::report::write_coverage;
 use crate::Format;
 
@@ -170,7 +170,7 @@ async fn run_statements(
             Ok((schema, batches)) => write_result(out, &schema, &batches, Format::Table, Some(SHOWN_ROWS))?,
             Err(e) => {
                 out.flush()?;
-                eprintln!("error: statement {} of {origin} failed: {}", i + 1, describe_library(&e));
+                eprintln!("error: statement {} of {origin} failed: {}", i + 1, e.describe());
                 return Ok(1);
             }
         }

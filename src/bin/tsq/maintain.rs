@@ -18,7 +18,7 @@ use timeseries_table_core::table::{
 };
 
 use crate::commands::open_table;
-use crate::output::{describe_library, fmt_bytes, fmt_int};
+use crate::output::{fmt_bytes, fmt_int};
 
 /// A spinner counting rows while `work` runs, when stderr is a terminal.
 fn rows_spinner(verb: &'static str) -> (ProgressBar, Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
@@ -57,7 +57,7 @@ pub async fn compact(dir: &str, target_rows: Option<u64>, dry_run: bool) -> anyh
     let result = table.compact(options).await;
     ticker.abort();
     bar.finish_and_clear();
-    let report = result.map_err(|e| anyhow!("cannot compact the table at {dir}: {}", describe_library(&e)))?;
+    let report = result.map_err(|e| anyhow!("cannot compact the table at {dir}: {}", e.describe()))?;
     let mut out = std::io::stdout().lock();
     if report.nothing_to_do() {
         writeln!(
@@ -130,7 +130,7 @@ pub async fn replace(dir: &str, from: &str, to: &str, entities: &[String], files
     let (bar, rows, ticker) = rows_spinner("replacing");
     let mut table = open_table(dir).await?.with_rows_read_counter(Arc::clone(&rows));
     let range = TimeRange::parse_in(from, to, table.spec().timezone.as_deref())
-        .map_err(|e| anyhow!("--from/--to: {}", describe_library(&e)));
+        .map_err(|e| anyhow!("--from/--to: {}", e.describe()));
     let range = match range {
         Ok(range) => range,
         Err(e) => {
@@ -147,7 +147,7 @@ pub async fn replace(dir: &str, from: &str, to: &str, entities: &[String], files
         anyhow!(
             "cannot replace {range} in the table at {dir} (it stays at version {}): {}",
             table.version(),
-            describe_library(&e)
+            e.describe()
         )
     })?;
     let scope = if entities.is_empty() { String::new() } else { format!(" for {}", entities.join(", ")) };
@@ -164,12 +164,12 @@ pub async fn replace(dir: &str, from: &str, to: &str, entities: &[String], files
 }
 
 pub async fn add_column(dir: &str, name: &str, type_name: &str) -> anyhow::Result<()> {
-    let data_type = parse_column_type(type_name).map_err(|e| anyhow!("{}", describe_library(&e)))?;
+    let data_type = parse_column_type(type_name).map_err(|e| anyhow!("{}", e.describe()))?;
     let mut table = open_table(dir).await?;
     let version = table
         .add_columns(vec![Field::new(name, data_type.clone(), true)])
         .await
-        .map_err(|e| anyhow!("cannot add column '{name}' to the table at {dir}: {}", describe_library(&e)))?;
+        .map_err(|e| anyhow!("cannot add column '{name}' to the table at {dir}: {}", e.describe()))?;
     writeln!(
         std::io::stdout(),
         "added column {name} ({type_name}, nullable) -> version {version}; rows written before read it as NULL"
@@ -180,13 +180,13 @@ pub async fn add_column(dir: &str, name: &str, type_name: &str) -> anyhow::Resul
 pub async fn set_schedule(dir: &str, text: &str) -> anyhow::Result<()> {
     let schedule = match text.trim() {
         "none" => None,
-        text => Some(text.parse::<Schedule>().map_err(|e| anyhow!("{}", describe_library(&e)))?),
+        text => Some(text.parse::<Schedule>().map_err(|e| anyhow!("{}", e.describe()))?),
     };
     let mut table = open_table(dir).await?;
     let version = table
         .set_schedule(schedule.clone())
         .await
-        .map_err(|e| anyhow!("cannot set the schedule of the table at {dir}: {}", describe_library(&e)))?;
+        .map_err(|e| anyhow!("cannot set the schedule of the table at {dir}: {}", e.describe()))?;
     let mut out = std::io::stdout();
     match schedule {
         Some(schedule) => writeln!(out, "schedule set to {schedule} -> version {version}")?,
@@ -207,10 +207,8 @@ pub async fn vacuum(dir: &str, retention: &str, dry_run: bool) -> anyhow::Result
     };
     let table = open_table(dir).await?;
     let options = VacuumOptions::new().with_retention(retention).with_dry_run(dry_run);
-    let report = table
-        .vacuum(options)
-        .await
-        .map_err(|e| anyhow!("cannot vacuum the table at {dir}: {}", describe_library(&e)))?;
+    let report =
+        table.vacuum(options).await.map_err(|e| anyhow!("cannot vacuum the table at {dir}: {}", e.describe()))?;
     let mut out = std::io::stdout().lock();
     for file in &report.orphans {
         let what = match file.status {

@@ -7,6 +7,7 @@ use std::io::Write;
 use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
 use datafusion::error::DataFusionError;
+use timeseries_table_core::error::describe_query_error;
 use timeseries_table_core::Error;
 
 use crate::Format;
@@ -185,9 +186,9 @@ pub fn describe_error(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {
         let (text, last) = if let Some(e) = cause.downcast_ref::<Error>() {
-            (describe_library(e), true)
+            (e.describe(), true)
         } else if let Some(e) = cause.downcast_ref::<DataFusionError>() {
-            (describe_datafusion(e), true)
+            (describe_query_error(e), true)
         } else {
             (cause.to_string(), false)
         };
@@ -199,32 +200,6 @@ pub fn describe_error(err: &anyhow::Error) -> String {
         }
     }
     parts.join(": ")
-}
-
-/// A library error; a query error is unwrapped to the DataFusion (or library) cause.
-pub fn describe_library(err: &Error) -> String {
-    match err {
-        Error::DataFusion(e) => describe_datafusion(e),
-        other => other.to_string(),
-    }
-}
-
-/// A DataFusion error: the library error inside it if there is one, else the innermost
-/// DataFusion error without backtrace (and a parser error without its debug wrapper).
-pub fn describe_datafusion(err: &DataFusionError) -> String {
-    let mut source: Option<&dyn std::error::Error> = Some(err);
-    while let Some(e) = source {
-        if let Some(lib) = e.downcast_ref::<Error>() {
-            return describe_library(lib);
-        }
-        source = e.source();
-    }
-    match err.find_root() {
-        DataFusionError::SQL(parser, _) => {
-            format!("SQL syntax error: {}", parser.to_string().trim_start_matches("sql parser error: "))
-        }
-        root => root.strip_backtrace(),
-    }
 }
 
 #[cfg(test)]

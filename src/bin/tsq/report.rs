@@ -12,7 +12,6 @@ use timeseries_table_core::table::{Change, Expected, TimeRange, TimeSeriesTable}
 
 use crate::commands::{open_table, write_spec};
 use crate::heatmap::{heat_grid, render_svg, GridOptions};
-use crate::output::describe_library;
 use crate::output::{fmt_bytes, fmt_int, fmt_pct, fmt_span, TextTable};
 
 pub async fn info(dir: &str) -> anyhow::Result<()> {
@@ -96,7 +95,7 @@ impl Window {
 
     fn expected(&self) -> anyhow::Result<Expected> {
         match &self.schedule {
-            Some(text) => Expected::parse(text).map_err(|e| anyhow!("--schedule: {}", describe_library(&e))),
+            Some(text) => Expected::parse(text).map_err(|e| anyhow!("--schedule: {}", e.describe())),
             None => Ok(Expected::TableSchedule),
         }
     }
@@ -248,10 +247,8 @@ pub async fn gaps(dir: &str, window: &Window) -> anyhow::Result<()> {
 /// `coverage --since-version N`: the buckets each entity gained or lost since version N.
 pub async fn coverage_changes(dir: &str, since: u64) -> anyhow::Result<()> {
     let table = open_table(dir).await?;
-    let changes = table
-        .coverage_changes(since, None)
-        .await
-        .map_err(|e| anyhow!("--since-version {since}: {}", describe_library(&e)))?;
+    let changes =
+        table.coverage_changes(since, None).await.map_err(|e| anyhow!("--since-version {since}: {}", e.describe()))?;
     let mut out = std::io::stdout().lock();
     if changes.is_empty() {
         writeln!(out, "no coverage changed from version {since} to version {}", table.version())?;

@@ -16,7 +16,7 @@ use timeseries_table_core::datafusion::script::{is_complete, split_statements};
 use timeseries_table_core::datafusion::{session_context, TimeSeriesProvider};
 
 use crate::commands::{register_tables, run_statement};
-use crate::output::{describe_library, write_result, TextTable};
+use crate::output::{write_result, TextTable};
 use crate::Format;
 
 const HELP: &str = "Statements end with ';' and may span lines.
@@ -164,7 +164,7 @@ fn run_sql(runtime: &tokio::runtime::Runtime, ctx: &SessionContext, sql: &str, t
         }
         Err(e) => {
             let _ = out.flush();
-            eprintln!("error: {}", describe_library(&e));
+            eprintln!("error: {}", e.describe());
         }
     }
     if timing {
