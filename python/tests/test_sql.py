@@ -91,21 +91,12 @@ def normalise(rows: list[dict]) -> list[dict]:
     return out
 
 
-@pytest.mark.parametrize("sql", QUERIES)
+@pytest.mark.parametrize("sql", QUERIES + FUNCTION_QUERIES)
 def test_sql_answers_equal_tsq_sql(ctx, bars_table, tsq, sql):
     _, path = bars_table
     ours = normalise(python_rows(ctx, sql))
     theirs = normalise(tsq_rows(tsq, path, sql))
     assert ours, "the query returned no rows; the comparison would prove nothing"
-    assert ours == theirs
-
-
-@pytest.mark.parametrize("sql", FUNCTION_QUERIES)
-def test_table_functions_equal_tsq_sql(ctx, bars_table, tsq, sql):
-    _, path = bars_table
-    ours = normalise(python_rows(ctx, sql))
-    theirs = normalise(tsq_rows(tsq, path, sql))
-    assert ours, "the function returned no rows; the comparison would prove nothing"
     assert ours == theirs
 
 
