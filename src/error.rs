@@ -333,8 +333,6 @@ impl Error {
     }
 }
 
-/// The code and message of an S3-style XML error body (`<Code>`, `<Message>`), as
-/// ` (Code: message)`; else the HTTP status (` (403 Forbidden)`), else nothing.
 /// The one line a person reads for a DataFusion error: the library error inside it if
 /// there is one, else the innermost DataFusion error without backtrace (and a parser
 /// error without its debug wrapper).
@@ -352,6 +350,8 @@ pub fn describe_query_error(err: &datafusion::error::DataFusionError) -> String 
     }
 }
 
+/// The code and message of an S3-style XML error body (`<Code>`, `<Message>`), as
+/// ` (Code: message)`; else the HTTP status (` (403 Forbidden)`), else nothing.
 fn denial_reason(response: &str) -> String {
     let element = |name: &str| {
         let start = response.find(&format!("<{name}>"))? + name.len() + 2;

@@ -33,20 +33,16 @@ pub(crate) struct TableFunction {
 impl TableFunction {
     #[new]
     fn new(name: &str) -> PyResult<Self> {
-        let function: Arc<dyn TableFunctionImpl> = if name == SnapshotFunction::NAME {
-            Arc::new(SnapshotFunction)
-        } else {
-            match MetadataKind::ALL.into_iter().find(|kind| kind.name() == name) {
-                Some(kind) => Arc::new(MetadataFunction::new(kind)),
-                None => {
-                    return Err(PyValueError::new_err(format!(
-                        "unknown table function '{name}'; the functions are {}",
-                        names().join(", ")
-                    )))
-                }
-            }
+        let Some(name) = names().into_iter().find(|known| *known == name) else {
+            return Err(PyValueError::new_err(format!(
+                "unknown table function '{name}'; the functions are {}",
+                names().join(", ")
+            )));
         };
-        let name = names().into_iter().find(|n| *n == name).unwrap_or("snapshot");
+        let function: Arc<dyn TableFunctionImpl> = match MetadataKind::ALL.into_iter().find(|k| k.name() == name) {
+            Some(kind) => Arc::new(MetadataFunction::new(kind)),
+            None => Arc::new(SnapshotFunction),
+        };
         Ok(TableFunction { name, function })
     }
 

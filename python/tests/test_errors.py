@@ -104,3 +104,9 @@ def test_a_missing_file(table, tmp_path):
 def test_half_a_window(table):
     with pytest.raises(tt.InvalidInputError, match="both start and end"):
         table.gaps(start="2024-01-02")
+
+
+def test_an_unknown_table_function():
+    with pytest.raises(ValueError, match="unknown table function 'nope'; the functions are coverage, gaps"):
+        tt.TableFunction("nope")
+    assert tt.TableFunction("snapshot").name == "snapshot"

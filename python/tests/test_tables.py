@@ -148,3 +148,37 @@ def test_repr_and_uri(new_table, tmp_path):
     table = new_table()
     assert table.uri == str(tmp_path / "bars")
     assert repr(table) == f"Table('{tmp_path / 'bars'}', version=1)"
+
+
+def test_blocking_work_releases_the_gil(new_table):
+    """A Python thread keeps running while an append and a read work in Rust."""
+    import threading
+    import time
+
+    table = new_table()
+    symbols = [f"S{i:03d}" for i in range(100)]
+    data = pa.concat_tables([bars(d, symbols=symbols, minutes=390) for d in range(3)])
+    ticks = 0
+    stop = threading.Event()
+
+    def tick():
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            time.sleep(0.001)
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    try:
+        before = ticks
+        started = time.perf_counter()
+        table.append(data)
+        table.coverage()
+        elapsed = time.perf_counter() - started
+        during = ticks - before
+    finally:
+        stop.set()
+        ticker.join()
+    # Holding the GIL through the call would leave the ticker at zero for its whole length.
+    assert elapsed > 0.02, "the work was too short to tell"
+    assert during >= 5, f"the ticker ran {during} times in {elapsed:.3f} s"
