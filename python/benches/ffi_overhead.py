@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datafusion import SessionContext
 
@@ -36,7 +37,7 @@ def day(d: int) -> pa.Table:
     base = int((START + dt.timedelta(days=d)).timestamp() * 1000)
     n = SYMBOLS * MINUTES
     minute = pa.array([m for _ in range(SYMBOLS) for m in range(MINUTES)], pa.int64())
-    ts = pa.compute.add(pa.compute.multiply(minute, 60_000), base).cast(pa.timestamp("ms", "UTC"))
+    ts = pc.add(pc.multiply(minute, 60_000), base).cast(pa.timestamp("ms", "UTC"))
     symbol = pa.array([f"S{s:03d}" for s in range(SYMBOLS) for _ in range(MINUTES)])
     price = pa.array([100.0 + s + d + m / 1000 for s in range(SYMBOLS) for m in range(MINUTES)])
     return pa.table({"ts": ts, "symbol": symbol, "price": price, "volume": pa.array(range(n), pa.int64())})
