@@ -73,14 +73,9 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 /// The Python exception for a library error.
 pub(crate) fn to_py(err: Error) -> PyErr {
-    let message = err.describe();
-    let cause = match &err {
-        Error::DataFusion(e) => Error::find_in(e),
-        other => Some(other),
-    };
-    match cause {
-        Some(cause) => exception_for(cause, message),
-        None => QueryError::new_err(message),
+    match err {
+        Error::DataFusion(e) => query_to_py(e),
+        other => exception_for(&other, other.describe()),
     }
 }
 
