@@ -12,6 +12,7 @@ mod factory;
 mod functions;
 pub mod gapfill;
 mod insert;
+mod metadata_aggregates;
 mod predicate;
 mod preimage;
 mod provider;
@@ -31,6 +32,7 @@ pub use cluster::{remote_session_context, standalone_session_context};
 pub use exported::{ExportedFunction, ExportedProvider};
 pub use factory::{TimeSeriesTableFactory, FORMAT_NAME};
 pub use functions::{MetadataFunction, MetadataKind, SnapshotFunction};
+pub use metadata_aggregates::MetadataAggregates;
 pub use provider::TimeSeriesProvider;
 pub use time_ranges::TimeFunctionRanges;
 
@@ -40,14 +42,15 @@ use crate::table::TimeSeriesTable;
 
 /// Registers the table functions (`coverage`, `gaps`, `last_covered_window`,
 /// `coverage_changes`, `segments`, `history`, and `snapshot` for a past version), the
-/// `STORED AS TIMESERIES` factory, the [`TimeFunctionRanges`] optimizer rule and gap
-/// filling ([`gapfill::register`]) on `ctx`.
+/// `STORED AS TIMESERIES` factory, the [`TimeFunctionRanges`] and [`MetadataAggregates`]
+/// optimizer rules and gap filling ([`gapfill::register`]) on `ctx`.
 pub fn register(ctx: &SessionContext) {
     for kind in MetadataKind::ALL {
         ctx.register_udtf(kind.name(), Arc::new(MetadataFunction::new(kind)));
     }
     ctx.register_udtf(SnapshotFunction::NAME, Arc::new(SnapshotFunction));
     ctx.add_optimizer_rule(Arc::new(TimeFunctionRanges));
+    ctx.add_optimizer_rule(Arc::new(MetadataAggregates));
     gapfill::register(ctx);
     ctx.state_ref().write().table_factories_mut().insert(FORMAT_NAME.to_string(), Arc::new(TimeSeriesTableFactory));
 }

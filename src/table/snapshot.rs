@@ -93,14 +93,27 @@ pub(crate) struct TimeIndex {
     /// a segment meeting `[lo, hi]` starts at or after `lo - max_span`, which bounds the
     /// search from below.
     pub max_span: u64,
+    /// Rows in all segments and the latest `ts_max`, so whole-table totals (`COUNT(*)`,
+    /// `MAX(ts)`) cost nothing per query.
+    pub rows: u64,
+    pub last_time: Option<i64>,
 }
 
 impl TimeIndex {
     fn new(state: &TableState) -> Self {
+        // The map iterates in id order, so a stable sort by start alone orders ties by id
+        // (without comparing ids: a million segments sort several times faster).
         let mut by_start: Vec<_> = state.segments.values().cloned().collect();
-        by_start.sort_by(|a, b| (a.ts_min, &a.id).cmp(&(b.ts_min, &b.id)));
+        by_start.sort_by_key(|s| s.ts_min);
         let max_span = by_start.iter().map(|s| s.ts_max.abs_diff(s.ts_min)).max().unwrap_or(0);
-        TimeIndex { by_start, max_span }
+        let rows = by_start.iter().map(|s| s.row_count).sum();
+        let last_time = by_start.iter().map(|s| s.ts_max).max();
+        TimeIndex { by_start, max_span, rows, last_time }
+    }
+
+    /// The first and last timestamps of all rows, in nanoseconds (`None` when empty).
+    pub fn time_extent(&self) -> Option<(i64, i64)> {
+        Some((self.by_start.first()?.ts_min, self.last_time?))
     }
 
     /// Positions of the segments that may meet the closed range `[lo, hi]`: those
@@ -174,9 +187,9 @@ impl Snapshot {
         &self.location
     }
 
-    /// Rows in the live segments.
+    /// Rows in the live segments (kept by the time index, made once per snapshot).
     pub fn row_count(&self) -> u64 {
-        self.state.row_count()
+        self.time_index().rows
     }
 
     /// Bytes of the live segments' data files.
@@ -186,7 +199,7 @@ impl Snapshot {
 
     /// The first and last row's timestamps, or `None` for an empty table.
     pub fn time_extent(&self) -> Option<(Timestamp, Timestamp)> {
-        self.state.time_extent().map(|(min, max)| (Timestamp::from_nanos(min), Timestamp::from_nanos(max)))
+        self.time_index().time_extent().map(|(min, max)| (Timestamp::from_nanos(min), Timestamp::from_nanos(max)))
     }
 
     pub(crate) fn segment_cache(&self) -> SegmentCoverageCache {

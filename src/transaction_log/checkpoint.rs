@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::actions::{format_version_of, FORMAT_VERSION};
 use super::state::{CoverageSnapshotRef, TableState};
-use crate::metadata::{SegmentMeta, TableMeta};
+use crate::metadata::{SegmentId, SegmentMeta, TableMeta};
 
 /// A checkpoint is written after every commit whose version is a multiple of this, and
 /// after any commit that finds the newest checkpoint more than this many versions behind.
@@ -80,14 +80,14 @@ pub enum CheckpointError {
     Unreadable(String),
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct CheckpointSegment {
     #[serde(flatten)]
     segment: SegmentMeta,
     added_in_version: u64,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct Body {
     format_version: u32,
     version: u64,
@@ -96,7 +96,7 @@ struct Body {
     coverage_snapshot: Option<CoverageSnapshotRef>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct Checkpoint {
     #[serde(flatten)]
     body: Body,
@@ -125,37 +125,112 @@ pub fn encode_checkpoint(state: &TableState) -> Result<Vec<u8>, String> {
     serde_json::to_vec(&Checkpoint { body, crc32 }).map_err(|e| e.to_string())
 }
 
-/// Parses and verifies a checkpoint expected to hold `version`. The format version is read
-/// first: a newer layout need not parse, nor checksum, the way this build expects.
-pub fn decode_checkpoint(bytes: &[u8], version: u64) -> Result<TableState, CheckpointError> {
-    let unreadable = CheckpointError::Unreadable;
-    let found = format_version_of(bytes).map_err(|e| unreadable(format!("not a checkpoint: {e}")))?;
-    if found > FORMAT_VERSION {
-        return Err(CheckpointError::NewerFormat { found });
-    }
-    let checkpoint: Checkpoint =
-        serde_json::from_slice(bytes).map_err(|e| unreadable(format!("not a checkpoint: {e}")))?;
-    if crc_of(&checkpoint.body).map_err(unreadable)? != checkpoint.crc32 {
-        return Err(unreadable("checksum mismatch".into()));
-    }
-    let body = checkpoint.body;
-    if body.version != version {
-        return Err(unreadable(format!("holds version {} instead of {version}", body.version)));
-    }
-    let mut segments = BTreeMap::new();
-    for CheckpointSegment { mut segment, added_in_version } in body.segments {
-        segment.added_in_version = added_in_version;
-        if segments.insert(segment.id.clone(), Arc::new(segment)).is_some() {
-            return Err(unreadable("a segment is listed twice".into()));
+/// A checkpoint as read: the same fields, without `flatten` (which makes serde buffer every
+/// value before deserializing it, several times slower at a million segments). A segment's
+/// `added_in_version` is read by [`SegmentMeta`] itself.
+#[derive(Deserialize)]
+struct CheckpointRead {
+    format_version: u32,
+    version: u64,
+    meta: TableMeta,
+    #[serde(deserialize_with = "shared_segments")]
+    segments: Vec<(SegmentId, Arc<SegmentMeta>)>,
+    coverage_snapshot: Option<CoverageSnapshotRef>,
+    crc32: u32,
+}
+
+/// The segment list, each segment put behind its `Arc` as it is read: a list of the
+/// segments themselves would be copied whole each time it grows (at a million segments,
+/// hundreds of megabytes).
+fn shared_segments<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<(SegmentId, Arc<SegmentMeta>)>, D::Error> {
+    struct Segments;
+
+    impl<'de> serde::de::Visitor<'de> for Segments {
+        type Value = Vec<(SegmentId, Arc<SegmentMeta>)>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of segments")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut segments = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(segment) = seq.next_element::<SegmentMeta>()? {
+                segments.push((segment.id.clone(), Arc::new(segment)));
+            }
+            Ok(segments)
         }
     }
-    Ok(TableState { version: body.version, meta: body.meta, segments, coverage_snapshot: body.coverage_snapshot })
+
+    deserializer.deserialize_seq(Segments)
+}
+
+/// Parses and verifies a checkpoint expected to hold `version`. A newer format is reported
+/// as such whether or not its layout parses here, and before its checksum is judged.
+pub fn decode_checkpoint(bytes: &[u8], version: u64) -> Result<TableState, CheckpointError> {
+    let unreadable = CheckpointError::Unreadable;
+    let checkpoint = match serde_json::from_slice::<CheckpointRead>(bytes) {
+        Ok(checkpoint) if checkpoint.format_version <= FORMAT_VERSION => checkpoint,
+        parsed => {
+            let found = format_version_of(bytes).map_err(|e| unreadable(format!("not a checkpoint: {e}")))?;
+            if found > FORMAT_VERSION {
+                return Err(CheckpointError::NewerFormat { found });
+            }
+            let reason = parsed.err().map_or_else(|| "unreadable".to_string(), |e| e.to_string());
+            return Err(unreadable(format!("not a checkpoint: {reason}")));
+        }
+    };
+    if !checksum_matches(bytes, &checkpoint).map_err(unreadable)? {
+        return Err(unreadable("checksum mismatch".into()));
+    }
+    if checkpoint.version != version {
+        return Err(unreadable(format!("holds version {} instead of {version}", checkpoint.version)));
+    }
+    let listed = checkpoint.segments.len();
+    // Written in id order, so collecting them is a bulk build, not a million inserts.
+    let segments: BTreeMap<_, _> = checkpoint.segments.into_iter().collect();
+    if segments.len() != listed {
+        return Err(unreadable("a segment is listed twice".into()));
+    }
+    Ok(TableState {
+        version: checkpoint.version,
+        meta: checkpoint.meta,
+        segments,
+        coverage_snapshot: checkpoint.coverage_snapshot,
+    })
+}
+
+/// Whether `crc32` is the checksum of the checkpoint's other fields. [`encode_checkpoint`]
+/// writes compact JSON with `crc32` last, so the other fields' JSON is the file up to
+/// `,"crc32":` closed by a brace, and hashing that needs no second serialization. A file laid
+/// out any other way is checked by serializing its fields again.
+fn checksum_matches(bytes: &[u8], checkpoint: &CheckpointRead) -> Result<bool, String> {
+    const FIELD: &[u8] = b",\"crc32\":";
+    if let Some(at) = bytes.windows(FIELD.len()).rposition(|window| window == FIELD) {
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&bytes[..at]);
+        hasher.update(b"}");
+        if hasher.finalize() == checkpoint.crc32 {
+            return Ok(true);
+        }
+    }
+    let body = Body {
+        format_version: checkpoint.format_version,
+        version: checkpoint.version,
+        meta: checkpoint.meta.clone(),
+        segments: checkpoint
+            .segments
+            .iter()
+            .map(|(_, s)| CheckpointSegment { segment: (**s).clone(), added_in_version: s.added_in_version })
+            .collect(),
+        coverage_snapshot: checkpoint.coverage_snapshot.clone(),
+    };
+    Ok(crc_of(&body)? == checkpoint.crc32)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::{SegmentId, TimeIndexSpec};
+    use crate::metadata::TimeIndexSpec;
     use crate::transaction_log::{Commit, LogAction};
 
     fn state() -> TableState {
@@ -202,6 +277,25 @@ mod tests {
         for bad in [&bytes[..bytes.len() - 3], text.as_bytes()] {
             assert!(matches!(decode_checkpoint(bad, 2), Err(CheckpointError::Unreadable(_))));
         }
+    }
+
+    #[test]
+    fn the_checksum_is_that_of_the_file_up_to_its_own_field_and_other_layouts_are_checked_too() {
+        let bytes = encode_checkpoint(&state()).unwrap();
+        // What the fast check relies on: the written file is the checksummed JSON plus the
+        // checksum field.
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let at = String::from_utf8(bytes.clone()).unwrap().rfind(",\"crc32\":").unwrap();
+        assert_eq!(crc32fast::hash(&[&bytes[..at], b"}"].concat()), value["crc32"].as_u64().unwrap() as u32);
+        // The same checkpoint pretty-printed (another layout, same content) still verifies.
+        let pretty = serde_json::to_vec_pretty(&value).unwrap();
+        assert_ne!(pretty, bytes);
+        assert_eq!(decode_checkpoint(&pretty, 2).unwrap().segments, state().segments);
+        // And a pretty-printed damaged one does not.
+        let pretty = String::from_utf8(pretty).unwrap();
+        let damaged = pretty.replace("\"row_count\": 3", "\"row_count\": 4");
+        assert_ne!(damaged, pretty);
+        assert!(matches!(decode_checkpoint(damaged.as_bytes(), 2), Err(CheckpointError::Unreadable(_))));
     }
 
     #[test]

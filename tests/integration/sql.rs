@@ -1,5 +1,5 @@
 //! The SQL surface: what the physical plans show (file pruning by time, entity and
-//! coverage, no sort for `ORDER BY ts LIMIT`, `COUNT/MIN/MAX` from statistics), `INSERT`,
+//! coverage, no sort for `ORDER BY ts LIMIT`, `COUNT/MIN/MAX` from metadata or statistics), `INSERT`,
 //! `CREATE EXTERNAL TABLE`, a registered provider seeing later commits, and the plan
 //! errors of bad table-function arguments.
 
@@ -254,17 +254,59 @@ async fn order_by_time_with_limit_needs_no_sort() {
 }
 
 #[tokio::test]
-async fn count_min_max_come_from_statistics_for_every_unit_and_zone() {
+async fn count_min_max_come_from_metadata_for_every_unit_and_zone() {
     for shape in &SHAPES {
         let (dir, table) = build(shape).await;
         let Sessions { ours, reference } = sessions(&dir, &table).await;
-        let sql = "SELECT count(*) AS n, min(ts) AS first, max(ts) AS last FROM ts_table";
-        let plan = physical_plan(&ours, sql).await;
-        assert!(plan.contains("PlaceholderRowExec") && !plan.contains("DataSourceExec"), "{}:\n{plan}", shape.name);
-        // The statistics are right: same answer as reading every file.
-        let listing = sql_ok(&reference, &sql.replace("ts_table", "listing")).await;
-        assert_eq!(sql_ok(&ours, sql).await, listing, "{}", shape.name);
+        // Without the optimizer rule (a plain session): from the scan's exact statistics.
+        let plain = SessionContext::new();
+        register_opened(&plain, "ts_table", table.clone()).unwrap();
+        for sql in [
+            "SELECT count(*) AS n, min(ts) AS first, max(ts) AS last FROM ts_table",
+            "SELECT max(ts) AS last, count(ts) AS n, count(1) AS ones FROM ts_table",
+            "SELECT min(ts) AS first FROM ts_table",
+        ] {
+            let listing = sql_ok(&reference, &sql.replace("ts_table", "listing")).await;
+            // Our session answers from segment metadata: no file is listed.
+            let plan = physical_plan(&ours, sql).await;
+            assert!(
+                plan.contains("partition_sizes=[1]") && !plan.contains("file_groups"),
+                "{} {sql}:\n{plan}",
+                shape.name
+            );
+            assert_eq!(sql_ok(&ours, sql).await, listing, "{} {sql}", shape.name);
+
+            let plan = physical_plan(&plain, sql).await;
+            assert!(plan.contains("PlaceholderRowExec") && !plan.contains("DataSourceExec"), "{}:\n{plan}", shape.name);
+            assert_eq!(sql_ok(&plain, sql).await, listing, "{} {sql}", shape.name);
+        }
     }
+}
+
+#[tokio::test]
+async fn aggregates_metadata_cannot_answer_read_the_files() {
+    let (_dir, location) = temp_location();
+    let mut table = new_table(location, "1m").await;
+    table.append(vec![minute_bars(&["A", "B"], T0, 60)]).await.unwrap();
+    table.append(vec![minute_bars(&["A"], T0 + DAY, 30)]).await.unwrap();
+    let ctx = registered(&table).await;
+    for (sql, expected) in [
+        ("SELECT count(*) FROM t WHERE ts >= '2024-01-02T00:10:00Z'", 20),
+        ("SELECT count(*) FROM t WHERE symbol = 'B'", 60),
+        ("SELECT count(DISTINCT ts) FROM t", 90),
+        ("SELECT count(symbol) FROM (SELECT symbol FROM t LIMIT 7)", 7),
+        ("SELECT count(*) FROM (SELECT symbol FROM t GROUP BY symbol)", 2),
+    ] {
+        let plan = physical_plan(&ctx, sql).await;
+        assert!(plan.contains("file_groups"), "{sql}:\n{plan}");
+        assert_eq!(count(&ctx, sql).await, expected, "{sql}");
+    }
+    // The rule's answer for the whole table, and for an empty one.
+    assert_eq!(count(&ctx, "SELECT count(*) FROM t").await, 150);
+    let empty = TimeSeriesTable::create(memory_location(), table.meta().clone()).await.unwrap();
+    let ctx = registered(&empty).await;
+    let answer = sql_ok(&ctx, "SELECT count(*) AS n, min(ts) AS first FROM t").await;
+    assert!(answer.contains("| 0 |       |"), "{answer}");
 }
 
 // ---------------------------------------------------------------------------------------

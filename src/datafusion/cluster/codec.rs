@@ -44,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use super::table::ClusterTable;
 use crate::datafusion::functions::{open_blocking, At, MetadataTable, Params};
 use crate::datafusion::gapfill::{GapFill, GapFillExec, GapFillParams};
+use crate::datafusion::metadata_aggregates::{MetadataTotals, Total};
 use crate::datafusion::{MetadataKind, TimeSeriesProvider};
 use crate::metadata::Timestamp;
 use crate::storage::TableLocation;
@@ -68,6 +69,11 @@ enum Wire {
     GapFillExec {
         params: GapFillParams,
         schema: Vec<u8>,
+    },
+    /// Totals answered from metadata (`SELECT count(*) FROM t`), by name.
+    Totals {
+        totals: Vec<String>,
+        table: TableWire,
     },
     /// A `MemTable` (`CREATE TABLE ... AS VALUES`): its partitions as Arrow IPC streams.
     Memory {
@@ -248,6 +254,18 @@ impl LogicalExtensionCodec for TableCodec {
                 let provider = self.provider(table)?;
                 Ok(Arc::new(MetadataTable { kind, provider, params: params.into_params()?, schema }))
             }
+            Some(Wire::Totals { totals, table }) => {
+                let totals = totals
+                    .iter()
+                    .map(|name| {
+                        Total::ALL
+                            .into_iter()
+                            .find(|t| t.name() == name)
+                            .ok_or_else(|| DataFusionError::Internal(format!("unknown metadata total {name}")))
+                    })
+                    .collect::<DfResult<_>>()?;
+                Ok(Arc::new(MetadataTotals { provider: self.provider(table)?, totals, schema }))
+            }
             Some(Wire::Memory { partitions }) => {
                 let partitions = partitions.iter().map(|bytes| read_ipc(bytes)).collect::<DfResult<Vec<_>>>()?;
                 Ok(Arc::new(MemTable::try_new(schema, partitions)?))
@@ -274,6 +292,13 @@ impl LogicalExtensionCodec for TableCodec {
                 function: function.kind.name().to_string(),
                 params: ParamsWire::from_params(&function.params),
                 table: table_wire(&function.provider)?,
+            };
+            return encode(&wire, buf);
+        }
+        if let Some(totals) = node.downcast_ref::<MetadataTotals>() {
+            let wire = Wire::Totals {
+                totals: totals.totals.iter().map(|t| t.name().to_string()).collect(),
+                table: table_wire(&totals.provider)?,
             };
             return encode(&wire, buf);
         }
