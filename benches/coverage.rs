@@ -14,6 +14,8 @@
 // Shared with the SQL benchmarks; this one uses only the spec and the timing helpers.
 #[allow(dead_code)]
 mod common;
+#[path = "common/counting.rs"]
+mod counting;
 
 use std::time::{Duration, Instant};
 
@@ -110,34 +112,6 @@ async fn synthetic_table(coverage: &Coverage, schedule: Option<&str>) -> (TimeSe
     (TimeSeriesTable::open(location).await.unwrap(), size)
 }
 
-/// The system allocator, counting the bytes currently allocated, so the memory a loaded
-/// coverage holds is measured exactly (resident memory would include freed pages the
-/// allocator keeps).
-struct Counting;
-
-static LIVE_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-unsafe impl std::alloc::GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), std::sync::atomic::Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { std::alloc::System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        LIVE_BYTES.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { std::alloc::System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn live_bytes() -> usize {
-    LIVE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 async fn five_thousand_entities_five_years() {
     println!("## 2. 5,000 entities x 5 years of sessions (2020-2024, 390 one-minute buckets a weekday)");
     println!();
@@ -159,13 +133,13 @@ async fn five_thousand_entities_five_years() {
     let mut opens = Vec::new();
     let mut memory = 0;
     for _ in 0..5 {
-        let before = live_bytes();
+        let before = counting::live_bytes();
         let started = Instant::now();
         let opened = TimeSeriesTable::open(table.location().clone()).await.unwrap();
         let loaded = opened.snapshot().table_coverage().await.unwrap();
         opens.push(started.elapsed());
         // The handle and its coverage (and the segment cache) are alive here.
-        memory = live_bytes().saturating_sub(before);
+        memory = counting::live_bytes().saturating_sub(before);
         assert_eq!(loaded.entity_count(), 5_000);
     }
     // An append of one row: its commit unions the new segment into the table coverage, which

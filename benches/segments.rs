@@ -14,6 +14,8 @@
 // Shared with the other benchmarks; this one uses the spec and the timing helpers.
 #[allow(dead_code)]
 mod common;
+#[path = "common/counting.rs"]
+mod counting;
 
 use std::time::{Duration, Instant};
 
@@ -125,32 +127,6 @@ where
     median(samples)
 }
 
-/// The counting allocator (as in the coverage benchmark): bytes currently allocated.
-struct Counting;
-
-static LIVE_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-unsafe impl std::alloc::GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), std::sync::atomic::Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { std::alloc::System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        LIVE_BYTES.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { std::alloc::System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn live_bytes() -> usize {
-    LIVE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 #[tokio::main]
 async fn main() {
     let sizes: Vec<usize> = std::env::args()
@@ -174,12 +150,12 @@ async fn main() {
         let mut table = None;
         for _ in 0..opens {
             drop(table.take());
-            let before = live_bytes();
+            let before = counting::live_bytes();
             let started = Instant::now();
             let opened = TimeSeriesTable::open(location.clone()).await.expect("open");
             assert_eq!(opened.snapshot().segments().len(), segments);
             samples.push(started.elapsed());
-            heap = live_bytes().saturating_sub(before);
+            heap = counting::live_bytes().saturating_sub(before);
             table = Some(opened);
         }
         let open = median(samples);
