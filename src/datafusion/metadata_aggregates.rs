@@ -53,7 +53,8 @@ impl OptimizerRule for MetadataAggregates {
 
 /// What one aggregate asks for. Every row has a timestamp (appends refuse null times), so
 /// `COUNT(ts)` is the row count, and the segments' time ranges are the rows' exact ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Serializable for the cluster codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Total {
     Rows,
     FirstTime,
@@ -61,16 +62,6 @@ pub(crate) enum Total {
 }
 
 impl Total {
-    pub(crate) const ALL: [Total; 3] = [Total::Rows, Total::FirstTime, Total::LastTime];
-
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Total::Rows => "rows",
-            Total::FirstTime => "first_time",
-            Total::LastTime => "last_time",
-        }
-    }
-
     /// The total `expr` asks for, if it is one of the three over the scan of a table whose
     /// time column is `time`.
     fn of(expr: &Expr, time: &str) -> Option<Total> {

@@ -104,13 +104,6 @@ impl TableState {
     pub fn row_count(&self) -> u64 {
         self.segments.values().map(|s| s.row_count).sum()
     }
-
-    /// `[min ts_min, max ts_max]` over the live segments, in nanoseconds.
-    pub fn time_extent(&self) -> Option<(i64, i64)> {
-        let min = self.segments.values().map(|s| s.ts_min).min()?;
-        let max = self.segments.values().map(|s| s.ts_max).max()?;
-        Some((min, max))
-    }
 }
 
 fn corrupt(path: &str, reason: String) -> Error {

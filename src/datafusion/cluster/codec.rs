@@ -70,9 +70,9 @@ enum Wire {
         params: GapFillParams,
         schema: Vec<u8>,
     },
-    /// Totals answered from metadata (`SELECT count(*) FROM t`), by name.
+    /// Totals answered from metadata (`SELECT count(*) FROM t`).
     Totals {
-        totals: Vec<String>,
+        totals: Vec<Total>,
         table: TableWire,
     },
     /// A `MemTable` (`CREATE TABLE ... AS VALUES`): its partitions as Arrow IPC streams.
@@ -255,15 +255,6 @@ impl LogicalExtensionCodec for TableCodec {
                 Ok(Arc::new(MetadataTable { kind, provider, params: params.into_params()?, schema }))
             }
             Some(Wire::Totals { totals, table }) => {
-                let totals = totals
-                    .iter()
-                    .map(|name| {
-                        Total::ALL
-                            .into_iter()
-                            .find(|t| t.name() == name)
-                            .ok_or_else(|| DataFusionError::Internal(format!("unknown metadata total {name}")))
-                    })
-                    .collect::<DfResult<_>>()?;
                 Ok(Arc::new(MetadataTotals { provider: self.provider(table)?, totals, schema }))
             }
             Some(Wire::Memory { partitions }) => {
@@ -296,10 +287,7 @@ impl LogicalExtensionCodec for TableCodec {
             return encode(&wire, buf);
         }
         if let Some(totals) = node.downcast_ref::<MetadataTotals>() {
-            let wire = Wire::Totals {
-                totals: totals.totals.iter().map(|t| t.name().to_string()).collect(),
-                table: table_wire(&totals.provider)?,
-            };
+            let wire = Wire::Totals { totals: totals.totals.clone(), table: table_wire(&totals.provider)? };
             return encode(&wire, buf);
         }
         if let Some(memory) = node.downcast_ref::<MemTable>() {
