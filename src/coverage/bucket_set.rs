@@ -55,6 +55,12 @@ impl BucketSet {
         self.map.insert(key(id))
     }
 
+    /// Adds `id`, as [`Self::insert`] does, but in constant time when it is above every id
+    /// in the set: the case of ids arriving in order.
+    pub fn insert_ascending(&mut self, id: i64) -> bool {
+        self.map.try_push(key(id)).is_ok() || self.map.insert(key(id))
+    }
+
     /// Adds every id in `range`; returns how many were new. Empty ranges are a no-op.
     pub fn insert_range(&mut self, range: Range<i64>) -> u64 {
         if range.start >= range.end {

@@ -14,7 +14,10 @@ use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::DFSchema;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, FileSource, ParquetSource};
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::{
+    FileGroup, FileScanConfigBuilder, FileSource, ParquetFileReaderFactory, ParquetSource,
+};
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result as DfResult;
@@ -111,6 +114,15 @@ impl TimeSeriesProvider {
         self.shared.statement_snapshot(session).await
     }
 
+    /// Readers that keep each segment's Parquet footer and page index in the session's
+    /// file metadata cache, so later queries do not fetch and decode them again (segments
+    /// never change under a path). DataFusion's `ListingTable` does the same.
+    fn cached_reader_factory(&self, state: &dyn Session) -> DfResult<Arc<dyn ParquetFileReaderFactory>> {
+        let runtime = state.runtime_env();
+        let store = runtime.object_store(&self.store_url)?;
+        Ok(Arc::new(CachedParquetFileReaderFactory::new(store, runtime.cache_manager.get_file_metadata_cache())))
+    }
+
     fn time_ordering(&self) -> Option<LexOrdering> {
         let column = Arc::new(Column::new(&self.spec.time_column, self.time_index));
         LexOrdering::new(vec![PhysicalSortExpr::new(column, SortOptions { descending: false, nulls_first: false })])
@@ -183,7 +195,8 @@ impl TableProvider for TimeSeriesProvider {
         let selection = snapshot.select_segments(&times, &entities).await?;
 
         let mut source = ParquetSource::new(Arc::clone(&self.schema))
-            .with_table_parquet_options(state.table_options().parquet.clone());
+            .with_table_parquet_options(state.table_options().parquet.clone())
+            .with_parquet_file_reader_factory(self.cached_reader_factory(state)?);
         if derived {
             // A range found through a function of the time column (`CAST(ts AS DATE) = d`)
             // is one the Parquet reader cannot see in the filter; hand it the plain range.

@@ -185,6 +185,27 @@ async fn entity_predicate_prunes_single_entity_segments() {
 }
 
 #[tokio::test]
+async fn segment_footers_are_read_once_per_session() {
+    let (_dir, location) = temp_location();
+    let mut table = new_table(location, "1m").await;
+    for day in 0..3 {
+        table.append(vec![minute_bars(&["A", "B"], T0 + day * DAY, 60)]).await.unwrap();
+    }
+    let ctx = registered(&table).await;
+    let cache = ctx.runtime_env().cache_manager.get_file_metadata_cache();
+    assert_eq!(cache.len(), 0);
+    let sql = "SELECT count(*) FROM t WHERE ts >= '2024-01-02T00:00:00Z'";
+    assert_eq!(count(&ctx, sql).await, 240);
+    // The two segments read are in the session's metadata cache, each once.
+    assert_eq!(cache.len(), 2);
+    let analyzed = explain_analyze(&ctx, sql).await;
+    assert_eq!(cache.len(), 2, "{analyzed}");
+    assert_eq!(count(&ctx, sql).await, 240);
+    assert_eq!(count(&ctx, "SELECT count(*) FROM t WHERE volume >= 0").await, 360);
+    assert_eq!(cache.len(), 3);
+}
+
+#[tokio::test]
 async fn coverage_prunes_a_segment_whose_buckets_miss_the_range() {
     let (_dir, location) = temp_location();
     let mut table = new_table(location, "1m").await;

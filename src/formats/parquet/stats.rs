@@ -101,7 +101,7 @@ impl StatsCollector {
             let (_, set, last) = &mut self.entities.rows[ordinal];
             // Rows of one entity mostly repeat the bucket they are in; skip the bitmap then.
             if *last != id {
-                set.insert(id);
+                set.insert_ascending(id);
                 *last = id;
             }
             if let Some(prev) = self.last_ts {
