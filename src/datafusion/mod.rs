@@ -13,6 +13,7 @@ mod functions;
 pub mod gapfill;
 mod insert;
 mod metadata_aggregates;
+mod newest_first;
 mod predicate;
 mod preimage;
 mod provider;
@@ -25,6 +26,7 @@ mod time_ranges;
 
 use std::sync::Arc;
 
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 
 #[cfg(feature = "ballista")]
@@ -33,6 +35,7 @@ pub use exported::{ExportedFunction, ExportedProvider};
 pub use factory::{TimeSeriesTableFactory, FORMAT_NAME};
 pub use functions::{MetadataFunction, MetadataKind, SnapshotFunction};
 pub use metadata_aggregates::MetadataAggregates;
+pub use newest_first::{NewestFirst, NewestFirstExec};
 pub use provider::TimeSeriesProvider;
 pub use time_ranges::TimeFunctionRanges;
 
@@ -43,8 +46,20 @@ use crate::table::TimeSeriesTable;
 /// Registers the table functions (`coverage`, `gaps`, `last_covered_window`,
 /// `coverage_changes`, `segments`, `history`, and `snapshot` for a past version), the
 /// `STORED AS TIMESERIES` factory, the [`TimeFunctionRanges`] and [`MetadataAggregates`]
-/// optimizer rules and gap filling ([`gapfill::register`]) on `ctx`.
+/// optimizer rules, the [`NewestFirst`] physical optimizer rule and gap filling
+/// ([`gapfill::register`]) on `ctx`.
 pub fn register(ctx: &SessionContext) {
+    register_shared(ctx);
+    let shared = ctx.state_ref();
+    let mut state = shared.write();
+    *state = SessionStateBuilder::new_from_existing(state.clone())
+        .with_physical_optimizer_rule(Arc::new(NewestFirst))
+        .build();
+}
+
+/// [`register`] without the [`NewestFirst`] rule: for cluster sessions, whose plans travel
+/// through the cluster codec, which has no form for its node.
+pub(crate) fn register_shared(ctx: &SessionContext) {
     for kind in MetadataKind::ALL {
         ctx.register_udtf(kind.name(), Arc::new(MetadataFunction::new(kind)));
     }

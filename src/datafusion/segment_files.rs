@@ -20,6 +20,10 @@ use crate::storage::TableLocation;
 /// million segments.
 const MAX_CACHED_SEGMENTS: usize = 100_000;
 
+/// Marks a scan's file as one of our segments, whose statistics come from segment metadata
+/// (exact row count, exact time range, no null times).
+pub(crate) struct SegmentFile;
+
 /// File entries by segment, for one table (segments are immutable, so an entry never
 /// goes stale; it only goes unused once its segment is removed).
 pub(crate) struct SegmentFiles {
@@ -72,6 +76,7 @@ impl SegmentFiles {
         stats.column_statistics[self.time_index] = self.time_statistics(segment.ts_min, segment.ts_max);
         PartitionedFile::new(location.path(&segment.path).to_string(), segment.size_bytes)
             .with_statistics(Arc::new(stats))
+            .with_extension(SegmentFile)
     }
 
     fn time_statistics(&self, min: i64, max: i64) -> ColumnStatistics {

@@ -185,6 +185,57 @@ async fn entity_predicate_prunes_single_entity_segments() {
 }
 
 #[tokio::test]
+async fn newest_rows_are_read_from_the_newest_segments_only() {
+    let (_dir, location) = temp_location();
+    let mut table = new_table(location, "1m").await;
+    // Ten days of A and B (one segment a day), then three overlapping per-symbol
+    // segments on each of the last two days.
+    for day in 0..10 {
+        table.append(vec![minute_bars(&["A", "B"], T0 + day * DAY, 30)]).await.unwrap();
+    }
+    for day in 10..12 {
+        for symbol in ["C", "D", "E"] {
+            table.append(vec![minute_bars(&[symbol], T0 + day * DAY, 30)]).await.unwrap();
+        }
+    }
+    let ours = registered(&table).await;
+    let plain = SessionContext::new();
+    register_opened(&plain, "t", table.clone()).unwrap();
+
+    // One segment is enough for the newest rows of a day held by one segment.
+    let sql = "SELECT * FROM t WHERE symbol IN ('A', 'B') ORDER BY ts DESC LIMIT 7";
+    let analyzed = explain_analyze(&ours, sql).await;
+    assert!(analyzed.contains("NewestFirstExec"), "{analyzed}");
+    assert_eq!(metric(&analyzed, "segments_read"), 1, "{analyzed}");
+    // Overlapping segments: the newest minute is in all three of the last day.
+    let analyzed = explain_analyze(&ours, "SELECT * FROM t ORDER BY ts DESC LIMIT 2").await;
+    assert_eq!(metric(&analyzed, "segments_total"), 16, "{analyzed}");
+    assert!(metric(&analyzed, "segments_read") <= 3, "{analyzed}");
+
+    // The same answers as a session without the rule, for sorts with and without ties
+    // broken, filters, offsets and limits past the table's size.
+    for sql in [
+        "SELECT * FROM t ORDER BY ts DESC, symbol LIMIT 5",
+        "SELECT ts, symbol FROM t ORDER BY ts DESC, symbol DESC LIMIT 40",
+        "SELECT * FROM t WHERE symbol = 'B' ORDER BY ts DESC LIMIT 3",
+        "SELECT * FROM t WHERE volume >= 0 AND symbol <> 'C' ORDER BY ts DESC, symbol LIMIT 61",
+        "SELECT * FROM t ORDER BY ts DESC, symbol LIMIT 10 OFFSET 25",
+        "SELECT * FROM t ORDER BY ts DESC, symbol LIMIT 100000",
+        "SELECT symbol, count(*) FROM (SELECT * FROM t ORDER BY ts DESC LIMIT 95) GROUP BY symbol ORDER BY symbol",
+    ] {
+        let expected = pretty(&plain.sql(sql).await.unwrap().collect().await.unwrap());
+        let got = pretty(&ours.sql(sql).await.unwrap().collect().await.unwrap());
+        assert_eq!(got, expected, "{sql}");
+        let plan = physical_plan(&ours, sql).await;
+        assert!(plan.contains("NewestFirstExec"), "{sql}:\n{plan}");
+    }
+    // Ascending and unlimited sorts are DataFusion's.
+    for sql in ["SELECT * FROM t ORDER BY ts LIMIT 5", "SELECT * FROM t ORDER BY ts DESC"] {
+        assert!(!physical_plan(&ours, sql).await.contains("NewestFirstExec"), "{sql}");
+    }
+}
+
+#[tokio::test]
 async fn segment_footers_are_read_once_per_session() {
     let (_dir, location) = temp_location();
     let mut table = new_table(location, "1m").await;

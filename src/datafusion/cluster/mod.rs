@@ -76,7 +76,7 @@ pub async fn remote_session_context(url: &str) -> Result<SessionContext> {
     let local = SessionContext::new_with_state(state);
     // Before the upgrade: registering gap filling replaces the query planner, and after
     // the upgrade it would replace Ballista's, so queries would quietly run here.
-    super::register(&local);
+    super::register_shared(&local);
     let ctx = SessionContext::remote_with_state(url, local.state()).await?;
     // The upgrade replaces the scalar functions with Ballista's list: add ours back.
     super::gapfill::register_functions(&ctx);
@@ -140,7 +140,7 @@ pub async fn standalone_session_context(
 /// it as `SchedulerConfig::override_session_builder`) and for measuring planning.
 pub fn scheduler_session(config: SessionConfig) -> DfResult<SessionState> {
     let ctx = SessionContext::new_with_state(default_session_builder(config)?);
-    super::register(&ctx);
+    super::register_shared(&ctx);
     Ok(ctx.state())
 }
 

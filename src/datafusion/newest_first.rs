@@ -1,0 +1,284 @@
+//! `ORDER BY ts DESC LIMIT n` read newest first. An optimizer rule ([`NewestFirst`]) gives
+//! the scan under such a top-n sort to [`NewestFirstExec`], which reads the segments in
+//! order of their latest time, a few at a time, and stops once no segment left can hold a
+//! row newer than the n-th it already has.
+//!
+//! DataFusion 55 opens every file of the scan before its top-n filter prunes them, so its
+//! cost grew with the segment count (3 s at 78,000 segments for the newest 100 rows); read
+//! newest first, it is one segment when segments do not overlap in time, and as many as
+//! the newest rows are spread over when they do. Does I/O when executed (the segments'
+//! Parquet files, through DataFusion's scan).
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::compute::concat_batches;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::common::{internal_err, Result, ScalarValue};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, PhysicalExpr};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::execution_plan::{
+    Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
+};
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort::{sort_batch, SortExec};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    collect, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream,
+};
+
+use super::segment_files::SegmentFile;
+
+/// The most segments read at once.
+const MAX_WAVE: usize = 64;
+
+/// New children, new plan properties.
+const RECOMPUTE: ReplaceChildrenOptions = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
+
+/// The optimizer rule: a top-n sort whose first key is a column descending, over a scan of
+/// our segments (through filters and repartitioning only), each with an exact maximum of
+/// that column and no nulls in it. Registered by [`super::register`].
+#[derive(Debug, Default)]
+pub struct NewestFirst;
+
+impl PhysicalOptimizerRule for NewestFirst {
+    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_down(|node| {
+            let Some(sort) = node.downcast_ref::<SortExec>() else { return Ok(Transformed::no(node)) };
+            match NewestFirstExec::try_new(sort)? {
+                Some(exec) => Ok(Transformed::new(
+                    Arc::clone(&node).replace_children(vec![Arc::new(exec)], RECOMPUTE)?,
+                    true,
+                    TreeNodeRecursion::Jump,
+                )),
+                None => Ok(Transformed::no(node)),
+            }
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "newest_first"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// Reads the input of a top-n sort newest segment first (see the module docs). One output
+/// partition, at most `fetch` rows, in no particular order: the sort above orders them.
+#[derive(Debug, Clone)]
+pub struct NewestFirstExec {
+    /// The plan under the sort, ending in `scan`: rebuilt over a few segments at a time.
+    input: Arc<dyn ExecutionPlan>,
+    scan: Arc<dyn ExecutionPlan>,
+    /// The scan's configuration without its files.
+    config: FileScanConfig,
+    /// The segments with their latest value of the sort column, latest first.
+    files: Arc<[(ScalarValue, PartitionedFile)]>,
+    ordering: LexOrdering,
+    fetch: usize,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl NewestFirstExec {
+    fn try_new(sort: &SortExec) -> Result<Option<Self>> {
+        let Some(fetch) = sort.fetch() else { return Ok(None) };
+        let first = sort.expr().first();
+        if !first.options.descending || fetch == 0 {
+            return Ok(None);
+        }
+        let Some(column) = first.expr.downcast_ref::<Column>() else { return Ok(None) };
+        // Down to the scan through operators that keep the schema and drop no row the scan
+        // gives them unless a filter says so (counted before the limit either way).
+        let mut node = sort.input();
+        let scan = loop {
+            if node.downcast_ref::<DataSourceExec>().is_some() {
+                break node;
+            }
+            let keeps_rows = node.downcast_ref::<FilterExec>().is_some_and(|f| f.projection().is_none())
+                || node.downcast_ref::<RepartitionExec>().is_some();
+            let children = node.children();
+            if !keeps_rows || children.len() != 1 || node.schema() != children[0].schema() {
+                return Ok(None);
+            }
+            node = children[0];
+        };
+        let Some(config) =
+            scan.downcast_ref::<DataSourceExec>().and_then(|s| s.data_source().downcast_ref::<FileScanConfig>())
+        else {
+            return Ok(None);
+        };
+        let schema = scan.schema();
+        if column.index() >= schema.fields().len() || schema.field(column.index()).name() != column.name() {
+            return Ok(None);
+        }
+        let Ok(stat_index) = config.file_schema().index_of(column.name()) else { return Ok(None) };
+        let mut files = Vec::new();
+        for file in config.file_groups.iter().flat_map(|group| group.files()) {
+            let stats = file.statistics.as_ref().and_then(|s| s.column_statistics.get(stat_index));
+            let (Some(stats), Some(_)) = (stats, file.extension::<SegmentFile>()) else { return Ok(None) };
+            let (Precision::Exact(max), Precision::Exact(0)) = (&stats.max_value, &stats.null_count) else {
+                return Ok(None);
+            };
+            files.push((max.clone(), file.clone()));
+        }
+        if files.len() < 2 {
+            return Ok(None);
+        }
+        files.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(Ordering::Equal));
+        let input = Arc::clone(sort.input());
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(input.schema()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        Ok(Some(NewestFirstExec {
+            input,
+            scan: Arc::clone(scan),
+            config: FileScanConfigBuilder::from(config.clone()).with_file_groups(Vec::new()).build(),
+            files: files.into(),
+            ordering: sort.expr().clone(),
+            fetch,
+            properties,
+            metrics: ExecutionPlanMetricsSet::new(),
+        }))
+    }
+
+    /// Whether a segment whose latest value is `max` can be skipped when the `fetch`-th row
+    /// so far has `threshold`: all its rows come after that row. With more sort keys, a row
+    /// equal in the first could still come before it.
+    fn skips(&self, max: &ScalarValue, threshold: &ScalarValue) -> bool {
+        match max.partial_cmp(threshold) {
+            Some(Ordering::Less) => true,
+            Some(Ordering::Equal) => self.ordering.len() == 1,
+            _ => false,
+        }
+    }
+
+    /// `input` with its scan reading only `files`, each its own partition, topped by a
+    /// top-n sort per partition.
+    fn plan_for(&self, files: &[(ScalarValue, PartitionedFile)]) -> Result<Arc<dyn ExecutionPlan>> {
+        let groups = files.iter().map(|(_, file)| FileGroup::new(vec![file.clone()])).collect();
+        let config =
+            FileScanConfigBuilder::from(self.config.clone()).with_file_groups(groups).with_output_partitioning(None).build();
+        let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+        let input = replace(&self.input, &self.scan, scan)?;
+        Ok(Arc::new(SortExec::new(self.ordering.clone(), input).with_fetch(Some(self.fetch)).with_preserve_partitioning(true)))
+    }
+
+    async fn newest(&self, context: Arc<TaskContext>) -> Result<RecordBatch> {
+        let schema = self.input.schema();
+        let read = MetricBuilder::new(&self.metrics).global_counter("segments_read");
+        MetricBuilder::new(&self.metrics).global_counter("segments_total").add(self.files.len());
+        let mut best = RecordBatch::new_empty(Arc::clone(&schema));
+        let (mut next, mut wave) = (0, 1);
+        while next < self.files.len() {
+            if best.num_rows() >= self.fetch {
+                let key = self.ordering.first().expr.evaluate(&best)?.into_array(best.num_rows())?;
+                let threshold = ScalarValue::try_from_array(&key, self.fetch - 1)?;
+                if self.skips(&self.files[next].0, &threshold) {
+                    break; // the files are latest first: every later one is skipped too
+                }
+            }
+            let end = (next + wave).min(self.files.len());
+            let mut batches = collect(self.plan_for(&self.files[next..end])?, Arc::clone(&context)).await?;
+            read.add(end - next);
+            batches.push(best);
+            best = sort_batch(&concat_batches(&schema, &batches)?, &self.ordering, Some(self.fetch))?;
+            next = end;
+            wave = (wave * 2).min(MAX_WAVE);
+        }
+        Ok(best)
+    }
+}
+
+/// `plan` with the node `old` (reached through single children) replaced by `new`.
+fn replace(
+    plan: &Arc<dyn ExecutionPlan>,
+    old: &Arc<dyn ExecutionPlan>,
+    new: Arc<dyn ExecutionPlan>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    if Arc::ptr_eq(plan, old) {
+        return Ok(new);
+    }
+    match plan.children().as_slice() {
+        [child] => Arc::clone(plan).replace_children(vec![replace(child, old, new)?], RECOMPUTE),
+        _ => internal_err!("NewestFirstExec: the scan is not under single-input operators"),
+    }
+}
+
+impl DisplayAs for NewestFirstExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "NewestFirstExec: segments={}, fetch={}, input=[", self.files.len(), self.fetch)?;
+        let mut node = &self.input;
+        loop {
+            write!(f, "{}", node.name())?;
+            match node.children().first() {
+                Some(child) => {
+                    write!(f, " <- ")?;
+                    node = child;
+                }
+                None => break,
+            }
+        }
+        write!(f, "]")
+    }
+}
+
+impl ExecutionPlan for NewestFirstExec {
+    fn name(&self) -> &str {
+        "NewestFirstExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        if !children.is_empty() {
+            return internal_err!("NewestFirstExec has no inputs");
+        }
+        Ok(self)
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return internal_err!("NewestFirstExec has one partition, not {partition}");
+        }
+        let this = self.clone();
+        let schema: SchemaRef = self.input.schema();
+        let batch = futures::stream::once(async move { this.newest(context).await });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batch)))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
