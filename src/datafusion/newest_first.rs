@@ -26,6 +26,7 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, PhysicalExpr};
+use datafusion::physical_optimizer::filter_pushdown::FilterPushdown;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
@@ -172,14 +173,17 @@ impl NewestFirstExec {
     }
 
     /// `input` with its scan reading only `files`, each its own partition, topped by a
-    /// top-n sort per partition.
-    fn plan_for(&self, files: &[(ScalarValue, PartitionedFile)]) -> Result<Arc<dyn ExecutionPlan>> {
+    /// top-n sort per partition whose running threshold prunes the scan's row groups (the
+    /// scan reads them last first), as in DataFusion's own plan.
+    fn plan_for(&self, files: &[(ScalarValue, PartitionedFile)], options: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
         let groups = files.iter().map(|(_, file)| FileGroup::new(vec![file.clone()])).collect();
         let config =
             FileScanConfigBuilder::from(self.config.clone()).with_file_groups(groups).with_output_partitioning(None).build();
         let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
         let input = replace(&self.input, &self.scan, scan)?;
-        Ok(Arc::new(SortExec::new(self.ordering.clone(), input).with_fetch(Some(self.fetch)).with_preserve_partitioning(true)))
+        let top: Arc<dyn ExecutionPlan> =
+            Arc::new(SortExec::new(self.ordering.clone(), input).with_fetch(Some(self.fetch)).with_preserve_partitioning(true));
+        FilterPushdown::new_post_optimization().optimize(top, options)
     }
 
     async fn newest(&self, context: Arc<TaskContext>) -> Result<RecordBatch> {
@@ -197,7 +201,8 @@ impl NewestFirstExec {
                 }
             }
             let end = (next + wave).min(self.files.len());
-            let mut batches = collect(self.plan_for(&self.files[next..end])?, Arc::clone(&context)).await?;
+            let plan = self.plan_for(&self.files[next..end], context.session_config().options())?;
+            let mut batches = collect(plan, Arc::clone(&context)).await?;
             read.add(end - next);
             batches.push(best);
             best = sort_batch(&concat_batches(&schema, &batches)?, &self.ordering, Some(self.fetch))?;

@@ -212,8 +212,9 @@ async fn newest_rows_are_read_from_the_newest_segments_only() {
     assert_eq!(metric(&analyzed, "segments_total"), 16, "{analyzed}");
     assert!(metric(&analyzed, "segments_read") <= 3, "{analyzed}");
 
-    // The same answers as a session without the rule, for sorts with and without ties
-    // broken, filters, offsets and limits past the table's size.
+    // The same answers as a session without the rule: sorts on time alone where no two
+    // rows tie, ties broken by symbol either way, filters, offsets, a limit past the
+    // table's size.
     for sql in [
         "SELECT * FROM t ORDER BY ts DESC, symbol LIMIT 5",
         "SELECT ts, symbol FROM t ORDER BY ts DESC, symbol DESC LIMIT 40",
@@ -221,7 +222,7 @@ async fn newest_rows_are_read_from_the_newest_segments_only() {
         "SELECT * FROM t WHERE volume >= 0 AND symbol <> 'C' ORDER BY ts DESC, symbol LIMIT 61",
         "SELECT * FROM t ORDER BY ts DESC, symbol LIMIT 10 OFFSET 25",
         "SELECT * FROM t ORDER BY ts DESC, symbol LIMIT 100000",
-        "SELECT symbol, count(*) FROM (SELECT * FROM t ORDER BY ts DESC LIMIT 95) GROUP BY symbol ORDER BY symbol",
+        "SELECT symbol, count(*) FROM (SELECT * FROM t ORDER BY ts DESC, symbol LIMIT 95) GROUP BY symbol ORDER BY symbol",
     ] {
         let expected = pretty(&plain.sql(sql).await.unwrap().collect().await.unwrap());
         let got = pretty(&ours.sql(sql).await.unwrap().collect().await.unwrap());
