@@ -4,10 +4,10 @@
 //! row newer than the n-th it already has.
 //!
 //! DataFusion 55 opens every file of the scan before its top-n filter prunes them, so its
-//! cost grew with the segment count (3 s at 78,000 segments for the newest 100 rows); read
-//! newest first, it is one segment when segments do not overlap in time, and as many as
-//! the newest rows are spread over when they do. Does I/O when executed (the segments'
-//! Parquet files, through DataFusion's scan).
+//! cost grew with the segment count; read newest first, it is one segment when segments
+//! do not overlap in time, and as many as the newest rows are spread over when they do
+//! (BENCHMARKS.md, "How cost grows"). Does I/O when executed (the segments' Parquet files,
+//! through DataFusion's scan).
 
 use std::cmp::Ordering;
 use std::fmt;
