@@ -239,7 +239,7 @@ impl LogStore {
             .map(|v| async move { self.read_commit(v).await.map(|c| (v, c)) })
             .buffered(READ_CONCURRENCY);
         while let Some((version, commit)) = commits.try_next().await? {
-            state.apply(&commit, &self.location.describe(&commit_path(version)))?;
+            state.apply_owned(commit, &self.location.describe(&commit_path(version)))?;
         }
         Ok(())
     }

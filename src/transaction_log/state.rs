@@ -58,39 +58,50 @@ impl TableState {
 
     /// Applies the next commit in place.
     pub fn apply(&mut self, commit: &Commit, path: &str) -> Result<()> {
-        if commit.format_version > FORMAT_VERSION {
-            return Err(Error::UnsupportedFormat {
-                path: path.to_string(),
-                found: commit.format_version,
-                supported: FORMAT_VERSION,
-            });
+        self.apply_actions(commit.format_version, commit.version, commit.actions.iter().cloned(), path)
+    }
+
+    /// [`Self::apply`] for a commit read only to be applied: its segments move into the
+    /// state instead of being copied (a commit can add tens of thousands).
+    pub fn apply_owned(&mut self, commit: Commit, path: &str) -> Result<()> {
+        self.apply_actions(commit.format_version, commit.version, commit.actions.into_iter(), path)
+    }
+
+    fn apply_actions(
+        &mut self,
+        format_version: u32,
+        version: u64,
+        actions: impl Iterator<Item = LogAction>,
+        path: &str,
+    ) -> Result<()> {
+        if format_version > FORMAT_VERSION {
+            return Err(Error::UnsupportedFormat { path: path.to_string(), found: format_version, supported: FORMAT_VERSION });
         }
-        if commit.version != self.version + 1 {
-            return Err(corrupt(path, format!("expected version {}, found {}", self.version + 1, commit.version)));
+        if version != self.version + 1 {
+            return Err(corrupt(path, format!("expected version {}, found {}", self.version + 1, version)));
         }
-        for action in &commit.actions {
+        for action in actions {
             match action {
-                LogAction::AddSegment(segment) => {
-                    let mut segment = segment.clone();
-                    segment.added_in_version = commit.version;
+                LogAction::AddSegment(mut segment) => {
+                    segment.added_in_version = version;
                     if self.segments.insert(segment.id.clone(), Arc::new(segment)).is_some() {
                         return Err(corrupt(path, "a segment is added twice".into()));
                     }
                 }
                 LogAction::RemoveSegment { id } => {
-                    if self.segments.remove(id).is_none() {
+                    if self.segments.remove(&id).is_none() {
                         return Err(corrupt(path, format!("removes unknown segment {id}")));
                     }
                     // A union cannot forget a segment: the snapshot no longer applies.
                     self.coverage_snapshot = None;
                 }
-                LogAction::UpdateTableMeta(meta) => self.meta = meta.clone(),
+                LogAction::UpdateTableMeta(meta) => self.meta = meta,
                 LogAction::UpdateTableCoverage { path } => {
-                    self.coverage_snapshot = Some(CoverageSnapshotRef { path: path.clone(), version: commit.version });
+                    self.coverage_snapshot = Some(CoverageSnapshotRef { path, version });
                 }
             }
         }
-        self.version = commit.version;
+        self.version = version;
         Ok(())
     }
 
