@@ -83,9 +83,8 @@ impl PhysicalOptimizerRule for NewestFirst {
 /// partition, at most `fetch` rows, in no particular order: the sort above orders them.
 #[derive(Debug, Clone)]
 pub struct NewestFirstExec {
-    /// The plan under the sort, ending in `scan`: rebuilt over a few segments at a time.
+    /// The plan under the sort, ending in the scan: rebuilt over a few segments at a time.
     input: Arc<dyn ExecutionPlan>,
-    scan: Arc<dyn ExecutionPlan>,
     /// The scan's configuration without its files.
     config: FileScanConfig,
     /// The segments with their latest value of the sort column, latest first.
@@ -151,7 +150,6 @@ impl NewestFirstExec {
         ));
         Ok(Some(NewestFirstExec {
             input,
-            scan: Arc::clone(scan),
             config: FileScanConfigBuilder::from(config.clone()).with_file_groups(Vec::new()).build(),
             files: files.into(),
             ordering: sort.expr().clone(),
@@ -180,7 +178,7 @@ impl NewestFirstExec {
         let config =
             FileScanConfigBuilder::from(self.config.clone()).with_file_groups(groups).with_output_partitioning(None).build();
         let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
-        let input = replace(&self.input, &self.scan, scan)?;
+        let input = with_leaf(&self.input, scan)?;
         let top: Arc<dyn ExecutionPlan> =
             Arc::new(SortExec::new(self.ordering.clone(), input).with_fetch(Some(self.fetch)).with_preserve_partitioning(true));
         FilterPushdown::new_post_optimization().optimize(top, options)
@@ -194,8 +192,8 @@ impl NewestFirstExec {
         let (mut next, mut wave) = (0, 1);
         while next < self.files.len() {
             if best.num_rows() >= self.fetch {
-                let key = self.ordering.first().expr.evaluate(&best)?.into_array(best.num_rows())?;
-                let threshold = ScalarValue::try_from_array(&key, self.fetch - 1)?;
+                let last = best.slice(self.fetch - 1, 1);
+                let threshold = ScalarValue::try_from_array(&self.ordering.first().expr.evaluate(&last)?.into_array(1)?, 0)?;
                 if self.skips(&self.files[next].0, &threshold) {
                     break; // the files are latest first: every later one is skipped too
                 }
@@ -213,17 +211,12 @@ impl NewestFirstExec {
     }
 }
 
-/// `plan` with the node `old` (reached through single children) replaced by `new`.
-fn replace(
-    plan: &Arc<dyn ExecutionPlan>,
-    old: &Arc<dyn ExecutionPlan>,
-    new: Arc<dyn ExecutionPlan>,
-) -> Result<Arc<dyn ExecutionPlan>> {
-    if Arc::ptr_eq(plan, old) {
-        return Ok(new);
-    }
+/// `plan` (a chain of single-input operators, as the rule accepts) with its leaf, the
+/// scan, replaced by `leaf`.
+fn with_leaf(plan: &Arc<dyn ExecutionPlan>, leaf: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
     match plan.children().as_slice() {
-        [child] => Arc::clone(plan).replace_children(vec![replace(child, old, new)?], RECOMPUTE),
+        [] => Ok(leaf),
+        [child] => Arc::clone(plan).replace_children(vec![with_leaf(child, leaf)?], RECOMPUTE),
         _ => internal_err!("NewestFirstExec: the scan is not under single-input operators"),
     }
 }

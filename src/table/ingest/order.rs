@@ -5,7 +5,7 @@
 
 use std::cmp::Ordering;
 
-use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::array::{ArrayData, ArrayRef, RecordBatch, UInt32Array};
 use arrow::buffer::ScalarBuffer;
 use arrow::compute::{
     concat, concat_batches, lexsort_to_indices, take_record_batch, LexicographicalComparator, SortColumn, SortOptions,
@@ -62,7 +62,7 @@ impl SortKey {
         if times.null_count() > 0 || times.len() > u32::MAX as usize {
             return Ok(None);
         }
-        let values = ScalarBuffer::<i64>::new(times.buffers()[0].clone(), times.offset(), times.len());
+        let values = raw_times(&times);
         // (time, row) pairs sort as a stable sort by time would.
         let mut pairs: Vec<(i64, u32)> = values.iter().zip(0u32..).map(|(&time, row)| (time, row)).collect();
         pairs.sort_unstable();
@@ -82,6 +82,11 @@ impl SortKey {
         }
         Ok(Some(UInt32Array::from(order)))
     }
+}
+
+/// The raw `i64` values of a timestamp column (any unit: only their order is used).
+fn raw_times(times: &ArrayData) -> ScalarBuffer<i64> {
+    ScalarBuffer::new(times.buffers()[0].clone(), times.offset(), times.len())
 }
 
 /// Follows a stream of batches and tells whether it is still in [`SortKey`] order.
@@ -123,8 +128,7 @@ impl OrderCheck {
     /// Whether the rows of `keys` (time first) are in order: a pass over the raw time
     /// values, and the entity comparison only where two times are equal.
     fn in_order(&self, keys: &[ArrayRef]) -> Result<bool> {
-        let times = keys[0].to_data();
-        let values = ScalarBuffer::<i64>::new(times.buffers()[0].clone(), times.offset(), times.len());
+        let values = raw_times(&keys[0].to_data());
         let mut ties = None;
         for i in 1..values.len() {
             match values[i - 1].cmp(&values[i]) {
@@ -153,6 +157,7 @@ mod tests {
 
     use arrow::array::{Array, Int64Array, StringArray, TimestampMillisecondArray};
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use proptest::prelude::*;
 
     use super::*;
 
@@ -188,22 +193,19 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn sorts_by_time_then_entity_whatever_the_input_order() {
-        // A small generator (xorshift), so the test needs no dependency and is repeatable.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |bound: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % bound
-        };
-        let symbols = ["AAPL", "MSFT", "GOOG", "AMZN", "A", "ZZZZ"];
-        for case in 0..200 {
-            let n = 1 + next(60) as usize;
+    const SYMBOLS: [&str; 6] = ["AAPL", "MSFT", "GOOG", "AMZN", "A", "ZZZZ"];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn sorts_by_time_then_entity_whatever_the_input_order(
+            picks in prop::collection::vec((0i64..8, 0usize..SYMBOLS.len()), 1..60),
+            export_order in any::<bool>(),
+        ) {
             let mut input: Vec<(Option<i64>, &str, i64)> =
-                (0..n).map(|i| (Some(next(8) as i64 * 60_000), symbols[next(6) as usize], i as i64)).collect();
-            if case % 3 == 0 {
+                picks.iter().zip(0..).map(|(&(minute, s), i)| (Some(minute * 60_000), SYMBOLS[s], i)).collect();
+            if export_order {
                 // The export order: by entity, then time.
                 input.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
             }
@@ -212,12 +214,12 @@ mod tests {
             let mut expected: Vec<_> = input.iter().map(|&(t, s, v)| (t, s.to_string(), v)).collect();
             expected.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
             let keys = |rows: &[(Option<i64>, String, i64)]| rows.iter().map(|r| (r.0, r.1.clone())).collect::<Vec<_>>();
-            assert_eq!(keys(&sorted), keys(&expected), "case {case}: {input:?}");
+            prop_assert_eq!(keys(&sorted), keys(&expected), "{:?}", input);
             let mut all = sorted.clone();
             all.sort();
             let mut want = expected.clone();
             want.sort();
-            assert_eq!(all, want, "case {case}: the same rows, none lost or repeated");
+            prop_assert_eq!(all, want, "the same rows, none lost or repeated");
         }
     }
 
