@@ -39,10 +39,15 @@ fn queries(bars: &MarketBars) -> Vec<(&'static str, String)> {
     let (h0, h1) = (at(60), at(120));
     let (d0, d1) = (at(-14 * 60 - 30), at(-14 * 60 - 30 + 24 * 60));
     vec![
-        ("one symbol, one hour", format!("SELECT * FROM bars WHERE symbol = '{symbol}' AND ts >= '{h0}' AND ts < '{h1}'")),
+        (
+            "one symbol, one hour",
+            format!("SELECT * FROM bars WHERE symbol = '{symbol}' AND ts >= '{h0}' AND ts < '{h1}'"),
+        ),
         (
             "one day, all symbols, by symbol",
-            format!("SELECT symbol, avg(close), sum(volume) FROM bars WHERE ts >= '{d0}' AND ts < '{d1}' GROUP BY symbol"),
+            format!(
+                "SELECT symbol, avg(close), sum(volume) FROM bars WHERE ts >= '{d0}' AND ts < '{d1}' GROUP BY symbol"
+            ),
         ),
         (
             "date_bin 15m rollup of one day",
@@ -53,7 +58,10 @@ fn queries(bars: &MarketBars) -> Vec<(&'static str, String)> {
         ),
         ("ORDER BY ts DESC LIMIT 100", "SELECT * FROM bars ORDER BY ts DESC LIMIT 100".to_string()),
         ("count(*), min(ts), max(ts)", "SELECT count(*), min(ts), max(ts) FROM bars".to_string()),
-        ("full scan: count, min, max, avg(close)", "SELECT count(*), min(ts), max(ts), avg(close) FROM bars".to_string()),
+        (
+            "full scan: count, min, max, avg(close)",
+            "SELECT count(*), min(ts), max(ts), avg(close) FROM bars".to_string(),
+        ),
         ("coverage(), all symbols", "SELECT * FROM coverage('bars')".to_string()),
         ("gaps(), one symbol", format!("SELECT * FROM gaps('bars') WHERE symbol = '{symbol}'")),
     ]
@@ -104,11 +112,18 @@ async fn build(dir: &Path, bars: &MarketBars, segment_rows: Option<u64>) {
         }
         Some(rows) => {
             table = table.with_writer_options(WriterOptions::default().with_segment_rows(rows));
-            let days = futures::stream::iter((0..bars.days).map(|day| Ok::<_, timeseries_table_core::Error>(bars.day_batch(day))));
+            let days = futures::stream::iter(
+                (0..bars.days).map(|day| Ok::<_, timeseries_table_core::Error>(bars.day_batch(day))),
+            );
             table.append_stream(days).await.expect("append");
         }
     }
-    eprintln!("built {} ({} segments) in {:.1} s", dir.display(), table.segments().len(), start.elapsed().as_secs_f64());
+    eprintln!(
+        "built {} ({} segments) in {:.1} s",
+        dir.display(),
+        table.segments().len(),
+        start.elapsed().as_secs_f64()
+    );
 }
 
 fn print_table(axis: &str, measured: &[Measured]) {
@@ -199,8 +214,11 @@ async fn main() {
     if all || args.iter().any(|a| a == "segments") {
         // 50 symbols x 200 trading days (3.9 M rows), cut ever finer; a segment closes at
         // the first new minute after it holds `rows` rows, so 1 row means one a minute.
-        let (bars, cuts): (MarketBars, &[u64]) =
-            if quick { (MarketBars::new(20, 10), &[20_000, 1]) } else { (MarketBars::new(50, 200), &[65_000, 3_900, 390, 1]) };
+        let (bars, cuts): (MarketBars, &[u64]) = if quick {
+            (MarketBars::new(20, 10), &[20_000, 1])
+        } else {
+            (MarketBars::new(50, 200), &[65_000, 3_900, 390, 1])
+        };
         let mut measured = Vec::new();
         for &rows in cuts {
             let dir = work.join(format!("segments-{rows}"));

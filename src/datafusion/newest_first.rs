@@ -173,14 +173,21 @@ impl NewestFirstExec {
     /// `input` with its scan reading only `files`, each its own partition, topped by a
     /// top-n sort per partition whose running threshold prunes the scan's row groups (the
     /// scan reads them last first), as in DataFusion's own plan.
-    fn plan_for(&self, files: &[(ScalarValue, PartitionedFile)], options: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+    fn plan_for(
+        &self,
+        files: &[(ScalarValue, PartitionedFile)],
+        options: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         let groups = files.iter().map(|(_, file)| FileGroup::new(vec![file.clone()])).collect();
-        let config =
-            FileScanConfigBuilder::from(self.config.clone()).with_file_groups(groups).with_output_partitioning(None).build();
+        let config = FileScanConfigBuilder::from(self.config.clone())
+            .with_file_groups(groups)
+            .with_output_partitioning(None)
+            .build();
         let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
         let input = with_leaf(&self.input, scan)?;
-        let top: Arc<dyn ExecutionPlan> =
-            Arc::new(SortExec::new(self.ordering.clone(), input).with_fetch(Some(self.fetch)).with_preserve_partitioning(true));
+        let top: Arc<dyn ExecutionPlan> = Arc::new(
+            SortExec::new(self.ordering.clone(), input).with_fetch(Some(self.fetch)).with_preserve_partitioning(true),
+        );
         FilterPushdown::new_post_optimization().optimize(top, options)
     }
 
@@ -193,7 +200,8 @@ impl NewestFirstExec {
         while next < self.files.len() {
             if best.num_rows() >= self.fetch {
                 let last = best.slice(self.fetch - 1, 1);
-                let threshold = ScalarValue::try_from_array(&self.ordering.first().expr.evaluate(&last)?.into_array(1)?, 0)?;
+                let threshold =
+                    ScalarValue::try_from_array(&self.ordering.first().expr.evaluate(&last)?.into_array(1)?, 0)?;
                 if self.skips(&self.files[next].0, &threshold) {
                     break; // the files are latest first: every later one is skipped too
                 }
