@@ -7,11 +7,8 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use futures::future::BoxFuture;
 use object_store::path::Path;
 use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
-use parquet::arrow::async_writer::AsyncFileWriter;
-use parquet::errors::ParquetError;
 use tokio::task::JoinSet;
 
 /// Parts of one upload in flight at once.
@@ -115,16 +112,5 @@ fn joined(part: Option<Result<object_store::Result<()>, tokio::task::JoinError>>
         None => Ok(()),
         Some(Ok(result)) => result,
         Some(Err(e)) => Err(object_store::Error::Generic { store: "upload", source: Box::new(e) }),
-    }
-}
-
-/// Lets parquet's async writer encode straight into the upload.
-impl AsyncFileWriter for Upload {
-    fn write(&mut self, bytes: Bytes) -> BoxFuture<'_, parquet::errors::Result<()>> {
-        Box::pin(async move { Upload::write(self, &bytes).await.map_err(|e| ParquetError::External(Box::new(e))) })
-    }
-
-    fn complete(&mut self) -> BoxFuture<'_, parquet::errors::Result<()>> {
-        Box::pin(async move { self.finish().await.map_err(|e| ParquetError::External(Box::new(e))) })
     }
 }

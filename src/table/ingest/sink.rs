@@ -1,7 +1,8 @@
 //! Writing time-sorted rows as new segments while they arrive: each segment is encoded
-//! with parquet's async writer straight into an upload (multipart once it outgrows one
-//! part), its statistics and coverage are computed on a second thread, and a segment is
-//! closed at the first new timestamp after it reaches the target size.
+//! (its columns side by side, see [`SegmentEncoder`]) and uploaded row group by row group
+//! (multipart once it outgrows one part), its statistics and coverage are computed on
+//! another thread, and a segment is closed at the first new timestamp after it reaches the
+//! target size.
 //!
 //! Does I/O: uploads data files and coverage sidecars. Nothing is committed here; the
 //! staged segments go to the commit loop, or are deleted by [`SegmentSink::abort`].
@@ -11,7 +12,6 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
-use parquet::arrow::AsyncArrowWriter;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -20,7 +20,7 @@ use crate::coverage::{sidecar, Coverage, Overlap};
 use crate::environment;
 use crate::error::{Error, Result};
 use crate::formats::parquet::stats::timestamps_as_nanos;
-use crate::formats::parquet::{segment_properties, SegmentStats, StatsCollector, WriterOptions};
+use crate::formats::parquet::{segment_properties, SegmentEncoder, SegmentStats, StatsCollector, WriterOptions};
 use crate::metadata::segment::MAX_LISTED_ENTITIES;
 use crate::metadata::{SegmentId, SegmentMeta, TimeIndexSpec};
 use crate::storage::{TableLocation, Upload};
@@ -61,7 +61,8 @@ pub(crate) struct Finished {
 struct OpenSegment {
     id: SegmentId,
     path: String,
-    writer: AsyncArrowWriter<Upload>,
+    encoder: SegmentEncoder,
+    upload: Upload,
     stats_queue: mpsc::Sender<RecordBatch>,
     stats: JoinHandle<Result<StatsCollector>>,
     rows: u64,
@@ -148,12 +149,16 @@ impl SegmentSink {
             let open = self.open.take().expect("open");
             return Err(open.abandon(&self.location).await.unwrap_or_else(|| Error::Task("statistics stopped".into())));
         }
-        if let Err(source) = open.writer.write(batch).await {
+        if let Err(source) = open.encoder.write(batch) {
             return Err(Error::parquet(self.location.describe(&open.path), source));
+        }
+        let encoded = open.encoder.take_bytes();
+        if !encoded.is_empty() {
+            open.upload.write(&encoded).await.map_err(|e| Error::storage(self.location.describe(&open.path), e))?;
         }
         open.rows += batch.num_rows() as u64;
         open.last_ts = last_ts;
-        let bytes = (open.writer.bytes_written() + open.writer.in_progress_size()) as u64;
+        let bytes = (open.encoder.bytes_written() + open.encoder.in_progress_size()) as u64;
         self.full = open.rows >= self.options.segment_rows || bytes >= self.options.segment_bytes;
         Ok(())
     }
@@ -163,7 +168,7 @@ impl SegmentSink {
         let path = format!("data/{id}.parquet");
         let upload = self.location.upload(&path, self.options.upload_part_bytes);
         let properties = segment_properties(&self.schema, &self.spec, &self.options)?;
-        let writer = AsyncArrowWriter::try_new(upload, Arc::clone(&self.schema), Some(properties))
+        let encoder = SegmentEncoder::try_new(Arc::clone(&self.schema), properties)
             .map_err(|source| Error::parquet(self.location.describe(&path), source))?;
         let (stats_queue, batches) = mpsc::channel::<RecordBatch>(STATS_QUEUE);
         let spec = self.spec.clone();
@@ -173,7 +178,7 @@ impl SegmentSink {
             move || StatsCollector::try_new(&spec, &schema),
             |collector, batch| collector.observe(&batch),
         );
-        Ok(OpenSegment { id, path, writer, stats_queue, stats, rows: 0, last_ts: i64::MIN })
+        Ok(OpenSegment { id, path, encoder, upload, stats_queue, stats, rows: 0, last_ts: i64::MIN })
     }
 
     /// Closes the open segment, if any: the next batch starts a new one. Called where the
@@ -182,15 +187,15 @@ impl SegmentSink {
         self.full = false;
         let Some(mut open) = self.open.take() else { return Ok(()) };
         drop(open.stats_queue);
-        let finished = open.writer.finish().await;
+        let finished = complete(&mut open.encoder, &mut open.upload, &self.location, &open.path).await;
         let stats = join_stats(open.stats).await;
-        let size_bytes = open.writer.bytes_written() as u64;
-        if let Err(source) = finished {
+        let size_bytes = open.encoder.bytes_written() as u64;
+        if let Err(e) = finished {
             // An upload still open is aborted; one that completed before the error is
             // deleted (the name is this append's alone).
-            open.writer.into_inner().abort().await;
+            open.upload.abort().await;
             let _ = self.location.delete(&open.path).await;
-            return Err(Error::parquet(self.location.describe(&open.path), source));
+            return Err(e);
         }
         let stats = match stats {
             Ok(stats) => stats,
@@ -232,13 +237,29 @@ impl SegmentSink {
 impl OpenSegment {
     /// Stops the statistics thread (returning its error, if it failed) and aborts the
     /// upload; the file is deleted in case a part of it landed.
-    async fn abandon(self, location: &TableLocation) -> Option<Error> {
+    async fn abandon(mut self, location: &TableLocation) -> Option<Error> {
         drop(self.stats_queue);
         let stats = join_stats(self.stats).await;
-        self.writer.into_inner().abort().await;
+        self.upload.abort().await;
         let _ = location.delete(&self.path).await;
         stats.err()
     }
+}
+
+/// Encodes the footer and completes the upload.
+async fn complete(
+    encoder: &mut SegmentEncoder,
+    upload: &mut Upload,
+    location: &TableLocation,
+    path: &str,
+) -> Result<()> {
+    encoder.finish().map_err(|source| Error::parquet(location.describe(path), source))?;
+    let rest = encoder.take_bytes();
+    let uploaded = async {
+        upload.write(&rest).await?;
+        upload.finish().await
+    };
+    uploaded.await.map_err(|e| Error::storage(location.describe(path), e))
 }
 
 async fn join_stats(handle: JoinHandle<Result<StatsCollector>>) -> Result<SegmentStats> {
