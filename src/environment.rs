@@ -1,6 +1,6 @@
 //! What the crate takes from its surroundings: the time of day, random numbers (file and
 //! transaction ids, retry jitter) and threads for heavy computation (encoding coverage,
-//! segment statistics).
+//! segment statistics, sorting and encoding a segment's columns).
 //!
 //! By default: the system clock, fresh random UUIDs and tokio's blocking threads. A thread
 //! may be seeded instead ([`seed_this_thread`]): ids then come from a seeded generator, the
@@ -11,6 +11,7 @@
 //! No I/O.
 
 use std::cell::RefCell;
+use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
@@ -64,6 +65,41 @@ pub(crate) async fn compute<R: Send + 'static>(work: impl FnOnce() -> R + Send +
         return Ok(work());
     }
     tokio::task::spawn_blocking(work).await.map_err(|e| Error::Task(e.to_string()))
+}
+
+/// Below this many rows, work on a batch stays on the calling thread: starting threads
+/// would cost more than they save.
+pub(crate) const PARALLEL_MIN_ROWS: usize = 8 * 1024;
+
+/// Runs `work` on every item, spread over the machine's cores with the calling thread among
+/// them: each thread takes the next item not yet taken, so one slow item does not hold up
+/// the rest. Everything runs on the calling thread when `parallel` is false (too little
+/// work to be worth a thread) or on a seeded thread. Returns an error of `work`, if any,
+/// once every thread has stopped.
+pub(crate) fn on_cores<T: Send, E: Send>(
+    items: impl Iterator<Item = T> + Send,
+    parallel: bool,
+    work: impl Fn(T) -> std::result::Result<(), E> + Sync,
+) -> std::result::Result<(), E> {
+    let threads = if parallel && !is_seeded() { std::thread::available_parallelism().map_or(1, usize::from) } else { 1 };
+    let queue = Mutex::new(items);
+    let run = || loop {
+        let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+        let Some(item) = next else { return Ok(()) };
+        work(item)?;
+    };
+    if threads == 1 {
+        return run();
+    }
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(run)).collect();
+        let mut result = run();
+        for helper in helpers {
+            let helped = helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            result = result.and(helped);
+        }
+        result
+    })
 }
 
 /// Folds the items of `queue` into the state `init` makes, while the sender keeps

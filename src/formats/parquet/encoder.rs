@@ -6,19 +6,16 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory};
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
 use parquet::errors::Result;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 
-/// Below this many rows a batch is encoded on the calling thread alone: starting threads
-/// would cost more than they save.
-const PARALLEL_MIN_ROWS: usize = 8 * 1024;
+use crate::environment::{self, PARALLEL_MIN_ROWS};
 
 /// Writes one Parquet file, row group by row group, into an in-memory buffer.
 pub struct SegmentEncoder {
@@ -27,7 +24,6 @@ pub struct SegmentEncoder {
     buffer: SharedBuffer,
     schema: SchemaRef,
     row_group_rows: usize,
-    threads: usize,
     open: Option<OpenRowGroup>,
 }
 
@@ -45,8 +41,7 @@ impl SegmentEncoder {
         // Through `ArrowWriter`, so the file carries the Arrow schema as `ArrowWriter`'s do.
         let writer = ArrowWriter::try_new(buffer.clone(), Arc::clone(&schema), Some(properties))?;
         let (file, row_groups) = writer.into_serialized_writer()?;
-        let threads = thread::available_parallelism().map_or(1, usize::from);
-        Ok(SegmentEncoder { file, row_groups, buffer, schema, row_group_rows, threads, open: None })
+        Ok(SegmentEncoder { file, row_groups, buffer, schema, row_group_rows, open: None })
     }
 
     /// Encodes `batch` (in the encoder's schema), closing row groups as they fill.
@@ -66,8 +61,8 @@ impl SegmentEncoder {
             for (field, column) in self.schema.fields().iter().zip(part.columns()) {
                 leaves.extend(compute_leaves(field, column)?);
             }
-            let threads = if take < PARALLEL_MIN_ROWS { 1 } else { self.threads };
-            encode_side_by_side(&mut open.columns, &leaves, threads)?;
+            let columns = open.columns.iter_mut().zip(&leaves);
+            environment::on_cores(columns, take >= PARALLEL_MIN_ROWS, |(column, leaf)| column.write(leaf))?;
             open.rows += take;
             offset += take;
             if open.rows == self.row_group_rows {
@@ -110,32 +105,6 @@ impl SegmentEncoder {
         self.file.flush()?;
         Ok(())
     }
-}
-
-/// Feeds each leaf to its column writer, `threads` columns at a time: each thread takes
-/// the next column not yet taken, so a slow column does not hold up the others.
-fn encode_side_by_side(columns: &mut [ArrowColumnWriter], leaves: &[ArrowLeafColumn], threads: usize) -> Result<()> {
-    let work = Mutex::new(columns.iter_mut().zip(leaves));
-    let encode = || -> Result<()> {
-        loop {
-            let next = work.lock().unwrap_or_else(PoisonError::into_inner).next();
-            let Some((column, leaf)) = next else { return Ok(()) };
-            column.write(leaf)?;
-        }
-    };
-    let helpers = threads.min(leaves.len()).saturating_sub(1);
-    if helpers == 0 {
-        return encode();
-    }
-    thread::scope(|scope| {
-        let spawned: Vec<_> = (0..helpers).map(|_| scope.spawn(encode)).collect();
-        let mut result = encode();
-        for helper in spawned {
-            let helped = helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            result = result.and(helped);
-        }
-        result
-    })
 }
 
 /// The encoded bytes, shared by the file writer (which appends) and the encoder (which

@@ -4,14 +4,14 @@
 //! Pure; no I/O.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
-use arrow::array::{ArrayData, ArrayRef, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayData, ArrayRef, RecordBatch};
 use arrow::buffer::ScalarBuffer;
-use arrow::compute::{
-    concat, concat_batches, lexsort_to_indices, take_record_batch, LexicographicalComparator, SortColumn, SortOptions,
-};
+use arrow::compute::{concat, interleave, lexsort_to_indices, LexicographicalComparator, SortColumn, SortOptions};
 use arrow::datatypes::SchemaRef;
 
+use crate::environment::{self, PARALLEL_MIN_ROWS};
 use crate::error::{Error, Result};
 use crate::metadata::TimeIndexSpec;
 
@@ -38,27 +38,56 @@ impl SortKey {
         arrays.into_iter().map(|values| SortColumn { values, options: Some(ASCENDING) }).collect()
     }
 
-    /// Sorts rows held in memory (freeing the input batches once they are gathered).
+    /// Sorts rows held in memory (freeing the input batches once they are gathered). Only
+    /// the key columns are joined to find the order; the rows are gathered straight from
+    /// the input batches, a column per core at a time.
     pub(crate) fn sort(&self, schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<RecordBatch> {
-        let all = concat_batches(schema, &batches)?;
-        drop(batches);
-        let order = match self.order_by_time_then_ties(&all)? {
+        let keys = self
+            .columns
+            .iter()
+            .map(|&i| concat(&batches.iter().map(|batch| batch.column(i).as_ref()).collect::<Vec<_>>()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let order = match self.order_by_time_then_ties(&keys)? {
             Some(order) => order,
-            None => {
-                let columns = self.sort_columns(self.columns.iter().map(|&i| all.column(i).clone()));
-                lexsort_to_indices(&columns, None)?
-            }
+            None => lexsort_to_indices(&self.sort_columns(keys), None)?.values().to_vec(),
         };
-        Ok(take_record_batch(&all, &order)?)
+        // Where each row of the joined keys sits in the input.
+        let starts: Vec<usize> = batches
+            .iter()
+            .scan(0, |start, batch| {
+                let this = *start;
+                *start += batch.num_rows();
+                Some(this)
+            })
+            .collect();
+        let rows: Vec<(usize, usize)> = order
+            .into_iter()
+            .map(|row| {
+                let row = row as usize;
+                let batch = starts.partition_point(|&start| start <= row) - 1;
+                (batch, row - starts[batch])
+            })
+            .collect();
+        let mut sorted: Vec<Option<ArrayRef>> = vec![None; schema.fields().len()];
+        let gather = sorted.iter_mut().enumerate();
+        environment::on_cores(gather, rows.len() >= PARALLEL_MIN_ROWS, |(i, column)| {
+            let inputs: Vec<&dyn Array> = batches.iter().map(|batch| batch.column(i).as_ref()).collect();
+            *column = Some(interleave(&inputs, &rows)?);
+            Ok::<_, Error>(())
+        })?;
+        drop(batches);
+        let columns = sorted.into_iter().map(|column| column.expect("every column gathered")).collect();
+        Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
     }
 
     /// The row order of `batch`, found by sorting the raw time values and comparing entity
     /// columns only among rows of equal time, and only where those are not already in
     /// order. A general lexicographic sort compares entity strings at every step, which
     /// made input ordered by entity, then time (the common export order) several times
-    /// slower to sort. `None` for input this does not cover (null times, over `u32` rows).
-    fn order_by_time_then_ties(&self, batch: &RecordBatch) -> Result<Option<UInt32Array>> {
-        let times = batch.column(self.columns[0]).to_data();
+    /// slower to sort. `keys` are the key columns, time first. `None` for input this does
+    /// not cover (null times, over `u32` rows).
+    fn order_by_time_then_ties(&self, keys: &[ArrayRef]) -> Result<Option<Vec<u32>>> {
+        let times = keys[0].to_data();
         if times.null_count() > 0 || times.len() > u32::MAX as usize {
             return Ok(None);
         }
@@ -67,8 +96,8 @@ impl SortKey {
         let mut pairs: Vec<(i64, u32)> = values.iter().zip(0u32..).map(|(&time, row)| (time, row)).collect();
         pairs.sort_unstable();
         let mut order: Vec<u32> = pairs.iter().map(|&(_, row)| row).collect();
-        if self.columns.len() > 1 {
-            let entities = self.sort_columns(self.columns[1..].iter().map(|&i| batch.column(i).clone()));
+        if keys.len() > 1 {
+            let entities = self.sort_columns(keys[1..].iter().cloned());
             let ties = LexicographicalComparator::try_new(&entities)?;
             let compare = |a: &u32, b: &u32| ties.compare(*a as usize, *b as usize);
             let mut start = 0;
@@ -80,7 +109,7 @@ impl SortKey {
                 }
             }
         }
-        Ok(Some(UInt32Array::from(order)))
+        Ok(Some(order))
     }
 }
 
@@ -202,6 +231,7 @@ mod tests {
         fn sorts_by_time_then_entity_whatever_the_input_order(
             picks in prop::collection::vec((0i64..8, 0usize..SYMBOLS.len()), 1..60),
             export_order in any::<bool>(),
+            cuts in prop::collection::vec(0usize..60, 0..4),
         ) {
             let mut input: Vec<(Option<i64>, &str, i64)> =
                 picks.iter().zip(0..).map(|(&(minute, s), i)| (Some(minute * 60_000), SYMBOLS[s], i)).collect();
@@ -210,7 +240,11 @@ mod tests {
                 input.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
             }
             let b = batch(&input);
-            let sorted = rows(&key(&b).sort(&b.schema(), vec![b.clone()]).unwrap());
+            // The rows arrive in several batches, cut anywhere.
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(b.num_rows())).chain([0, b.num_rows()]).collect();
+            cuts.sort();
+            let pieces = cuts.windows(2).map(|w| b.slice(w[0], w[1] - w[0])).collect();
+            let sorted = rows(&key(&b).sort(&b.schema(), pieces).unwrap());
             let mut expected: Vec<_> = input.iter().map(|&(t, s, v)| (t, s.to_string(), v)).collect();
             expected.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
             let keys = |rows: &[(Option<i64>, String, i64)]| rows.iter().map(|r| (r.0, r.1.clone())).collect::<Vec<_>>();
@@ -221,6 +255,19 @@ mod tests {
             want.sort();
             prop_assert_eq!(all, want, "the same rows, none lost or repeated");
         }
+    }
+
+    /// Enough rows that the columns are gathered on several threads.
+    #[test]
+    fn large_inputs_sort_across_batches() {
+        let input: Vec<(Option<i64>, &str, i64)> =
+            (0..30_000).map(|i| (Some((i % 5_000) * 60_000), SYMBOLS[(i / 5_000) as usize], i)).collect();
+        let b = batch(&input);
+        let pieces = vec![b.slice(0, 10_000), b.slice(10_000, 7), b.slice(10_007, 19_993)];
+        let sorted = rows(&key(&b).sort(&b.schema(), pieces).unwrap());
+        let mut expected: Vec<_> = input.iter().map(|&(t, s, v)| (t, s.to_string(), v)).collect();
+        expected.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        assert_eq!(sorted, expected);
     }
 
     #[test]
