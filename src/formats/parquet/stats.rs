@@ -5,6 +5,7 @@
 //! Parquet files, so the two paths cannot disagree.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{
@@ -136,7 +137,7 @@ impl StatsCollector {
 /// Entities seen so far, found by their row-encoded bytes.
 #[derive(Default)]
 struct EntityTable {
-    ordinals: HashMap<Box<[u8]>, usize>,
+    ordinals: HashMap<Box<[u8]>, usize, BuildHasherDefault<EntityHasher>>,
     /// Key, covered buckets, last bucket inserted.
     rows: Vec<(EntityKey, BucketSet, i64)>,
 }
@@ -150,6 +151,26 @@ impl EntityTable {
         self.rows.push((key(), BucketSet::new(), i64::MIN));
         self.ordinals.insert(row.into(), ordinal);
         ordinal
+    }
+}
+
+/// Hashes row-encoded entity keys with one multiply-and-rotate step per 8 bytes: several
+/// times faster than the default SipHash on keys this short, and looked up once per row.
+/// Not keyed: entity values are the table's own data, not a remote party's.
+#[derive(Default)]
+struct EntityHasher(u64);
+
+impl Hasher for EntityHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 

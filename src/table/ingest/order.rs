@@ -91,10 +91,7 @@ impl SortKey {
         if times.null_count() > 0 || times.len() > u32::MAX as usize {
             return Ok(None);
         }
-        let values = raw_times(&times);
-        // (time, row) pairs sort as a stable sort by time would.
-        let mut pairs: Vec<(i64, u32)> = values.iter().zip(0u32..).map(|(&time, row)| (time, row)).collect();
-        pairs.sort_unstable();
+        let pairs = sort_by_time(&raw_times(&times));
         let mut order: Vec<u32> = pairs.iter().map(|&(_, row)| row).collect();
         if keys.len() > 1 {
             let entities = self.sort_columns(keys[1..].iter().cloned());
@@ -111,6 +108,35 @@ impl SortKey {
         }
         Ok(Some(order))
     }
+}
+
+/// (time, row) pairs ordered by time, rows of equal time in row order: what a stable sort
+/// by time gives. A least-significant-byte radix sort, skipping the bytes that every time
+/// shares (a day of timestamps differs in five of eight): several times faster than a
+/// comparison sort on the hundreds of thousands of rows of an append. Times are keyed with
+/// the sign bit flipped, so negative times come first.
+fn sort_by_time(times: &[i64]) -> Vec<(u64, u32)> {
+    let mut pairs: Vec<(u64, u32)> = times.iter().zip(0u32..).map(|(&t, row)| ((t as u64) ^ (1 << 63), row)).collect();
+    let differing = pairs.iter().fold(0, |bits, &(key, _)| bits | (key ^ pairs[0].0));
+    let mut scratch = vec![(0, 0); pairs.len()];
+    for shift in (0..64).step_by(8).filter(|shift| (differing >> shift) & 0xff != 0) {
+        let digit = |key: u64| ((key >> shift) & 0xff) as usize;
+        let mut next = [0usize; 256];
+        for &(key, _) in &pairs {
+            next[digit(key)] += 1;
+        }
+        let mut start = 0;
+        for slot in &mut next {
+            (start, *slot) = (start + *slot, start);
+        }
+        for &pair in &pairs {
+            let slot = &mut next[digit(pair.0)];
+            scratch[*slot] = pair;
+            *slot += 1;
+        }
+        std::mem::swap(&mut pairs, &mut scratch);
+    }
+    pairs
 }
 
 /// The raw `i64` values of a timestamp column (any unit: only their order is used).
@@ -229,7 +255,7 @@ mod tests {
 
         #[test]
         fn sorts_by_time_then_entity_whatever_the_input_order(
-            picks in prop::collection::vec((0i64..8, 0usize..SYMBOLS.len()), 1..60),
+            picks in prop::collection::vec((-4i64..8, 0usize..SYMBOLS.len()), 1..60),
             export_order in any::<bool>(),
             cuts in prop::collection::vec(0usize..60, 0..4),
         ) {
@@ -268,6 +294,15 @@ mod tests {
         let mut expected: Vec<_> = input.iter().map(|&(t, s, v)| (t, s.to_string(), v)).collect();
         expected.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         assert_eq!(sorted, expected);
+    }
+
+    #[test]
+    fn the_radix_sort_orders_extreme_and_equal_times_stably() {
+        let times = [5, i64::MIN, -1, 0, i64::MAX, 5, -1, -300, 1 << 40];
+        let rows: Vec<u32> = sort_by_time(&times).into_iter().map(|(_, row)| row).collect();
+        let mut expected: Vec<u32> = (0..times.len() as u32).collect();
+        expected.sort_by_key(|&row| times[row as usize]);
+        assert_eq!(rows, expected);
     }
 
     #[test]
