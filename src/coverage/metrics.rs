@@ -5,6 +5,7 @@
 //! bucket ids: the whole window, or the buckets of each session of a schedule. A gap never
 //! spans two ranges; an empty or reversed range expects nothing and reports nothing.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use super::bucket_set::BucketSet;
@@ -20,8 +21,11 @@ pub struct EntityMetrics {
     pub missing: u64,
     /// `covered / expected`, or 0.0 for an empty window.
     pub ratio: f64,
-    /// Maximal runs of missing bucket ids in the window, ascending.
+    /// Maximal runs of missing bucket ids in the window, ascending (left empty by
+    /// [`entity_summary`]).
     pub gaps: Vec<Range<i64>>,
+    /// Number of those runs.
+    pub gap_count: u64,
     /// Length in buckets of the longest gap, 0 if none.
     pub max_gap: u64,
     /// First covered bucket id in the window.
@@ -42,17 +46,49 @@ fn span_len(range: &Range<i64>) -> u64 {
 /// Metrics of `set` over the `expected` ranges (ascending and disjoint), from one pass
 /// over the set's runs from the first range to the last.
 pub fn entity_metrics(set: &BucketSet, expected: &[Range<i64>]) -> EntityMetrics {
-    let ranges: Vec<&Range<i64>> = expected.iter().filter(|r| r.start < r.end).collect();
-    let expected = ranges.iter().map(|r| span_len(r)).fold(0u64, u64::saturating_add);
+    metrics(set, expected, true)
+}
+
+/// [`entity_metrics`] without the list of gaps (their count and the longest are kept):
+/// what a coverage report needs, without an allocation per gap.
+pub fn entity_summary(set: &BucketSet, expected: &[Range<i64>]) -> EntityMetrics {
+    metrics(set, expected, false)
+}
+
+/// The gaps met so far: counted, the longest kept, listed only when asked.
+struct Gaps {
+    list: Option<Vec<Range<i64>>>,
+    count: u64,
+    max: u64,
+}
+
+impl Gaps {
+    fn push(&mut self, gap: Range<i64>) {
+        self.count += 1;
+        self.max = self.max.max(span_len(&gap));
+        if let Some(list) = &mut self.list {
+            list.push(gap);
+        }
+    }
+}
+
+fn metrics(set: &BucketSet, expected: &[Range<i64>], list_gaps: bool) -> EntityMetrics {
+    // Empty or reversed ranges expect nothing; copied without them only when there are any.
+    let ranges: Cow<'_, [Range<i64>]> = if expected.iter().all(|r| r.start < r.end) {
+        Cow::Borrowed(expected)
+    } else {
+        Cow::Owned(expected.iter().filter(|r| r.start < r.end).cloned().collect())
+    };
+    let expected = ranges.iter().map(span_len).fold(0u64, u64::saturating_add);
     let mut covered = 0u64;
-    let mut gaps = Vec::new();
+    let mut gaps = Gaps { list: list_gaps.then(Vec::new), count: 0, max: 0 };
     let mut covered_from = None;
     let mut covered_until = None;
     if let (Some(first), Some(last)) = (ranges.first(), ranges.last()) {
         // `ranges[i]` is the range being accounted for; `cursor..` of it is not yet.
         let mut i = 0;
         let mut cursor = first.start;
-        let close = |i: &mut usize, cursor: &mut i64, gaps: &mut Vec<Range<i64>>| {
+        let close = |i: &mut usize, cursor: &mut i64, gaps: &mut Gaps| {
             if *cursor < ranges[*i].end {
                 gaps.push(*cursor..ranges[*i].end);
             }
@@ -88,9 +124,18 @@ pub fn entity_metrics(set: &BucketSet, expected: &[Range<i64>]) -> EntityMetrics
             close(&mut i, &mut cursor, &mut gaps);
         }
     }
-    let max_gap = gaps.iter().map(span_len).max().unwrap_or(0);
     let ratio = if expected == 0 { 0.0 } else { covered as f64 / expected as f64 };
-    EntityMetrics { expected, covered, missing: expected - covered, ratio, gaps, max_gap, covered_from, covered_until }
+    EntityMetrics {
+        expected,
+        covered,
+        missing: expected - covered,
+        ratio,
+        gaps: gaps.list.unwrap_or_default(),
+        gap_count: gaps.count,
+        max_gap: gaps.max,
+        covered_from,
+        covered_until,
+    }
 }
 
 /// The latest `length` expected bucket ids in a row that are all covered, skipping what is

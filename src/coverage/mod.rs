@@ -24,5 +24,5 @@ mod tests;
 pub use bucket_set::BucketSet;
 pub use buckets::{bucket_end, bucket_of, bucket_start, expected_buckets, BucketCursor, BucketGrid};
 pub use coverage::{Coverage, Overlap};
-pub use metrics::{entity_metrics, last_covered_window, last_covered_window_in, EntityMetrics};
+pub use metrics::{entity_metrics, entity_summary, last_covered_window, last_covered_window_in, EntityMetrics};
 pub use sidecar::{decode as decode_sidecar, encode as encode_sidecar};

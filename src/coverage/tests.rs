@@ -101,7 +101,10 @@ proptest! {
         prop_assert_eq!(m.covered, inside.len() as u64);
         prop_assert_eq!(m.missing, m.expected - m.covered);
         prop_assert_eq!(&m.gaps, &gaps, "a gap never spans two ranges");
+        prop_assert_eq!(m.gap_count, gaps.len() as u64);
         prop_assert_eq!(m.max_gap, gaps.iter().map(|g| (g.end - g.start) as u64).max().unwrap_or(0));
+        let summary = metrics::entity_summary(&set, &ranges);
+        prop_assert_eq!(summary, metrics::EntityMetrics { gaps: Vec::new(), ..m.clone() }, "the same, without the list");
         prop_assert_eq!(m.covered_from, inside.first().copied());
         prop_assert_eq!(m.covered_until, inside.last().map(|id| id + 1));
     }

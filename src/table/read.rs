@@ -9,7 +9,7 @@ use super::snapshot::Snapshot;
 use super::TimeSeriesTable;
 use arrow::array::timezone::Tz;
 
-use crate::coverage::{entity_metrics, last_covered_window_in, BucketGrid, BucketSet, Coverage};
+use crate::coverage::{entity_metrics, entity_summary, last_covered_window_in, BucketGrid, BucketSet, Coverage};
 use crate::error::{Error, Result};
 use crate::metadata::{EntityKey, Schedule, SegmentMeta, TimeBucket, Timestamp};
 use crate::transaction_log::LogStore;
@@ -403,7 +403,7 @@ impl Snapshot {
         let grid = self.grid();
         selected(&coverage, entities)
             .map(|(entity, set)| {
-                let m = entity_metrics(set, &expected);
+                let m = entity_summary(set, &expected);
                 Ok(EntityCoverage {
                     entity: entity.clone(),
                     window: range,
@@ -411,7 +411,7 @@ impl Snapshot {
                     covered_buckets: m.covered,
                     missing_buckets: m.missing,
                     coverage_ratio: m.ratio,
-                    gap_count: m.gaps.len() as u64,
+                    gap_count: m.gap_count,
                     max_gap_buckets: m.max_gap,
                     covered_from: m.covered_from.map(|id| bucket_time(id, grid)).transpose()?,
                     covered_until: m.covered_until.map(|id| bucket_time(id, grid)).transpose()?,
