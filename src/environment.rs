@@ -69,19 +69,19 @@ pub(crate) async fn compute<R: Send + 'static>(work: impl FnOnce() -> R + Send +
 
 /// Below this many rows, work on a batch stays on the calling thread: starting threads
 /// would cost more than they save.
-pub(crate) const PARALLEL_MIN_ROWS: usize = 8 * 1024;
+const PARALLEL_MIN_ROWS: usize = 8 * 1024;
 
 /// Runs `work` on every item, spread over the machine's cores with the calling thread among
 /// them: each thread takes the next item not yet taken, so one slow item does not hold up
-/// the rest. Everything runs on the calling thread when `parallel` is false (too little
-/// work to be worth a thread) or on a seeded thread. Returns an error of `work`, if any,
-/// once every thread has stopped.
+/// the rest. `rows` is how many rows the items cover: below a few thousand, or on a seeded
+/// thread, everything runs on the calling thread. Returns an error of `work`, if any, once
+/// every thread has stopped.
 pub(crate) fn on_cores<T: Send, E: Send>(
     items: impl Iterator<Item = T> + Send,
-    parallel: bool,
+    rows: usize,
     work: impl Fn(T) -> std::result::Result<(), E> + Sync,
 ) -> std::result::Result<(), E> {
-    let threads = if parallel && !is_seeded() { std::thread::available_parallelism().map_or(1, usize::from) } else { 1 };
+    let threads = if rows >= PARALLEL_MIN_ROWS && !is_seeded() { std::thread::available_parallelism().map_or(1, usize::from) } else { 1 };
     let queue = Mutex::new(items);
     let run = || loop {
         let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();

@@ -15,7 +15,7 @@ use parquet::errors::Result;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 
-use crate::environment::{self, PARALLEL_MIN_ROWS};
+use crate::environment;
 
 /// Writes one Parquet file, row group by row group, into an in-memory buffer.
 pub struct SegmentEncoder {
@@ -62,7 +62,7 @@ impl SegmentEncoder {
                 leaves.extend(compute_leaves(field, column)?);
             }
             let columns = open.columns.iter_mut().zip(&leaves);
-            environment::on_cores(columns, take >= PARALLEL_MIN_ROWS, |(column, leaf)| column.write(leaf))?;
+            environment::on_cores(columns, take, |(column, leaf)| column.write(leaf))?;
             open.rows += take;
             offset += take;
             if open.rows == self.row_group_rows {

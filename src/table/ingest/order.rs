@@ -11,7 +11,7 @@ use arrow::buffer::ScalarBuffer;
 use arrow::compute::{concat, interleave, lexsort_to_indices, LexicographicalComparator, SortColumn, SortOptions};
 use arrow::datatypes::SchemaRef;
 
-use crate::environment::{self, PARALLEL_MIN_ROWS};
+use crate::environment;
 use crate::error::{Error, Result};
 use crate::metadata::TimeIndexSpec;
 
@@ -70,7 +70,7 @@ impl SortKey {
             .collect();
         let mut sorted: Vec<Option<ArrayRef>> = vec![None; schema.fields().len()];
         let gather = sorted.iter_mut().enumerate();
-        environment::on_cores(gather, rows.len() >= PARALLEL_MIN_ROWS, |(i, column)| {
+        environment::on_cores(gather, rows.len(), |(i, column)| {
             let inputs: Vec<&dyn Array> = batches.iter().map(|batch| batch.column(i).as_ref()).collect();
             *column = Some(interleave(&inputs, &rows)?);
             Ok::<_, Error>(())
