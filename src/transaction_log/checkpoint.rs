@@ -9,9 +9,11 @@
 //! Checkpoints may sit at any version. Writers aim for the multiples of
 //! [`CHECKPOINT_INTERVAL`], and a commit that finds the newest one more than an interval
 //! behind (the writer due to write it crashed or failed) writes one for its own version.
+//!
+//! A large checkpoint has its segment list parsed in parts on every core.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -125,6 +127,9 @@ pub fn encode_checkpoint(state: &TableState) -> Result<Vec<u8>, String> {
     serde_json::to_vec(&Checkpoint { body, crc32 }).map_err(|e| e.to_string())
 }
 
+/// Segments as read, each behind its `Arc` (see [`shared_segments`]).
+type SharedSegments = Vec<(SegmentId, Arc<SegmentMeta>)>;
+
 /// A checkpoint as read: the same fields, without `flatten` (which makes serde buffer every
 /// value before deserializing it, several times slower at a million segments). A segment's
 /// `added_in_version` is read by [`SegmentMeta`] itself.
@@ -134,7 +139,7 @@ struct CheckpointRead {
     version: u64,
     meta: TableMeta,
     #[serde(deserialize_with = "shared_segments")]
-    segments: Vec<(SegmentId, Arc<SegmentMeta>)>,
+    segments: SharedSegments,
     coverage_snapshot: Option<CoverageSnapshotRef>,
     crc32: u32,
 }
@@ -142,11 +147,11 @@ struct CheckpointRead {
 /// The segment list, each segment put behind its `Arc` as it is read: a list of the
 /// segments themselves would be copied whole each time it grows (at a million segments,
 /// hundreds of megabytes).
-fn shared_segments<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<(SegmentId, Arc<SegmentMeta>)>, D::Error> {
+fn shared_segments<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<SharedSegments, D::Error> {
     struct Segments;
 
     impl<'de> serde::de::Visitor<'de> for Segments {
-        type Value = Vec<(SegmentId, Arc<SegmentMeta>)>;
+        type Value = SharedSegments;
 
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("a list of segments")
@@ -164,11 +169,112 @@ fn shared_segments<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<
     deserializer.deserialize_seq(Segments)
 }
 
+/// A checkpoint larger than two of these has its segment list parsed in parts of about
+/// this size, on every core: at a million segments the JSON takes most of the open.
+const PART_BYTES: usize = 4 << 20;
+
+/// The most parts a segment list is cut into.
+const MAX_PARTS: usize = 16;
+
+/// What starts every segment but the first in a checkpoint written by
+/// [`encode_checkpoint`]. It never occurs inside a JSON string, where a quote is always
+/// escaped, so it is a place to cut the list; whether the place is between two segments of
+/// the list (and not inside one) is proven by the part before it ending exactly there.
+const NEXT_SEGMENT: &[u8] = b"},{\"id\":\"";
+
+/// Where the segment list opens in a checkpoint written by [`encode_checkpoint`].
+const SEGMENTS_FIELD: &[u8] = b",\"segments\":[";
+
+/// The fields of a checkpoint but its segments.
+#[derive(Deserialize)]
+struct CheckpointHead {
+    format_version: u32,
+    version: u64,
+    meta: TableMeta,
+    coverage_snapshot: Option<CoverageSnapshotRef>,
+    crc32: u32,
+}
+
+/// A large checkpoint laid out as [`encode_checkpoint`] writes it, read with its segment
+/// list cut into parts of about `part_bytes` parsed side by side. `None` when the file is
+/// small, laid out otherwise or unreadable: the caller then parses it whole, which also
+/// says what is wrong with it.
+fn read_in_parts(bytes: &[u8], part_bytes: usize) -> Option<CheckpointRead> {
+    let field = find(bytes, SEGMENTS_FIELD, 0)?;
+    let list = field + SEGMENTS_FIELD.len();
+    let parts = ((bytes.len() - list) / part_bytes).min(MAX_PARTS);
+    if parts < 2 {
+        return None;
+    }
+    // Each part starts at a segment's opening brace; the first cut at or after each
+    // equal share of the file.
+    let mut starts = vec![list];
+    for share in 1..parts {
+        let cut = find(bytes, NEXT_SEGMENT, list + share * (bytes.len() - list) / parts)? + 2;
+        if cut > *starts.last()? {
+            starts.push(cut);
+        }
+    }
+    let slots: Vec<Mutex<Option<(SharedSegments, usize)>>> =
+        starts.iter().map(|_| Mutex::new(None)).collect();
+    let work = starts.iter().enumerate().map(|(i, &start)| (i, start, starts.get(i + 1).map(|next| next - 1)));
+    // A segment takes a few hundred bytes: the list's length in those is about its count.
+    crate::environment::on_cores(work, (bytes.len() - list) / 256, |(i, start, end)| {
+        let parsed = read_segments(bytes, start, end).ok_or(())?;
+        *slots[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(parsed);
+        Ok::<_, ()>(())
+    })
+    .ok()?;
+    let parsed: Vec<(SharedSegments, usize)> =
+        slots.into_iter().map(|slot| slot.into_inner().unwrap_or_else(PoisonError::into_inner)).collect::<Option<_>>()?;
+    let close = parsed.last()?.1;
+    let mut segments = Vec::with_capacity(parsed.iter().map(|(part, _)| part.len()).sum());
+    for (part, _) in parsed {
+        segments.extend(part);
+    }
+    // The other fields: the file without its segment list.
+    let head: CheckpointHead = serde_json::from_slice(&[&bytes[..field], &bytes[close + 1..]].concat()).ok()?;
+    Some(CheckpointRead {
+        format_version: head.format_version,
+        version: head.version,
+        meta: head.meta,
+        segments,
+        coverage_snapshot: head.coverage_snapshot,
+        crc32: head.crc32,
+    })
+}
+
+/// The segments listed from `start` (a segment's opening brace) to the comma at `end`, or
+/// to the list's closing bracket when `end` is `None`, with where they stopped (that comma
+/// or bracket). `None` when they do not stop exactly there.
+fn read_segments(bytes: &[u8], mut at: usize, end: Option<usize>) -> Option<(SharedSegments, usize)> {
+    let mut segments = Vec::new();
+    loop {
+        let mut one = serde_json::Deserializer::from_slice(&bytes[at..]).into_iter::<SegmentMeta>();
+        let segment = one.next()?.ok()?;
+        at += one.byte_offset();
+        segments.push((segment.id.clone(), Arc::new(segment)));
+        match (bytes.get(at), end) {
+            (Some(b','), Some(end)) if at == end => return Some((segments, at)),
+            (Some(b','), Some(end)) if at < end => at += 1,
+            (Some(b','), None) => at += 1,
+            (Some(b']'), None) => return Some((segments, at)),
+            _ => return None,
+        }
+    }
+}
+
+/// The first place of `needle` in `bytes` at or after `from`.
+fn find(bytes: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    bytes.get(from..)?.windows(needle.len()).position(|window| window == needle).map(|at| from + at)
+}
+
 /// Parses and verifies a checkpoint expected to hold `version`. A newer format is reported
 /// as such whether or not its layout parses here, and before its checksum is judged.
 pub fn decode_checkpoint(bytes: &[u8], version: u64) -> Result<TableState, CheckpointError> {
     let unreadable = CheckpointError::Unreadable;
-    let checkpoint = match serde_json::from_slice::<CheckpointRead>(bytes) {
+    let parsed = read_in_parts(bytes, PART_BYTES).map_or_else(|| serde_json::from_slice::<CheckpointRead>(bytes), Ok);
+    let checkpoint = match parsed {
         Ok(checkpoint) if checkpoint.format_version <= FORMAT_VERSION => checkpoint,
         parsed => {
             let found = format_version_of(bytes).map_err(|e| unreadable(format!("not a checkpoint: {e}")))?;
@@ -230,7 +336,7 @@ fn checksum_matches(bytes: &[u8], checkpoint: &CheckpointRead) -> Result<bool, S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::TimeIndexSpec;
+    use crate::metadata::{EntityKey, EntityValue, TimeIndexSpec};
     use crate::transaction_log::{Commit, LogAction};
 
     fn state() -> TableState {
@@ -296,6 +402,62 @@ mod tests {
         let damaged = pretty.replace("\"row_count\": 3", "\"row_count\": 4");
         assert_ne!(damaged, pretty);
         assert!(matches!(decode_checkpoint(damaged.as_bytes(), 2), Err(CheckpointError::Unreadable(_))));
+    }
+
+    /// A state of `count` segments whose entity values look like the cut marks.
+    fn many_segments(count: usize) -> TableState {
+        let mut state = state();
+        let tricky = ["},{\"id\":\"", "\\\"},{", "]", ",\"segments\":[", "plain"];
+        let segments = (0..count)
+            .map(|i| {
+                let name = format!("s{i:05}");
+                LogAction::AddSegment(SegmentMeta {
+                    id: SegmentId(name.clone()),
+                    path: format!("data/{name}.parquet"),
+                    coverage_path: format!("_coverage/segments/{name}.roar"),
+                    ts_min: i as i64 * 60,
+                    ts_max: i as i64 * 60 + 59,
+                    row_count: 1 + i as u64 % 7,
+                    size_bytes: 1000,
+                    sorted: i % 3 != 0,
+                    entity_count: 2,
+                    entities: Some(vec![
+                        EntityKey(vec![EntityValue::Str(tricky[i % tricky.len()].into()), EntityValue::Int(i as i64)]),
+                        EntityKey(vec![EntityValue::Str(format!("{{\"id\":\"{i}\"}}")), EntityValue::UInt(u64::MAX)]),
+                    ]),
+                    added_in_version: 0,
+                })
+            })
+            .collect();
+        state.apply(&Commit::new(3, "append", segments), "3").unwrap();
+        state
+    }
+
+    #[test]
+    fn a_segment_list_read_in_parts_equals_the_list_read_whole() {
+        let state = many_segments(300);
+        let bytes = encode_checkpoint(&state).unwrap();
+        let whole: CheckpointRead = serde_json::from_slice(&bytes).unwrap();
+        for part_bytes in [bytes.len() / 3, 4_000, 1_000, 97, 1] {
+            let parts = read_in_parts(&bytes, part_bytes).expect("a written checkpoint is read in parts");
+            assert_eq!(parts.segments, whole.segments, "parts of {part_bytes} bytes");
+            assert_eq!((parts.version, parts.crc32, &parts.meta), (whole.version, whole.crc32, &whole.meta));
+            assert_eq!(parts.coverage_snapshot, whole.coverage_snapshot);
+        }
+        let decoded = decode_checkpoint(&bytes, 3).unwrap();
+        assert_eq!(decoded.segments, state.segments);
+        // Too small to cut: read whole.
+        assert!(read_in_parts(&bytes, bytes.len()).is_none());
+        // Other layouts, and damage, are left to the whole read (which rejects the damage).
+        let pretty = serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()).unwrap();
+        assert!(read_in_parts(&pretty, 100).is_none());
+        assert_eq!(decode_checkpoint(&pretty, 3).unwrap().segments, state.segments);
+        let torn = &bytes[..bytes.len() * 2 / 3];
+        assert!(read_in_parts(torn, 100).is_none());
+        assert!(matches!(decode_checkpoint(torn, 3), Err(CheckpointError::Unreadable(_))));
+        let text = String::from_utf8(bytes.clone()).unwrap().replacen("\"row_count\":1", "\"row_count\":2", 1);
+        assert!(read_in_parts(text.as_bytes(), 100).is_some(), "parsed, then judged by its checksum");
+        assert_eq!(decode_checkpoint(text.as_bytes(), 3).unwrap_err(), CheckpointError::Unreadable("checksum mismatch".into()));
     }
 
     #[test]
