@@ -17,6 +17,7 @@ mod newest_first;
 mod predicate;
 mod preimage;
 mod provider;
+mod scan_groups;
 pub mod script;
 mod segment_files;
 mod statement_snapshots;
@@ -37,6 +38,7 @@ pub use functions::{MetadataFunction, MetadataKind, SnapshotFunction};
 pub use metadata_aggregates::MetadataAggregates;
 pub use newest_first::{NewestFirst, NewestFirstExec};
 pub use provider::TimeSeriesProvider;
+pub use scan_groups::ScanGroups;
 pub use time_ranges::TimeFunctionRanges;
 
 use crate::error::Result;
@@ -46,19 +48,21 @@ use crate::table::TimeSeriesTable;
 /// Registers the table functions (`coverage`, `gaps`, `last_covered_window`,
 /// `coverage_changes`, `segments`, `history`, and `snapshot` for a past version), the
 /// `STORED AS TIMESERIES` factory, the [`TimeFunctionRanges`] and [`MetadataAggregates`]
-/// optimizer rules, the [`NewestFirst`] physical optimizer rule and gap filling
-/// ([`gapfill::register`]) on `ctx`.
+/// optimizer rules, the [`NewestFirst`] and [`ScanGroups`] physical optimizer rules and gap
+/// filling ([`gapfill::register`]) on `ctx`.
 pub fn register(ctx: &SessionContext) {
     register_shared(ctx);
     let shared = ctx.state_ref();
     let mut state = shared.write();
     *state = SessionStateBuilder::new_from_existing(state.clone())
         .with_physical_optimizer_rule(Arc::new(NewestFirst))
+        .with_physical_optimizer_rule(Arc::new(ScanGroups))
         .build();
 }
 
-/// [`register`] without the [`NewestFirst`] rule: for cluster sessions, whose plans travel
-/// through the cluster codec, which has no form for its node.
+/// [`register`] without the physical optimizer rules: for cluster sessions, whose plans
+/// travel through the cluster codec (which has no form for [`NewestFirstExec`]) and are
+/// split into stages by the cluster's own planner.
 pub(crate) fn register_shared(ctx: &SessionContext) {
     for kind in MetadataKind::ALL {
         ctx.register_udtf(kind.name(), Arc::new(MetadataFunction::new(kind)));

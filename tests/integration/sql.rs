@@ -237,6 +237,52 @@ async fn newest_rows_are_read_from_the_newest_segments_only() {
 }
 
 #[tokio::test]
+async fn overlapping_segments_are_read_by_the_session_partitions_unless_their_order_is_needed() {
+    let (_dir, location) = temp_location();
+    let mut table = new_table(location, "1m").await;
+    // Eight symbols, each a segment a day: the eight segments of a day overlap, so reading
+    // them in time order takes eight partitions.
+    let symbols = ["A", "B", "C", "D", "E", "F", "G", "H"];
+    for day in 0..2 {
+        for symbol in symbols {
+            table.append(vec![minute_bars(&[symbol], T0 + day * DAY, 90)]).await.unwrap();
+        }
+    }
+    let config = datafusion::prelude::SessionConfig::new().with_target_partitions(2);
+    let ours = SessionContext::new_with_config(config.clone());
+    timeseries_table_core::datafusion::register(&ours);
+    register_opened(&ours, "t", table.clone()).unwrap();
+    let plain = SessionContext::new_with_config(config);
+    register_opened(&plain, "t", table.clone()).unwrap();
+
+    // Nothing above needs the order: two partitions, no ordering claimed.
+    for sql in [
+        "SELECT symbol, count(*), sum(volume), min(ts), max(ts) FROM t GROUP BY symbol ORDER BY symbol",
+        "SELECT count(*) FROM t WHERE price > 100.5",
+        "SELECT symbol, ts, price - lag(price) OVER (PARTITION BY symbol ORDER BY ts) AS change FROM t \
+         ORDER BY symbol, ts",
+    ] {
+        let plan = physical_plan(&ours, sql).await;
+        assert!(scan_line(&plan).contains("file_groups={2 groups"), "{sql}:\n{plan}");
+        assert!(!scan_line(&plan).contains("output_ordering"), "{sql}:\n{plan}");
+        let expected = pretty(&plain.sql(sql).await.unwrap().collect().await.unwrap());
+        assert!(scan_line(&physical_plan(&plain, sql).await).contains("file_groups={8 groups"));
+        assert_eq!(pretty(&ours.sql(sql).await.unwrap().collect().await.unwrap()), expected, "{sql}");
+    }
+    // A merge on time needs it: the ordered groups stay, and nothing sorts.
+    for sql in ["SELECT * FROM t ORDER BY ts", "SELECT ts, symbol FROM t WHERE symbol <> 'C' ORDER BY ts LIMIT 20"] {
+        let plan = physical_plan(&ours, sql).await;
+        assert!(scan_line(&plan).contains("file_groups={8 groups"), "{sql}:\n{plan}");
+        assert!(scan_line(&plan).contains("output_ordering"), "{sql}:\n{plan}");
+        assert!(!plan.lines().any(|l| l.trim_start().starts_with("SortExec")), "{sql}:\n{plan}");
+        let first_column = |text: String| -> Vec<String> {
+            text.lines().map(|l| l.split('|').nth(1).unwrap_or("").trim().to_string()).collect()
+        };
+        assert_eq!(first_column(sql_ok(&ours, sql).await), first_column(sql_ok(&plain, sql).await), "{sql}");
+    }
+}
+
+#[tokio::test]
 async fn segment_footers_are_read_once_per_session() {
     let (_dir, location) = temp_location();
     let mut table = new_table(location, "1m").await;

@@ -1,0 +1,97 @@
+//! `ScanGroups`: a scan of overlapping segments read by as many partitions as the session
+//! has, when no operator above needs the segments' time order.
+//!
+//! The provider groups segments so that each group reads in time order (see
+//! `ordered_groups`): overlapping segments need a group each, so 500 symbol-day segments
+//! of one day become 500 partitions, each with its own stream, metrics and partial
+//! aggregate. That is what a merge on time needs, and pure cost to an aggregate, a filter
+//! or an unordered limit. After the planner has decided who needs which order, this rule
+//! deals such a scan's segments out to the session's partitions and drops the ordering
+//! claim. No I/O.
+
+use std::sync::Arc;
+
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::Result;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::segment_files::SegmentFile;
+
+/// New children, new plan properties.
+const RECOMPUTE: ReplaceChildrenOptions = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
+
+/// The optimizer rule (see the module docs). Registered by [`super::register`].
+#[derive(Debug, Default)]
+pub struct ScanGroups;
+
+impl PhysicalOptimizerRule for ScanGroups {
+    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+        // The plan's own output order may be what the query asked for.
+        regroup(plan, true, config.execution.target_partitions.max(1))
+    }
+
+    fn name(&self) -> &str {
+        "scan_groups"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// `plan` with its scans regrouped where nothing needs their order: an operator needs its
+/// input's order when it requires one, or keeps it for a parent that needs it.
+fn regroup(plan: Arc<dyn ExecutionPlan>, order_needed: bool, partitions: usize) -> Result<Arc<dyn ExecutionPlan>> {
+    if !order_needed {
+        if let Some(scan) = unordered(&plan, partitions) {
+            return Ok(scan);
+        }
+    }
+    let children = plan.children();
+    if children.is_empty() {
+        return Ok(plan);
+    }
+    let required = plan.required_input_ordering();
+    let maintained = plan.maintains_input_order();
+    let mut changed = false;
+    let mut new_children = Vec::with_capacity(children.len());
+    for (i, child) in children.into_iter().enumerate() {
+        let needed = required.get(i).is_some_and(Option::is_some)
+            || (order_needed && maintained.get(i).copied().unwrap_or(true));
+        let new_child = regroup(Arc::clone(child), needed, partitions)?;
+        changed |= !Arc::ptr_eq(&new_child, child);
+        new_children.push(new_child);
+    }
+    if changed {
+        plan.replace_children(new_children, RECOMPUTE)
+    } else {
+        Ok(plan)
+    }
+}
+
+/// `plan` as an unordered scan over `partitions` groups, when it is a scan of our segments
+/// in time-ordered groups, more groups than that.
+fn unordered(plan: &Arc<dyn ExecutionPlan>, partitions: usize) -> Option<Arc<dyn ExecutionPlan>> {
+    let config = plan.downcast_ref::<DataSourceExec>()?.data_source().downcast_ref::<FileScanConfig>()?;
+    if config.output_ordering.is_empty() || config.file_groups.len() <= partitions {
+        return None;
+    }
+    let files: Vec<_> = config.file_groups.iter().flat_map(|group| group.files()).collect();
+    if !files.iter().all(|file| file.extension::<SegmentFile>().is_some()) {
+        return None;
+    }
+    let mut groups = vec![Vec::new(); partitions];
+    for (i, file) in files.into_iter().enumerate() {
+        groups[i % partitions].push(file.clone());
+    }
+    let config = FileScanConfigBuilder::from(config.clone())
+        .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+        .with_output_ordering(Vec::new())
+        .with_output_partitioning(None)
+        .build();
+    Some(DataSourceExec::from_data_source(config))
+}
