@@ -33,6 +33,7 @@ use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
 use super::insert::TimeSeriesSink;
 use super::predicate::{entity_constraints, time_constraint};
+use super::scan_groups::deal_out;
 use super::segment_files::SegmentFiles;
 use super::statement_snapshots::SharedTable;
 use super::time_ranges::plain_range;
@@ -229,12 +230,7 @@ impl TableProvider for TimeSeriesProvider {
         let groups: Vec<Vec<Arc<SegmentMeta>>> = if all_sorted {
             ordered_groups(&selection.segments, partitions)
         } else {
-            let count = partitions.min(selection.segments.len());
-            let mut groups = vec![Vec::new(); count];
-            for (i, s) in selection.segments.iter().enumerate() {
-                groups[i % count].push(Arc::clone(s));
-            }
-            groups
+            deal_out(selection.segments.iter().cloned(), partitions)
         };
         let file_groups: Vec<FileGroup> =
             self.files.entries(&location, selection.total, &groups).into_iter().map(FileGroup::new).collect();

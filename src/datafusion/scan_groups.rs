@@ -84,14 +84,21 @@ fn unordered(plan: &Arc<dyn ExecutionPlan>, partitions: usize) -> Option<Arc<dyn
     if !files.iter().all(|file| file.extension::<SegmentFile>().is_some()) {
         return None;
     }
-    let mut groups = vec![Vec::new(); partitions];
-    for (i, file) in files.into_iter().enumerate() {
-        groups[i % partitions].push(file.clone());
-    }
     let config = FileScanConfigBuilder::from(config.clone())
-        .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+        .with_file_groups(deal_out(files.into_iter().cloned(), partitions).into_iter().map(FileGroup::new).collect())
         .with_output_ordering(Vec::new())
         .with_output_partitioning(None)
         .build();
     Some(DataSourceExec::from_data_source(config))
+}
+
+/// `items` dealt out round-robin to at most `groups` groups (fewer when there are fewer
+/// items), each keeping the items' order.
+pub(super) fn deal_out<T: Clone>(items: impl ExactSizeIterator<Item = T>, groups: usize) -> Vec<Vec<T>> {
+    let count = groups.min(items.len()).max(1);
+    let mut dealt = vec![Vec::new(); count];
+    for (i, item) in items.enumerate() {
+        dealt[i % count].push(item);
+    }
+    dealt
 }

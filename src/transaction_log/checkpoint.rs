@@ -13,7 +13,7 @@
 //! A large checkpoint has its segment list parsed in parts on every core.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -200,6 +200,9 @@ struct CheckpointHead {
 /// small, laid out otherwise or unreadable: the caller then parses it whole, which also
 /// says what is wrong with it.
 fn read_in_parts(bytes: &[u8], part_bytes: usize) -> Option<CheckpointRead> {
+    if bytes.len() < 2 * part_bytes {
+        return None;
+    }
     let field = find(bytes, SEGMENTS_FIELD, 0)?;
     let list = field + SEGMENTS_FIELD.len();
     let parts = ((bytes.len() - list) / part_bytes).min(MAX_PARTS);
@@ -215,18 +218,15 @@ fn read_in_parts(bytes: &[u8], part_bytes: usize) -> Option<CheckpointRead> {
             starts.push(cut);
         }
     }
-    let slots: Vec<Mutex<Option<(SharedSegments, usize)>>> =
-        starts.iter().map(|_| Mutex::new(None)).collect();
-    let work = starts.iter().enumerate().map(|(i, &start)| (i, start, starts.get(i + 1).map(|next| next - 1)));
+    let mut slots: Vec<Option<(SharedSegments, usize)>> = vec![None; starts.len()];
+    let work = slots.iter_mut().zip(starts.iter().enumerate().map(|(i, &start)| (start, starts.get(i + 1))));
     // A segment takes a few hundred bytes: the list's length in those is about its count.
-    crate::environment::on_cores(work, (bytes.len() - list) / 256, |(i, start, end)| {
-        let parsed = read_segments(bytes, start, end).ok_or(())?;
-        *slots[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(parsed);
+    crate::environment::on_cores(work, (bytes.len() - list) / 256, |(slot, (start, next))| {
+        *slot = Some(read_segments(bytes, start, next.map(|next| next - 1)).ok_or(())?);
         Ok::<_, ()>(())
     })
     .ok()?;
-    let parsed: Vec<(SharedSegments, usize)> =
-        slots.into_iter().map(|slot| slot.into_inner().unwrap_or_else(PoisonError::into_inner)).collect::<Option<_>>()?;
+    let parsed: Vec<(SharedSegments, usize)> = slots.into_iter().collect::<Option<_>>()?;
     let close = parsed.last()?.1;
     let mut segments = Vec::with_capacity(parsed.iter().map(|(part, _)| part.len()).sum());
     for (part, _) in parsed {
