@@ -4,7 +4,9 @@
 //!
 //! Run: `cargo bench --bench compare` (release build; about 10-20 minutes on 2 cores with
 //! the default sizes) or `cargo bench --bench compare -- --quick` for a small smoke run;
-//! `-- --writer-settings` compares Parquet compression and row-group sizes instead.
+//! `-- --writer-settings` compares Parquet compression and row-group sizes instead;
+//! `-- --build-layout-b DIR` builds layout B alone and `-- --repeat-query DIR SQL N` times
+//! one query on a table.
 //! Prints markdown tables; BENCHMARKS.md records a run.
 
 mod common;
@@ -17,6 +19,7 @@ use arrow::array::RecordBatch;
 use common::{build, median, ms, run, spec};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use timeseries_table_core::datafusion::{register_opened, session_context};
@@ -315,14 +318,34 @@ async fn main() {
         scan_rss(&args[i + 1]).await;
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--build-layout-b") {
+        // Layout B alone, for `--repeat-query`: `--build-layout-b TABLE_DIR`.
+        let dir = PathBuf::from(&args[i + 1]);
+        let _ = std::fs::remove_dir_all(&dir);
+        let sizes = Sizes::full();
+        let table = build(&dir, sizes.small_symbols, sizes.small_days, true).await;
+        eprintln!("built {}: {} segments", dir.display(), table.segments().len());
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--repeat-query") {
-        // For profiling one query: `--repeat-query TABLE_DIR SQL N`.
+        // For profiling one query: `--repeat-query TABLE_DIR SQL N [--without-rule NAME]...`;
+        // each `--without-rule` drops one of the session's physical optimizer rules by name
+        // (`small_segments`, `scan_groups`, `newest_first`), to time a query without it.
         let table = TimeSeriesTable::open(TableLocation::local(&args[i + 1]).expect("dir")).await.expect("open");
-        let ctx = session_context();
+        let without: Vec<&str> =
+            args.windows(2).filter(|pair| pair[0] == "--without-rule").map(|pair| pair[1].as_str()).collect();
+        let state = session_context().state();
+        let rules =
+            state.physical_optimizers().iter().filter(|rule| !without.contains(&rule.name())).cloned().collect();
+        let ctx = SessionContext::new_with_state(
+            SessionStateBuilder::new_from_existing(state).with_physical_optimizer_rules(rules).build(),
+        );
         register_opened(&ctx, "bars", table).expect("register");
         let n: usize = args[i + 3].parse().expect("a count");
-        let samples = futures::stream::iter(0..n).then(|_| run(&ctx, &args[i + 2])).map(|(t, _)| t).collect().await;
-        println!("median {} ms over {n} runs", ms(median(samples)));
+        let runs: Vec<(Duration, usize)> =
+            futures::stream::iter(0..n).then(|_| run(&ctx, &args[i + 2])).collect().await;
+        let rows = runs.last().map_or(0, |&(_, rows)| rows);
+        println!("median {} ms over {n} runs, {rows} rows", ms(median(runs.into_iter().map(|(t, _)| t).collect())));
         return;
     }
     let sizes = if args.iter().any(|a| a == "--quick") { Sizes::quick() } else { Sizes::full() };

@@ -20,6 +20,7 @@ mod provider;
 mod scan_groups;
 pub mod script;
 mod segment_files;
+mod small_segments;
 mod statement_snapshots;
 mod table_scan;
 mod time_literal;
@@ -39,6 +40,7 @@ pub use metadata_aggregates::MetadataAggregates;
 pub use newest_first::{NewestFirst, NewestFirstExec};
 pub use provider::TimeSeriesProvider;
 pub use scan_groups::ScanGroups;
+pub use small_segments::{SmallSegments, SmallSegmentsExec};
 pub use time_ranges::TimeFunctionRanges;
 
 use crate::error::Result;
@@ -48,8 +50,8 @@ use crate::table::TimeSeriesTable;
 /// Registers the table functions (`coverage`, `gaps`, `last_covered_window`,
 /// `coverage_changes`, `segments`, `history`, and `snapshot` for a past version), the
 /// `STORED AS TIMESERIES` factory, the [`TimeFunctionRanges`] and [`MetadataAggregates`]
-/// optimizer rules, the [`NewestFirst`] and [`ScanGroups`] physical optimizer rules and gap
-/// filling ([`gapfill::register`]) on `ctx`.
+/// optimizer rules, the [`NewestFirst`], [`ScanGroups`] and [`SmallSegments`] physical
+/// optimizer rules and gap filling ([`gapfill::register`]) on `ctx`.
 pub fn register(ctx: &SessionContext) {
     register_shared(ctx);
     let shared = ctx.state_ref();
@@ -57,6 +59,7 @@ pub fn register(ctx: &SessionContext) {
     *state = SessionStateBuilder::new_from_existing(state.clone())
         .with_physical_optimizer_rule(Arc::new(NewestFirst))
         .with_physical_optimizer_rule(Arc::new(ScanGroups))
+        .with_physical_optimizer_rule(Arc::new(SmallSegments))
         .build();
 }
 

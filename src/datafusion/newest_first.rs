@@ -41,6 +41,7 @@ use datafusion::physical_plan::{
 };
 
 use super::segment_files::SegmentFile;
+use super::small_segments::small_segments_scan;
 
 /// The most segments read at once.
 const MAX_WAVE: usize = 64;
@@ -184,6 +185,9 @@ impl NewestFirstExec {
             .with_output_partitioning(None)
             .build();
         let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+        // Small segments are read whole, whatever the wave's size: a top-n threshold prunes
+        // nothing inside a segment of one row group.
+        let scan = small_segments_scan(&scan, 1).unwrap_or(scan);
         let input = with_leaf(&self.input, scan)?;
         let top: Arc<dyn ExecutionPlan> = Arc::new(
             SortExec::new(self.ordering.clone(), input).with_fetch(Some(self.fetch)).with_preserve_partitioning(true),

@@ -1,0 +1,277 @@
+//! `SmallSegments`: a scan of many small segments read one request and one decode per
+//! segment, without DataFusion's work per file.
+//!
+//! DataFusion's Parquet scan prepares each file as if it were large: about forty metrics,
+//! the file's Arrow schema decoded twice, pruning predicates built and evaluated for its
+//! row groups, a bloom filter step, a projection plan. That is about 0.3 ms per file,
+//! more than decoding a segment of a few hundred rows; 500 symbol-day segments of one day
+//! spend most of their time there. In a small segment there is little to prune and
+//! nothing to skip that a read of the whole file would not cost less, so this rule hands
+//! such scans to [`SmallSegmentsExec`]: it fetches each file whole (a few at a time), reads
+//! the wanted columns and lines them up with the table's schema. Filters stay where the
+//! planner put them (the provider's pushdown is inexact), so answers are the same. The
+//! exec reads files (I/O when executed); the rule does none.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow::compute::cast;
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::common::{internal_err, Result, Statistics};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileSource, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::DataFusionError;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream, StatisticsArgs,
+};
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+
+use super::segment_files::SegmentFile;
+
+/// The largest segment read whole: a few row groups' worth of a narrow table.
+const SMALL_BYTES: u64 = 1 << 20;
+
+/// The fewest segments for which the rule applies. With fewer, DataFusion's work per file
+/// is a small share of the query, and its scan keeps pruning inside each file.
+pub(super) const MIN_SEGMENTS: usize = 32;
+
+/// Files fetched ahead of the ones being decoded, over all partitions. Shared out, so that
+/// an ordered scan of hundreds of partitions, of which a merge may want one file each,
+/// fetches no more than that.
+const READ_AHEAD: usize = 16;
+
+/// The optimizer rule (see the module docs). Registered by [`super::register`], last.
+#[derive(Debug, Default)]
+pub struct SmallSegments;
+
+impl PhysicalOptimizerRule for SmallSegments {
+    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| match small_segments_scan(&node, MIN_SEGMENTS) {
+            Some(exec) => Ok(Transformed::new(exec, true, TreeNodeRecursion::Continue)),
+            None => Ok(Transformed::no(node)),
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "small_segments"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// `plan` as a [`SmallSegmentsExec`], when it is a Parquet scan of at least
+/// `min_segments` of our segments, each at most [`SMALL_BYTES`], projecting plain columns,
+/// with filters left to the operators above it.
+pub(super) fn small_segments_scan(
+    plan: &Arc<dyn ExecutionPlan>,
+    min_segments: usize,
+) -> Option<Arc<dyn ExecutionPlan>> {
+    let (config, parquet) = plan.downcast_ref::<DataSourceExec>()?.downcast_to_file_source::<ParquetSource>()?;
+    // With pushdown the scan itself drops rows the filter above no longer sees.
+    if parquet.table_parquet_options().global.pushdown_filters || !config.table_partition_cols().is_empty() {
+        return None;
+    }
+    let files = || config.file_groups.iter().flat_map(|group| group.files());
+    let small = |file: &PartitionedFile| {
+        file.extension::<SegmentFile>().is_some()
+            && file.range.is_none()
+            && file.partition_values.is_empty()
+            && file.object_meta.size <= SMALL_BYTES
+    };
+    if files().count() < min_segments || !files().all(small) {
+        return None;
+    }
+    let table = Arc::clone(config.file_schema());
+    let columns: Vec<usize> = match config.file_source.projection() {
+        None => (0..table.fields().len()).collect(),
+        Some(projection) => {
+            projection.iter().map(|p| p.expr.downcast_ref::<Column>().map(Column::index)).collect::<Option<_>>()?
+        }
+    };
+    let schema = plan.schema();
+    if columns.len() != schema.fields().len()
+        || columns.iter().zip(schema.fields()).any(|(&c, f)| table.fields().get(c).is_none_or(|t| t.name() != f.name()))
+    {
+        return None;
+    }
+    Some(Arc::new(SmallSegmentsExec {
+        groups: config.file_groups.iter().map(|group| group.files().to_vec()).collect(),
+        store: config.object_store_url.clone(),
+        columns: columns.into_iter().map(|c| table.field(c).name().clone()).collect(),
+        schema,
+        limit: config.limit,
+        properties: Arc::clone(plan.properties()),
+        metrics: parquet.metrics().clone(),
+        scan: Arc::clone(plan),
+    }))
+}
+
+/// Reads each group of small segments one file after another, every file with one request
+/// (see the module docs). Keeps the scan it replaces for its properties and statistics.
+#[derive(Debug)]
+pub struct SmallSegmentsExec {
+    groups: Vec<Vec<PartitionedFile>>,
+    store: ObjectStoreUrl,
+    /// The output's columns, by name in the table (and in every segment that has them).
+    columns: Arc<[String]>,
+    schema: SchemaRef,
+    limit: Option<usize>,
+    properties: Arc<PlanProperties>,
+    /// The replaced scan's metrics, with the provider's segment counts in them.
+    metrics: ExecutionPlanMetricsSet,
+    scan: Arc<dyn ExecutionPlan>,
+}
+
+impl DisplayAs for SmallSegmentsExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let segments: usize = self.groups.iter().map(Vec::len).sum();
+        write!(
+            f,
+            "SmallSegmentsExec: segments={segments}, groups={}, columns=[{}]",
+            self.groups.len(),
+            self.columns.join(", ")
+        )?;
+        if let Some(limit) = self.limit {
+            write!(f, ", limit={limit}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for SmallSegmentsExec {
+    fn name(&self) -> &str {
+        "SmallSegmentsExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        if !children.is_empty() {
+            return internal_err!("SmallSegmentsExec has no inputs");
+        }
+        Ok(self)
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let Some(files) = self.groups.get(partition) else {
+            return internal_err!("SmallSegmentsExec has {} partitions, not {partition}", self.groups.len());
+        };
+        let store = context.runtime_env().object_store(&self.store)?;
+        let baseline = BaselineMetrics::new(&self.metrics, partition);
+        let read = MetricBuilder::new(&self.metrics).counter("segments_read", partition);
+        let batch_size = context.session_config().batch_size();
+        let (columns, schema) = (Arc::clone(&self.columns), Arc::clone(&self.schema));
+        let fetches = futures::stream::iter(files.clone())
+            .map(move |file| {
+                let store = Arc::clone(&store);
+                async move { Ok::<_, DataFusionError>(store.get(&file.object_meta.location).await?.bytes().await?) }
+            })
+            .buffered((READ_AHEAD / self.groups.len()).max(1));
+        let decoded = fetches
+            .map(move |bytes| {
+                let _timer = baseline.elapsed_compute().timer();
+                read.add(1);
+                let batches = decode(bytes?, &columns, &schema, batch_size)?;
+                baseline.record_output(batches.iter().map(RecordBatch::num_rows).sum());
+                Ok::<_, DataFusionError>(futures::stream::iter(batches.into_iter().map(Ok::<_, DataFusionError>)))
+            })
+            .try_flatten();
+        let limited = decoded.scan(self.limit.unwrap_or(usize::MAX), |left, batch| {
+            let out = match batch {
+                Ok(_) if *left == 0 => None,
+                Ok(batch) => {
+                    let batch = if batch.num_rows() > *left { batch.slice(0, *left) } else { batch };
+                    *left -= batch.num_rows();
+                    Some(Ok(batch))
+                }
+                Err(e) => Some(Err(e)),
+            };
+            futures::future::ready(out)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), limited)))
+    }
+
+    fn statistics_from_inputs(
+        &self,
+        input_stats: &[Arc<Statistics>],
+        args: &StatisticsArgs,
+    ) -> Result<Arc<Statistics>> {
+        self.scan.statistics_from_inputs(input_stats, args)
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
+
+/// The batches of one whole Parquet file, its columns lined up with `schema`: taken by
+/// name, cast where the file stores another type, nulls where the file predates a column.
+fn decode(bytes: Bytes, columns: &[String], schema: &SchemaRef, batch_size: usize) -> Result<Vec<RecordBatch>> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let file_schema = Arc::clone(builder.schema());
+    // Where each output column is in the batches read: the file's columns come in file order.
+    let positions: Vec<Option<usize>> = columns.iter().map(|name| file_schema.index_of(name).ok()).collect();
+    let mut roots: Vec<usize> = positions.iter().flatten().copied().collect();
+    roots.sort_unstable();
+    roots.dedup();
+    let in_batch: Vec<Option<usize>> = positions.iter().map(|p| p.and_then(|p| roots.binary_search(&p).ok())).collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+    let reader = builder.with_projection(mask).with_batch_size(batch_size).build()?;
+    reader
+        .map(|batch| -> Result<RecordBatch> {
+            let batch = batch?;
+            let rows = batch.num_rows();
+            let arrays = in_batch
+                .iter()
+                .zip(schema.fields())
+                .map(|(position, field)| match position {
+                    None => Ok(new_null_array(field.data_type(), rows)),
+                    Some(i) => {
+                        let array: &ArrayRef = batch.column(*i);
+                        if array.data_type() == field.data_type() {
+                            Ok(Arc::clone(array))
+                        } else {
+                            Ok(cast(array, field.data_type())?)
+                        }
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(RecordBatch::try_new_with_options(
+                Arc::clone(schema),
+                arrays,
+                &RecordBatchOptions::new().with_row_count(Some(rows)),
+            )?)
+        })
+        .collect()
+}
