@@ -59,7 +59,7 @@ pub fn register(ctx: &SessionContext) {
     *state = SessionStateBuilder::new_from_existing(state.clone())
         .with_physical_optimizer_rule(Arc::new(NewestFirst))
         .with_physical_optimizer_rule(Arc::new(ScanGroups))
-        .with_physical_optimizer_rule(Arc::new(SmallSegments))
+        .with_physical_optimizer_rule(Arc::new(SmallSegments::default()))
         .build();
 }
 

@@ -186,7 +186,7 @@ impl NewestFirstExec {
             .build();
         let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
         // Small segments are read whole, whatever the wave's size: a top-n threshold prunes
-        // nothing inside a segment of one row group.
+        // little inside a segment of usually one row group.
         let scan = small_segments_scan(&scan, 1).unwrap_or(scan);
         let input = with_leaf(&self.input, scan)?;
         let top: Arc<dyn ExecutionPlan> = Arc::new(

@@ -5,18 +5,17 @@
 //! the file's Arrow schema decoded twice, pruning predicates built and evaluated for its
 //! row groups, a bloom filter step, a projection plan. That is about 0.3 ms per file,
 //! more than decoding a segment of a few hundred rows; 500 symbol-day segments of one day
-//! spend most of their time there. In a small segment there is little to prune and
-//! nothing to skip that a read of the whole file would not cost less, so this rule hands
-//! such scans to [`SmallSegmentsExec`]: it fetches each file whole (a few at a time), reads
-//! the wanted columns and lines them up with the table's schema. Filters stay where the
+//! spend most of their time there. A small segment is usually one row group (the writer's
+//! groups are 131,072 rows), so there is little to prune in it, and this rule hands such
+//! scans to [`SmallSegmentsExec`]: it fetches each file whole, decodes the wanted columns
+//! batch by batch and lines them up with the table's schema. Filters stay where the
 //! planner put them (the provider's pushdown is inexact), so answers are the same. The
 //! exec reads files (I/O when executed); the rule does none.
 
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, ArrayRef, RecordBatch, RecordBatchOptions};
-use arrow::compute::cast;
+use arrow::array::{RecordBatch, RecordBatchOptions};
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use datafusion::common::config::ConfigOptions;
@@ -31,37 +30,56 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::coop::make_cooperative;
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream, StatisticsArgs,
 };
 use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
 use object_store::ObjectStoreExt;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 
 use super::segment_files::SegmentFile;
+use crate::metadata::schema::conform_column;
 
-/// The largest segment read whole: a few row groups' worth of a narrow table.
+/// The largest segment read whole (inclusive).
 const SMALL_BYTES: u64 = 1 << 20;
 
-/// The fewest segments for which the rule applies. With fewer, DataFusion's work per file
-/// is a small share of the query, and its scan keeps pruning inside each file.
-pub(super) const MIN_SEGMENTS: usize = 32;
+/// The fewest segments for which the rule applies by default. With fewer, DataFusion's work
+/// per file is a small share of the query, and its scan keeps pruning inside each file.
+const MIN_SEGMENTS: usize = 32;
 
-/// Files fetched ahead of the ones being decoded, over all partitions. Shared out, so that
-/// an ordered scan of hundreds of partitions, of which a merge may want one file each,
-/// fetches no more than that.
+/// Files fetched ahead of the ones being decoded, shared out among the partitions (each
+/// fetches at least the file it reads next): an ordered scan of hundreds of partitions,
+/// of which a merge may want one file each, fetches no more than it reads.
 const READ_AHEAD: usize = 16;
 
 /// The optimizer rule (see the module docs). Registered by [`super::register`], last.
-#[derive(Debug, Default)]
-pub struct SmallSegments;
+#[derive(Debug)]
+pub struct SmallSegments {
+    min_segments: usize,
+}
+
+impl Default for SmallSegments {
+    fn default() -> Self {
+        SmallSegments { min_segments: MIN_SEGMENTS }
+    }
+}
+
+impl SmallSegments {
+    /// The rule for scans of at least `min_segments` small segments (32 by default). At 1,
+    /// every scan of small segments is read this way, as the differential tests do.
+    pub fn with_min_segments(min_segments: usize) -> Self {
+        SmallSegments { min_segments }
+    }
+}
 
 impl PhysicalOptimizerRule for SmallSegments {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| match small_segments_scan(&node, MIN_SEGMENTS) {
+        plan.transform_up(|node| match small_segments_scan(&node, self.min_segments) {
             Some(exec) => Ok(Transformed::new(exec, true, TreeNodeRecursion::Continue)),
             None => Ok(Transformed::no(node)),
         })
@@ -85,7 +103,8 @@ pub(super) fn small_segments_scan(
     min_segments: usize,
 ) -> Option<Arc<dyn ExecutionPlan>> {
     let (config, parquet) = plan.downcast_ref::<DataSourceExec>()?.downcast_to_file_source::<ParquetSource>()?;
-    // With pushdown the scan itself drops rows the filter above no longer sees.
+    // With pushdown the scan itself drops rows the filter above no longer sees: FilterPushdown
+    // copies the session's `pushdown_filters` into the source with the filter it pushes.
     if parquet.table_parquet_options().global.pushdown_filters || !config.table_partition_cols().is_empty() {
         return None;
     }
@@ -106,9 +125,13 @@ pub(super) fn small_segments_scan(
             projection.iter().map(|p| p.expr.downcast_ref::<Column>().map(Column::index)).collect::<Option<_>>()?
         }
     };
+    // A column past the file schema is a virtual one, which only DataFusion's reader makes.
     let schema = plan.schema();
     if columns.len() != schema.fields().len()
-        || columns.iter().zip(schema.fields()).any(|(&c, f)| table.fields().get(c).is_none_or(|t| t.name() != f.name()))
+        || columns
+            .iter()
+            .zip(schema.fields())
+            .any(|(&c, f)| table.fields().get(c).is_none_or(|t| t.data_type() != f.data_type()))
     {
         return None;
     }
@@ -189,37 +212,50 @@ impl ExecutionPlan for SmallSegmentsExec {
         };
         let store = context.runtime_env().object_store(&self.store)?;
         let baseline = BaselineMetrics::new(&self.metrics, partition);
+        let decode_time = baseline.elapsed_compute().clone();
         let read = MetricBuilder::new(&self.metrics).counter("segments_read", partition);
         let batch_size = context.session_config().batch_size();
         let (columns, schema) = (Arc::clone(&self.columns), Arc::clone(&self.schema));
-        let fetches = futures::stream::iter(files.clone())
+        // Under a limit the first file may be all that is wanted.
+        let ahead = if self.limit.is_some() { 1 } else { (READ_AHEAD / self.groups.len()).max(1) };
+        let batches = futures::stream::iter(files.clone())
             .map(move |file| {
                 let store = Arc::clone(&store);
-                async move { Ok::<_, DataFusionError>(store.get(&file.object_meta.location).await?.bytes().await?) }
-            })
-            .buffered((READ_AHEAD / self.groups.len()).max(1));
-        let decoded = fetches
-            .map(move |bytes| {
-                let _timer = baseline.elapsed_compute().timer();
-                read.add(1);
-                let batches = decode(bytes?, &columns, &schema, batch_size)?;
-                baseline.record_output(batches.iter().map(RecordBatch::num_rows).sum());
-                Ok::<_, DataFusionError>(futures::stream::iter(batches.into_iter().map(Ok::<_, DataFusionError>)))
-            })
-            .try_flatten();
-        let limited = decoded.scan(self.limit.unwrap_or(usize::MAX), |left, batch| {
-            let out = match batch {
-                Ok(_) if *left == 0 => None,
-                Ok(batch) => {
-                    let batch = if batch.num_rows() > *left { batch.slice(0, *left) } else { batch };
-                    *left -= batch.num_rows();
-                    Some(Ok(batch))
+                async move {
+                    let bytes = store.get(&file.object_meta.location).await?.bytes().await?;
+                    Ok::<_, DataFusionError>((file.object_meta.location, bytes))
                 }
-                Err(e) => Some(Err(e)),
-            };
-            futures::future::ready(out)
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), limited)))
+            })
+            .buffered(ahead)
+            .map(move |fetched| {
+                let (path, bytes) = fetched?;
+                read.add(1);
+                let segment = SegmentBatches::new(path, bytes, &columns, &schema, batch_size, decode_time.clone())?;
+                Ok::<_, DataFusionError>(futures::stream::iter(segment))
+            })
+            .try_flatten()
+            .boxed();
+        // Stops at the limit before asking for more, so no file past it is decoded.
+        let limited = futures::stream::unfold(
+            (batches, self.limit.unwrap_or(usize::MAX), baseline),
+            |(mut batches, left, baseline)| async move {
+                let next = if left == 0 { None } else { batches.next().await };
+                match next {
+                    None => {
+                        baseline.done();
+                        None
+                    }
+                    Some(Err(e)) => Some((Err(e), (batches, 0, baseline))),
+                    Some(Ok(batch)) => {
+                        let batch = if batch.num_rows() > left { batch.slice(0, left) } else { batch };
+                        baseline.record_output(batch.num_rows());
+                        let left = left - batch.num_rows();
+                        Some((Ok(batch), (batches, left, baseline)))
+                    }
+                }
+            },
+        );
+        Ok(make_cooperative(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), limited))))
     }
 
     fn statistics_from_inputs(
@@ -235,43 +271,67 @@ impl ExecutionPlan for SmallSegmentsExec {
     }
 }
 
-/// The batches of one whole Parquet file, its columns lined up with `schema`: taken by
-/// name, cast where the file stores another type, nulls where the file predates a column.
-fn decode(bytes: Bytes, columns: &[String], schema: &SchemaRef, batch_size: usize) -> Result<Vec<RecordBatch>> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
-    let file_schema = Arc::clone(builder.schema());
-    // Where each output column is in the batches read: the file's columns come in file order.
-    let positions: Vec<Option<usize>> = columns.iter().map(|name| file_schema.index_of(name).ok()).collect();
-    let mut roots: Vec<usize> = positions.iter().flatten().copied().collect();
-    roots.sort_unstable();
-    roots.dedup();
-    let in_batch: Vec<Option<usize>> = positions.iter().map(|p| p.and_then(|p| roots.binary_search(&p).ok())).collect();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
-    let reader = builder.with_projection(mask).with_batch_size(batch_size).build()?;
-    reader
-        .map(|batch| -> Result<RecordBatch> {
-            let batch = batch?;
-            let rows = batch.num_rows();
-            let arrays = in_batch
-                .iter()
-                .zip(schema.fields())
-                .map(|(position, field)| match position {
-                    None => Ok(new_null_array(field.data_type(), rows)),
-                    Some(i) => {
-                        let array: &ArrayRef = batch.column(*i);
-                        if array.data_type() == field.data_type() {
-                            Ok(Arc::clone(array))
-                        } else {
-                            Ok(cast(array, field.data_type())?)
-                        }
-                    }
-                })
-                .collect::<Result<Vec<_>>>()?;
-            Ok(RecordBatch::try_new_with_options(
-                Arc::clone(schema),
-                arrays,
-                &RecordBatchOptions::new().with_row_count(Some(rows)),
-            )?)
-        })
-        .collect()
+/// The batches of one fetched segment, decoded as they are asked for, their columns lined
+/// up with the output schema: taken by name, converted where the file stores another type,
+/// nulls where the segment predates a column.
+struct SegmentBatches {
+    path: Path,
+    reader: ParquetRecordBatchReader,
+    /// For each output column, its place in the decoded batches, if the file has it.
+    in_batch: Vec<Option<usize>>,
+    schema: SchemaRef,
+    decode_time: Time,
+}
+
+impl SegmentBatches {
+    fn new(
+        path: Path,
+        bytes: Bytes,
+        columns: &[String],
+        schema: &SchemaRef,
+        batch_size: usize,
+        decode_time: Time,
+    ) -> Result<Self> {
+        let timer = decode_time.timer();
+        let in_context = |e: DataFusionError| e.context(format!("reading segment {path}"));
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| in_context(e.into()))?;
+        // The decoded batches hold the file's columns that are wanted, in file order.
+        let positions: Vec<Option<usize>> = columns.iter().map(|name| builder.schema().index_of(name).ok()).collect();
+        let mut roots: Vec<usize> = positions.iter().flatten().copied().collect();
+        roots.sort_unstable();
+        roots.dedup();
+        let in_batch = positions.iter().map(|p| p.and_then(|p| roots.binary_search(&p).ok())).collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        let reader =
+            builder.with_projection(mask).with_batch_size(batch_size).build().map_err(|e| in_context(e.into()))?;
+        drop(timer);
+        Ok(SegmentBatches { path, reader, in_batch, schema: Arc::clone(schema), decode_time })
+    }
+
+    fn conform(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let rows = batch.num_rows();
+        let columns = self
+            .in_batch
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(place, field)| conform_column(place.map(|i| batch.column(i)), field, rows))
+            .collect::<crate::error::Result<Vec<_>>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        Ok(RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?)
+    }
+}
+
+impl Iterator for SegmentBatches {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Result<RecordBatch>> {
+        let _timer = self.decode_time.timer();
+        let batch = self.reader.next()?;
+        Some(
+            batch
+                .map_err(DataFusionError::from)
+                .and_then(|batch| self.conform(batch))
+                .map_err(|e| e.context(format!("reading segment {}", self.path))),
+        )
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, RecordBatch};
+use arrow::array::{new_null_array, ArrayRef, RecordBatch};
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
@@ -187,29 +187,33 @@ pub fn converts_losslessly(from: &DataType, to: &DataType) -> bool {
 /// lacks (a segment written before they were added). A timestamp that does not fit the finer unit is an
 /// error naming the column, never a wrapped value.
 pub fn conform_batch(batch: &RecordBatch, table: &SchemaRef) -> Result<RecordBatch> {
-    let options = CastOptions { safe: false, ..Default::default() };
     let columns = table
         .fields()
         .iter()
         .enumerate()
-        .map(|(i, field)| {
-            let Some(column) = batch.columns().get(i) else {
-                return Ok(new_null_array(field.data_type(), batch.num_rows()));
-            };
-            if column.data_type() == field.data_type() {
-                return Ok(Arc::clone(column));
-            }
-            cast_with_options(column, field.data_type(), &options).map_err(|e| {
-                Error::invalid_input(format!(
-                    "column '{}' cannot be converted from {} to the table's {}: {e}",
-                    field.name(),
-                    column.data_type(),
-                    field.data_type()
-                ))
-            })
-        })
+        .map(|(i, field)| conform_column(batch.columns().get(i), field, batch.num_rows()))
         .collect::<Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new(Arc::clone(table), columns)?)
+}
+
+/// `column` converted to `field`'s type as [`conform_batch`] converts it, or `rows` nulls
+/// when a segment has no such column.
+pub fn conform_column(column: Option<&ArrayRef>, field: &Field, rows: usize) -> Result<ArrayRef> {
+    let Some(column) = column else {
+        return Ok(new_null_array(field.data_type(), rows));
+    };
+    if column.data_type() == field.data_type() {
+        return Ok(Arc::clone(column));
+    }
+    let options = CastOptions { safe: false, ..Default::default() };
+    cast_with_options(column, field.data_type(), &options).map_err(|e| {
+        Error::invalid_input(format!(
+            "column '{}' cannot be converted from {} to the table's {}: {e}",
+            field.name(),
+            column.data_type(),
+            field.data_type()
+        ))
+    })
 }
 
 /// Checks that input with schema `input` can be appended to a table with schema `table`:

@@ -20,9 +20,10 @@ use arrow::util::display::array_value_to_string;
 use chrono::{DateTime, FixedOffset, SecondsFormat};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_plan::displayable;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use timeseries_table_core::datafusion::{register_opened, session_context};
+use timeseries_table_core::datafusion::{register_opened, session_context, SmallSegments};
 use timeseries_table_core::metadata::{TableMeta, TimeIndexSpec};
 use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::TimeSeriesTable;
@@ -438,7 +439,37 @@ struct Tally {
 async fn files_read(ctx: &SessionContext, sql: &str) -> Option<usize> {
     let plan = ctx.sql(sql).await.ok()?.create_physical_plan().await.ok()?;
     let text = displayable(plan.as_ref()).indent(true).to_string();
-    Some(text.lines().filter(|l| l.contains("DataSourceExec")).map(|l| l.matches(".parquet").count()).sum())
+    let small_segments = |line: &str| -> Option<usize> {
+        let count = line.split_once("SmallSegmentsExec: segments=")?.1;
+        count.split(',').next()?.parse().ok()
+    };
+    Some(
+        text.lines()
+            .map(|l| {
+                if l.contains("DataSourceExec") {
+                    l.matches(".parquet").count()
+                } else {
+                    small_segments(l).unwrap_or(0)
+                }
+            })
+            .sum(),
+    )
+}
+
+/// `ctx`'s session with [`SmallSegments`] reading every scan of small segments, however few.
+fn small_segments_everywhere(ctx: &SessionContext) -> SessionContext {
+    let state = ctx.state();
+    let rules = state
+        .physical_optimizers()
+        .iter()
+        .map(|rule| match rule.name() {
+            "small_segments" => Arc::new(SmallSegments::with_min_segments(1)),
+            _ => Arc::clone(rule),
+        })
+        .collect();
+    SessionContext::new_with_state(
+        SessionStateBuilder::new_from_existing(state).with_physical_optimizer_rules(rules).build(),
+    )
 }
 
 /// `{f:EXPR}` in a template is a function of the time column. The reference hides it from
@@ -526,9 +557,18 @@ async fn provider_answers_like_a_listing_table() {
     let mut report = Vec::new();
     let mut failures = Vec::new();
     let mut total = 0;
-    for (i, shape) in SHAPES.iter().enumerate() {
+    // Each shape twice: with the default session, whose scans of these few segments are
+    // DataFusion's, and with every scan read by `SmallSegmentsExec`.
+    for (i, shape, small) in SHAPES.iter().enumerate().flat_map(|(i, shape)| [(i, shape, false), (i, shape, true)]) {
         let (dir, table) = build(shape).await;
-        let sessions = sessions(&dir, &table).await;
+        let mut sessions = sessions(&dir, &table).await;
+        if small {
+            sessions.ours = small_segments_everywhere(&sessions.ours);
+            let plan = sessions.ours.sql("SELECT * FROM ts_table").await.unwrap().create_physical_plan().await.unwrap();
+            let text = displayable(plan.as_ref()).indent(true).to_string();
+            assert!(text.contains("SmallSegmentsExec"), "{text}");
+        }
+        let name = format!("{}{}", shape.name, if small { " (small segments read whole)" } else { "" });
         let segments = table.segments().len();
         let mut tally = Tally::default();
         for template in FIXED {
@@ -542,19 +582,19 @@ async fn provider_answers_like_a_listing_table() {
         total += tally.queries;
         report.push(format!(
             "{}: {} queries, {} with rows, {} read fewer files than the table has ({} of {} through a time function), {} failed on both sides",
-            shape.name, tally.queries, tally.nonempty, tally.pruned, tally.pruned_through_functions, tally.through_functions, tally.both_failed
+            name, tally.queries, tally.nonempty, tally.pruned, tally.pruned_through_functions, tally.through_functions, tally.both_failed
         ));
         // The provider must actually prune, or this test compares two full scans.
-        assert!(tally.pruned * 5 > tally.queries, "{}: too few queries prune anything", shape.name);
+        assert!(tally.pruned * 5 > tally.queries, "{}: too few queries prune anything", name);
         assert!(
             tally.pruned_through_functions * 5 > tally.through_functions,
             "{}: time functions prune too rarely",
-            shape.name
+            name
         );
         // Queries that fail on both sides test nothing; keep them rare.
-        assert!(tally.both_failed * 10 < tally.queries, "{}: too many queries fail on both sides", shape.name);
-        assert!(tally.nonempty * 2 > tally.queries, "{}: too many queries return nothing", shape.name);
-        failures.extend(tally.failures.into_iter().map(|f| format!("[{}] {f}", shape.name)));
+        assert!(tally.both_failed * 10 < tally.queries, "{}: too many queries fail on both sides", name);
+        assert!(tally.nonempty * 2 > tally.queries, "{}: too many queries return nothing", name);
+        failures.extend(tally.failures.into_iter().map(|f| format!("[{}] {f}", name)));
     }
     println!("{total} differential queries\n{}", report.join("\n"));
     assert!(failures.is_empty(), "{} of {total} queries differ:\n{}", failures.len(), failures.join("\n\n"));
