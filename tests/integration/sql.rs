@@ -43,6 +43,18 @@ fn scan_line(plan: &str) -> &str {
     plan.lines().find(|l| l.contains("DataSourceExec")).unwrap_or_else(|| panic!("no DataSourceExec in:\n{plan}"))
 }
 
+/// `table` as `t` in two sessions of two partitions: ours (with the optimizer rules of
+/// `register`) and a plain one, the reference for its answers and plans.
+fn two_partition_sessions(table: &TimeSeriesTable) -> (SessionContext, SessionContext) {
+    let config = datafusion::prelude::SessionConfig::new().with_target_partitions(2);
+    let ours = SessionContext::new_with_config(config.clone());
+    timeseries_table_core::datafusion::register(&ours);
+    register_opened(&ours, "t", table.clone()).unwrap();
+    let plain = SessionContext::new_with_config(config);
+    register_opened(&plain, "t", table.clone()).unwrap();
+    (ours, plain)
+}
+
 fn file_name(segment: &SegmentMeta) -> String {
     format!("{}.parquet", segment.id.0)
 }
@@ -248,12 +260,7 @@ async fn overlapping_segments_are_read_by_the_session_partitions_unless_their_or
             table.append(vec![minute_bars(&[symbol], T0 + day * DAY, 90)]).await.unwrap();
         }
     }
-    let config = datafusion::prelude::SessionConfig::new().with_target_partitions(2);
-    let ours = SessionContext::new_with_config(config.clone());
-    timeseries_table_core::datafusion::register(&ours);
-    register_opened(&ours, "t", table.clone()).unwrap();
-    let plain = SessionContext::new_with_config(config);
-    register_opened(&plain, "t", table.clone()).unwrap();
+    let (ours, plain) = two_partition_sessions(&table);
 
     // Nothing above needs the order: two partitions, no ordering claimed.
     for sql in [
@@ -309,12 +316,7 @@ async fn many_small_segments_are_read_whole_with_the_same_answers() {
             .await
             .unwrap();
     }
-    let config = datafusion::prelude::SessionConfig::new().with_target_partitions(2);
-    let ours = SessionContext::new_with_config(config.clone());
-    timeseries_table_core::datafusion::register(&ours);
-    register_opened(&ours, "t", table.clone()).unwrap();
-    let plain = SessionContext::new_with_config(config);
-    register_opened(&plain, "t", table.clone()).unwrap();
+    let (ours, plain) = two_partition_sessions(&table);
 
     for (sql, segments) in [
         ("SELECT symbol, count(*), sum(volume), min(ts), max(ts), count(note) FROM t GROUP BY symbol ORDER BY symbol", Some(120)),
