@@ -291,63 +291,65 @@ async fn overlapping_segments_are_read_by_the_session_partitions_unless_their_or
 
 #[tokio::test]
 async fn many_small_segments_are_read_whole_with_the_same_answers() {
-    let (_dir, location) = temp_location();
-    let mut table = new_table(location, "1m").await;
-    // Forty symbols, a segment each per day, over two days; then a column is added and a
-    // third day written with it: 120 small segments, 80 of them without the new column.
-    let symbols: Vec<String> = (0..40).map(|i| format!("S{i:02}")).collect();
-    for day in 0..2 {
-        for symbol in &symbols {
-            table.append(vec![minute_bars(&[symbol.as_str()], T0 + day * DAY, 30)]).await.unwrap();
+    on_every_backend(|location| async move {
+        let mut table = new_table(location, "1m").await;
+        // Forty symbols, a segment each per day, over two days; then a column is added and a
+        // third day written with it: 120 small segments, 80 of them without the new column.
+        let symbols: Vec<String> = (0..40).map(|i| format!("S{i:02}")).collect();
+        for day in 0..2 {
+            for symbol in &symbols {
+                table.append(vec![minute_bars(&[symbol.as_str()], T0 + day * DAY, 30)]).await.unwrap();
+            }
         }
-    }
-    table
-        .add_columns(vec![arrow::datatypes::Field::new("note", arrow::datatypes::DataType::Utf8, true)])
-        .await
-        .unwrap();
-    for (i, symbol) in symbols.iter().enumerate() {
-        let base = minute_bars(&[symbol.as_str()], T0 + 2 * DAY, 30);
-        let note =
-            arrow::array::StringArray::from_iter((0..30).map(|m| (m % 3 == i % 3).then(|| format!("n{}", m % 4))));
-        let mut columns = base.columns().to_vec();
-        columns.push(Arc::new(note));
         table
-            .append(vec![arrow::array::RecordBatch::try_new(table.schema().unwrap(), columns).unwrap()])
+            .add_columns(vec![arrow::datatypes::Field::new("note", arrow::datatypes::DataType::Utf8, true)])
             .await
             .unwrap();
-    }
-    let (ours, plain) = two_partition_sessions(&table);
-
-    for (sql, segments) in [
-        ("SELECT symbol, count(*), sum(volume), min(ts), max(ts), count(note) FROM t GROUP BY symbol ORDER BY symbol", Some(120)),
-        ("SELECT note, count(*), sum(price) FROM t GROUP BY note ORDER BY note", Some(120)),
-        ("SELECT symbol, note, price FROM t WHERE ts >= '2024-01-03T00:10:00Z' AND price > 100.5 ORDER BY symbol, price", Some(40)),
-        // Read in time order, as far as the merge above needs.
-        ("SELECT ts, symbol, note FROM t WHERE symbol <> 'S07' ORDER BY ts, symbol LIMIT 50", None),
-        ("SELECT * FROM t ORDER BY ts DESC, symbol LIMIT 45", None),
-    ] {
-        let plan = physical_plan(&ours, sql).await;
-        assert!(plan.contains("SmallSegmentsExec") || plan.contains("NewestFirstExec"), "{sql}:\n{plan}");
-        assert!(!physical_plan(&plain, sql).await.contains("SmallSegmentsExec"));
-        let expected = pretty(&plain.sql(sql).await.unwrap().collect().await.unwrap());
-        assert_eq!(pretty(&ours.sql(sql).await.unwrap().collect().await.unwrap()), expected, "{sql}");
-        if let Some(segments) = segments {
-            assert_eq!(metric(&explain_analyze(&ours, sql).await, "segments_read"), segments, "{sql}");
+        for (i, symbol) in symbols.iter().enumerate() {
+            let base = minute_bars(&[symbol.as_str()], T0 + 2 * DAY, 30);
+            let note =
+                arrow::array::StringArray::from_iter((0..30).map(|m| (m % 3 == i % 3).then(|| format!("n{}", m % 4))));
+            let mut columns = base.columns().to_vec();
+            columns.push(Arc::new(note));
+            table
+                .append(vec![arrow::array::RecordBatch::try_new(table.schema().unwrap(), columns).unwrap()])
+                .await
+                .unwrap();
         }
-    }
-    // The newest rows are read newest segment first, in waves of small-segment reads: the
-    // 40 of the last day hold them, and the reading stops before the first day.
-    let analyzed = explain_analyze(&ours, "SELECT * FROM t ORDER BY ts DESC, symbol LIMIT 45").await;
-    assert!(analyzed.contains("NewestFirstExec"), "{analyzed}");
-    let read = metric(&analyzed, "segments_read");
-    assert!((40..120).contains(&read), "{analyzed}");
-    // A limit without an order stops reading early.
-    let limited = ours.sql("SELECT * FROM t LIMIT 7").await.unwrap().collect().await.unwrap();
-    assert_eq!(row_count(&limited), 7);
-    // Below the threshold, DataFusion's own scan reads the segments.
-    let few = "SELECT count(*) FROM t WHERE symbol IN ('S01', 'S02') AND price > 0";
-    assert!(scan_line(&physical_plan(&ours, few).await).contains("DataSourceExec"));
-    assert_eq!(count(&ours, few).await, 180);
+        let (ours, plain) = two_partition_sessions(&table);
+
+        for (sql, segments) in [
+            ("SELECT symbol, count(*), sum(volume), min(ts), max(ts), count(note) FROM t GROUP BY symbol ORDER BY symbol", Some(120)),
+            ("SELECT note, count(*), sum(price) FROM t GROUP BY note ORDER BY note", Some(120)),
+            ("SELECT symbol, note, price FROM t WHERE ts >= '2024-01-03T00:10:00Z' AND price > 100.5 ORDER BY symbol, price", Some(40)),
+            // Read in time order, as far as the merge above needs.
+            ("SELECT ts, symbol, note FROM t WHERE symbol <> 'S07' ORDER BY ts, symbol LIMIT 50", None),
+            ("SELECT * FROM t ORDER BY ts DESC, symbol LIMIT 45", None),
+        ] {
+            let plan = physical_plan(&ours, sql).await;
+            assert!(plan.contains("SmallSegmentsExec") || plan.contains("NewestFirstExec"), "{sql}:\n{plan}");
+            assert!(!physical_plan(&plain, sql).await.contains("SmallSegmentsExec"));
+            let expected = pretty(&plain.sql(sql).await.unwrap().collect().await.unwrap());
+            assert_eq!(pretty(&ours.sql(sql).await.unwrap().collect().await.unwrap()), expected, "{sql}");
+            if let Some(segments) = segments {
+                assert_eq!(metric(&explain_analyze(&ours, sql).await, "segments_read"), segments, "{sql}");
+            }
+        }
+        // The newest rows are read newest segment first, in waves of small-segment reads: the
+        // 40 of the last day hold them, and the reading stops before the first day.
+        let analyzed = explain_analyze(&ours, "SELECT * FROM t ORDER BY ts DESC, symbol LIMIT 45").await;
+        assert!(analyzed.contains("NewestFirstExec"), "{analyzed}");
+        let read = metric(&analyzed, "segments_read");
+        assert!((40..120).contains(&read), "{analyzed}");
+        // A limit without an order stops reading early.
+        let limited = ours.sql("SELECT * FROM t LIMIT 7").await.unwrap().collect().await.unwrap();
+        assert_eq!(row_count(&limited), 7);
+        // Below the threshold, DataFusion's own scan reads the segments.
+        let few = "SELECT count(*) FROM t WHERE symbol IN ('S01', 'S02') AND price > 0";
+        assert!(scan_line(&physical_plan(&ours, few).await).contains("DataSourceExec"));
+        assert_eq!(count(&ours, few).await, 180);
+    })
+    .await;
 }
 
 #[tokio::test]
