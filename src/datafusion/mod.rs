@@ -4,6 +4,43 @@
 //! version in FROM) and gap filling. Thin: every rule is the table layer's; this module
 //! translates.
 
+/// The `ExecutionPlan` methods every leaf node of ours writes the same way: its name, the
+/// `properties` field, no children and no expressions to visit.
+macro_rules! leaf_exec_methods {
+    ($name:literal) => {
+        fn name(&self) -> &str {
+            $name
+        }
+
+        fn properties(&self) -> &std::sync::Arc<datafusion::physical_plan::PlanProperties> {
+            &self.properties
+        }
+
+        fn children(&self) -> Vec<&std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+            vec![]
+        }
+
+        fn apply_expressions(
+            &self,
+            _f: &mut dyn FnMut(
+                &std::sync::Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+            ) -> datafusion::common::Result<datafusion::common::tree_node::TreeNodeRecursion>,
+        ) -> datafusion::common::Result<datafusion::common::tree_node::TreeNodeRecursion> {
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        }
+
+        fn with_new_children(
+            self: std::sync::Arc<Self>,
+            children: Vec<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+        ) -> datafusion::common::Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+            if !children.is_empty() {
+                return datafusion::common::internal_err!("{} has no inputs", $name);
+            }
+            Ok(self)
+        }
+    };
+}
+
 #[cfg(feature = "ballista")]
 pub mod cluster;
 mod dml;
