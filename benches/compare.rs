@@ -22,7 +22,7 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
-use timeseries_table_core::datafusion::{register_opened, session_context, SmallSegments};
+use timeseries_table_core::datafusion::{register_opened, session_context};
 use timeseries_table_core::sample::MarketBars;
 use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::TimeSeriesTable;
@@ -328,28 +328,15 @@ async fn main() {
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--repeat-query") {
-        // For profiling one query: `--repeat-query TABLE_DIR SQL N [--without-rule NAME]...
-        // [--small-segments-from N]`; each `--without-rule` drops one of the session's
-        // physical optimizer rules by name (`small_segments`, `scan_groups`, `newest_first`),
-        // to time a query without it.
+        // For profiling one query: `--repeat-query TABLE_DIR SQL N [--without-rule NAME]...`;
+        // each `--without-rule` drops one of the session's physical optimizer rules by name
+        // (`small_segments`, `scan_groups`, `newest_first`), to time a query without it.
         let table = TimeSeriesTable::open(TableLocation::local(&args[i + 1]).expect("dir")).await.expect("open");
         let without: Vec<&str> =
             args.windows(2).filter(|pair| pair[0] == "--without-rule").map(|pair| pair[1].as_str()).collect();
-        // `--small-segments-from N`: the small-segments rule from N segments instead of 32.
-        let small_from: Option<usize> = args
-            .windows(2)
-            .find(|pair| pair[0] == "--small-segments-from")
-            .map(|pair| pair[1].parse().expect("a segment count"));
         let state = session_context().state();
-        let rules = state
-            .physical_optimizers()
-            .iter()
-            .filter(|rule| !without.contains(&rule.name()))
-            .map(|rule| match (rule.name(), small_from) {
-                ("small_segments", Some(from)) => Arc::new(SmallSegments::with_min_segments(from)),
-                _ => Arc::clone(rule),
-            })
-            .collect();
+        let rules =
+            state.physical_optimizers().iter().filter(|rule| !without.contains(&rule.name())).cloned().collect();
         let ctx = SessionContext::new_with_state(
             SessionStateBuilder::new_from_existing(state).with_physical_optimizer_rules(rules).build(),
         );

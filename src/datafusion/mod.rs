@@ -96,7 +96,7 @@ pub fn register(ctx: &SessionContext) {
     *state = SessionStateBuilder::new_from_existing(state.clone())
         .with_physical_optimizer_rule(Arc::new(NewestFirst))
         .with_physical_optimizer_rule(Arc::new(ScanGroups))
-        .with_physical_optimizer_rule(Arc::new(SmallSegments::default()))
+        .with_physical_optimizer_rule(Arc::new(SmallSegments))
         .build();
 }
 

@@ -189,9 +189,9 @@ impl NewestFirstExec {
             .with_output_partitioning(None)
             .build();
         let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
-        // Small segments are read whole, whatever the wave's size: a top-n threshold prunes
-        // little inside a segment of usually one row group.
-        let scan = small_segments_scan(&scan, 1).unwrap_or(scan);
+        // Small segments are read whole: a top-n threshold prunes little inside a segment of
+        // usually one row group.
+        let scan = small_segments_scan(&scan).unwrap_or(scan);
         let input = with_leaf(&self.input, scan)?;
         let top: Arc<dyn ExecutionPlan> = Arc::new(
             SortExec::new(self.ordering.clone(), input).with_fetch(Some(self.fetch)).with_preserve_partitioning(true),

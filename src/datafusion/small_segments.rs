@@ -1,4 +1,4 @@
-//! `SmallSegments`: a scan of many small segments read one request and one decode per
+//! `SmallSegments`: a scan of small segments read with one request and one decode per
 //! segment, without DataFusion's work per file.
 //!
 //! DataFusion's Parquet scan prepares each file as if it were large: about forty metrics,
@@ -47,38 +47,18 @@ use crate::metadata::schema::conform_column;
 /// The largest segment read whole (inclusive).
 const SMALL_BYTES: u64 = 1 << 20;
 
-/// The fewest segments for which the rule applies by default. With fewer, DataFusion's work
-/// per file is a small share of the query, and its scan keeps pruning inside each file.
-const MIN_SEGMENTS: usize = 32;
-
 /// Files fetched ahead of the ones being decoded, shared out among the partitions (each
 /// fetches at least the file it reads next): an ordered scan of hundreds of partitions,
 /// of which a merge may want one file each, fetches no more than it reads.
 const READ_AHEAD: usize = 16;
 
 /// The optimizer rule (see the module docs). Registered by [`super::register`], last.
-#[derive(Debug)]
-pub struct SmallSegments {
-    min_segments: usize,
-}
-
-impl Default for SmallSegments {
-    fn default() -> Self {
-        SmallSegments { min_segments: MIN_SEGMENTS }
-    }
-}
-
-impl SmallSegments {
-    /// The rule for scans of at least `min_segments` small segments (32 by default). At 1,
-    /// every scan of small segments is read this way, as the differential tests do.
-    pub fn with_min_segments(min_segments: usize) -> Self {
-        SmallSegments { min_segments }
-    }
-}
+#[derive(Debug, Default)]
+pub struct SmallSegments;
 
 impl PhysicalOptimizerRule for SmallSegments {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| match small_segments_scan(&node, self.min_segments) {
+        plan.transform_up(|node| match small_segments_scan(&node) {
             Some(exec) => Ok(Transformed::new(exec, true, TreeNodeRecursion::Continue)),
             None => Ok(Transformed::no(node)),
         })
@@ -94,27 +74,22 @@ impl PhysicalOptimizerRule for SmallSegments {
     }
 }
 
-/// `plan` as a [`SmallSegmentsExec`], when it is a Parquet scan of at least
-/// `min_segments` of our segments, each at most [`SMALL_BYTES`], projecting plain columns,
-/// with filters left to the operators above it.
-pub(super) fn small_segments_scan(
-    plan: &Arc<dyn ExecutionPlan>,
-    min_segments: usize,
-) -> Option<Arc<dyn ExecutionPlan>> {
+/// `plan` as a [`SmallSegmentsExec`], when it is a Parquet scan of our segments, each at
+/// most [`SMALL_BYTES`], projecting plain columns, with filters left to the operators above.
+pub(super) fn small_segments_scan(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
     let (config, parquet) = plan.downcast_ref::<DataSourceExec>()?.downcast_to_file_source::<ParquetSource>()?;
     // With pushdown the scan itself drops rows the filter above no longer sees: FilterPushdown
     // copies the session's `pushdown_filters` into the source with the filter it pushes.
     if parquet.table_parquet_options().global.pushdown_filters || !config.table_partition_cols().is_empty() {
         return None;
     }
-    let files = || config.file_groups.iter().flat_map(|group| group.files());
     let small = |file: &PartitionedFile| {
         file.extension::<SegmentFile>().is_some()
             && file.range.is_none()
             && file.partition_values.is_empty()
             && file.object_meta.size <= SMALL_BYTES
     };
-    if files().count() < min_segments || !files().all(small) {
+    if !config.file_groups.iter().flat_map(|group| group.files()).all(small) {
         return None;
     }
     let table = Arc::clone(config.file_schema());
@@ -163,16 +138,14 @@ pub struct SmallSegmentsExec {
 }
 
 impl DisplayAs for SmallSegmentsExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let segments: usize = self.groups.iter().map(Vec::len).sum();
-        write!(
-            f,
-            "SmallSegmentsExec: segments={segments}, groups={}, columns=[{}]",
-            self.groups.len(),
-            self.columns.join(", ")
-        )?;
-        if let Some(limit) = self.limit {
-            write!(f, ", limit={limit}")?;
+        write!(f, "SmallSegmentsExec: segments={segments}")?;
+        // Then what the replaced scan would show: its files, projection, order and limit
+        // (a predicate there only ever pruned; the filter above applies it).
+        if let Some(scan) = self.scan.downcast_ref::<DataSourceExec>() {
+            write!(f, ", ")?;
+            scan.data_source().fmt_as(t, f)?;
         }
         Ok(())
     }

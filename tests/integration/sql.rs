@@ -38,9 +38,12 @@ fn metric(text: &str, name: &str) -> usize {
     digits.parse().unwrap()
 }
 
-/// The `DataSourceExec` line of a plan.
+/// The scan line of a plan: DataFusion's `DataSourceExec` or our `SmallSegmentsExec`, which
+/// shows the files as the scan it replaced would.
 fn scan_line(plan: &str) -> &str {
-    plan.lines().find(|l| l.contains("DataSourceExec")).unwrap_or_else(|| panic!("no DataSourceExec in:\n{plan}"))
+    plan.lines()
+        .find(|l| l.contains("DataSourceExec") || l.contains("SmallSegmentsExec"))
+        .unwrap_or_else(|| panic!("no scan in:\n{plan}"))
 }
 
 /// `table` as `t` in two sessions of two partitions: ours (with the optimizer rules of
@@ -344,9 +347,16 @@ async fn many_small_segments_are_read_whole_with_the_same_answers() {
         // A limit without an order stops reading early.
         let limited = ours.sql("SELECT * FROM t LIMIT 7").await.unwrap().collect().await.unwrap();
         assert_eq!(row_count(&limited), 7);
-        // Below the threshold, DataFusion's own scan reads the segments.
+        // With Parquet filter pushdown on, the scan itself filters: DataFusion's scan stays.
+        let config = datafusion::prelude::SessionConfig::new()
+            .set_bool("datafusion.execution.parquet.pushdown_filters", true);
+        let pushdown = SessionContext::new_with_config(config);
+        timeseries_table_core::datafusion::register(&pushdown);
+        register_opened(&pushdown, "t", table.clone()).unwrap();
         let few = "SELECT count(*) FROM t WHERE symbol IN ('S01', 'S02') AND price > 0";
-        assert!(scan_line(&physical_plan(&ours, few).await).contains("DataSourceExec"));
+        assert!(scan_line(&physical_plan(&pushdown, few).await).contains("DataSourceExec"));
+        assert_eq!(count(&pushdown, few).await, 180);
+        assert!(scan_line(&physical_plan(&ours, few).await).contains("SmallSegmentsExec: segments=6"));
         assert_eq!(count(&ours, few).await, 180);
     })
     .await;
@@ -359,7 +369,10 @@ async fn segment_footers_are_read_once_per_session() {
     for day in 0..3 {
         table.append(vec![minute_bars(&["A", "B"], T0 + day * DAY, 60)]).await.unwrap();
     }
-    let ctx = registered(&table).await;
+    // DataFusion's own scan of our segments, the one segments over 1 MiB get (our sessions
+    // read small segments whole, footer included): a session without our rules.
+    let ctx = SessionContext::new();
+    register_opened(&ctx, "t", table.clone()).unwrap();
     let cache = ctx.runtime_env().cache_manager.get_file_metadata_cache();
     assert_eq!(cache.len(), 0);
     let sql = "SELECT count(*) FROM t WHERE ts >= '2024-01-02T00:00:00Z'";
