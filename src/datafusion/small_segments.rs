@@ -22,10 +22,9 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::common::{internal_err, Result, Statistics};
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::{FileSource, ParquetSource};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileSource, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::DataFusionError;
-use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -110,44 +109,46 @@ pub(super) fn small_segments_scan(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<d
         return None;
     }
     Some(Arc::new(SmallSegmentsExec {
-        groups: config.file_groups.iter().map(|group| group.files().to_vec()).collect(),
-        store: config.object_store_url.clone(),
+        scan: Arc::clone(plan),
         columns: columns.into_iter().map(|c| table.field(c).name().clone()).collect(),
-        schema,
-        limit: config.limit,
         properties: Arc::clone(plan.properties()),
         metrics: parquet.metrics().clone(),
-        scan: Arc::clone(plan),
     }))
 }
 
 /// Reads each group of small segments one file after another, every file with one request
-/// (see the module docs). Keeps the scan it replaces for its properties and statistics.
+/// (see the module docs). Its files, store, limit, partitions, order and statistics are
+/// those of the scan it replaces, which it keeps.
 #[derive(Debug)]
 pub struct SmallSegmentsExec {
-    groups: Vec<Vec<PartitionedFile>>,
-    store: ObjectStoreUrl,
+    /// The replaced `DataSourceExec` (checked by [`small_segments_scan`]).
+    scan: Arc<dyn ExecutionPlan>,
     /// The output's columns, by name in the table (and in every segment that has them).
     columns: Arc<[String]>,
-    schema: SchemaRef,
-    limit: Option<usize>,
     properties: Arc<PlanProperties>,
     /// The replaced scan's metrics, with the provider's segment counts in them.
     metrics: ExecutionPlanMetricsSet,
-    scan: Arc<dyn ExecutionPlan>,
+}
+
+impl SmallSegmentsExec {
+    /// The replaced scan's configuration.
+    fn config(&self) -> Result<&FileScanConfig> {
+        match self.scan.downcast_ref::<DataSourceExec>().and_then(|s| s.data_source().downcast_ref::<FileScanConfig>())
+        {
+            Some(config) => Ok(config),
+            None => internal_err!("SmallSegmentsExec replaces a scan of files"),
+        }
+    }
 }
 
 impl DisplayAs for SmallSegmentsExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let segments: usize = self.groups.iter().map(Vec::len).sum();
-        write!(f, "SmallSegmentsExec: segments={segments}")?;
+        let Ok(config) = self.config() else { return write!(f, "SmallSegmentsExec") };
+        let segments: usize = config.file_groups.iter().map(FileGroup::len).sum();
         // Then what the replaced scan would show: its files, projection, order and limit
         // (a predicate there only ever pruned; the filter above applies it).
-        if let Some(scan) = self.scan.downcast_ref::<DataSourceExec>() {
-            write!(f, ", ")?;
-            scan.data_source().fmt_as(t, f)?;
-        }
-        Ok(())
+        write!(f, "SmallSegmentsExec: segments={segments}, ")?;
+        config.fmt_as(t, f)
     }
 }
 
@@ -155,18 +156,19 @@ impl ExecutionPlan for SmallSegmentsExec {
     leaf_exec_methods!("SmallSegmentsExec");
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let Some(files) = self.groups.get(partition) else {
-            return internal_err!("SmallSegmentsExec has {} partitions, not {partition}", self.groups.len());
+        let config = self.config()?;
+        let Some(files) = config.file_groups.get(partition) else {
+            return internal_err!("SmallSegmentsExec has {} partitions, not {partition}", config.file_groups.len());
         };
-        let store = context.runtime_env().object_store(&self.store)?;
+        let store = context.runtime_env().object_store(&config.object_store_url)?;
         let baseline = BaselineMetrics::new(&self.metrics, partition);
         let decode_time = baseline.elapsed_compute().clone();
         let read = MetricBuilder::new(&self.metrics).counter("segments_read", partition);
         let batch_size = context.session_config().batch_size();
-        let (columns, schema) = (Arc::clone(&self.columns), Arc::clone(&self.schema));
+        let (columns, schema) = (Arc::clone(&self.columns), self.schema());
         // Under a limit the first file may be all that is wanted.
-        let ahead = if self.limit.is_some() { 1 } else { (READ_AHEAD / self.groups.len()).max(1) };
-        let batches = futures::stream::iter(files.clone())
+        let ahead = if config.limit.is_some() { 1 } else { (READ_AHEAD / config.file_groups.len()).max(1) };
+        let batches = futures::stream::iter(files.files().to_vec())
             .map(move |file| {
                 let store = Arc::clone(&store);
                 async move {
@@ -185,7 +187,7 @@ impl ExecutionPlan for SmallSegmentsExec {
             .boxed();
         // Stops at the limit before asking for more, so no file past it is decoded.
         let limited = futures::stream::unfold(
-            (batches, self.limit.unwrap_or(usize::MAX), baseline),
+            (batches, config.limit.unwrap_or(usize::MAX), baseline),
             |(mut batches, left, baseline)| async move {
                 let next = if left == 0 { None } else { batches.next().await };
                 match next {
@@ -203,7 +205,7 @@ impl ExecutionPlan for SmallSegmentsExec {
                 }
             },
         );
-        Ok(make_cooperative(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), limited))))
+        Ok(make_cooperative(Box::pin(RecordBatchStreamAdapter::new(self.schema(), limited))))
     }
 
     fn statistics_from_inputs(
@@ -241,8 +243,7 @@ impl SegmentBatches {
         decode_time: Time,
     ) -> Result<Self> {
         let timer = decode_time.timer();
-        let in_context = |e: DataFusionError| e.context(format!("reading segment {path}"));
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| in_context(e.into()))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| in_segment(&path, e.into()))?;
         // The decoded batches hold the file's columns that are wanted, in file order.
         let positions: Vec<Option<usize>> = columns.iter().map(|name| builder.schema().index_of(name).ok()).collect();
         let mut roots: Vec<usize> = positions.iter().flatten().copied().collect();
@@ -250,8 +251,11 @@ impl SegmentBatches {
         roots.dedup();
         let in_batch = positions.iter().map(|p| p.and_then(|p| roots.binary_search(&p).ok())).collect();
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-        let reader =
-            builder.with_projection(mask).with_batch_size(batch_size).build().map_err(|e| in_context(e.into()))?;
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(batch_size)
+            .build()
+            .map_err(|e| in_segment(&path, e.into()))?;
         drop(timer);
         Ok(SegmentBatches { path, reader, in_batch, schema: Arc::clone(schema), decode_time })
     }
@@ -279,7 +283,12 @@ impl Iterator for SegmentBatches {
             batch
                 .map_err(DataFusionError::from)
                 .and_then(|batch| self.conform(batch))
-                .map_err(|e| e.context(format!("reading segment {}", self.path))),
+                .map_err(|e| in_segment(&self.path, e)),
         )
     }
+}
+
+/// `error` saying which segment it was reading.
+fn in_segment(path: &Path, error: DataFusionError) -> DataFusionError {
+    error.context(format!("reading segment {path}"))
 }
