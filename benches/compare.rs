@@ -328,7 +328,8 @@ async fn main() {
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--repeat-query") {
-        // For profiling one query: `--repeat-query TABLE_DIR SQL N [--without-rule NAME]...`;
+        // For profiling one query: `--repeat-query TABLE_DIR SQL N [--without-rule NAME]...
+        // [--plan-only]`, the last timing planning alone;
         // each `--without-rule` drops one of the session's physical optimizer rules by name
         // (`small_segments`, `scan_groups`, `newest_first`), to time a query without it.
         let table = TimeSeriesTable::open(TableLocation::local(&args[i + 1]).expect("dir")).await.expect("open");
@@ -342,8 +343,19 @@ async fn main() {
         );
         register_opened(&ctx, "bars", table).expect("register");
         let n: usize = args[i + 3].parse().expect("a count");
-        let runs: Vec<(Duration, usize)> =
-            futures::stream::iter(0..n).then(|_| run(&ctx, &args[i + 2])).collect().await;
+        let plan_only = args.iter().any(|a| a == "--plan-only");
+        let runs: Vec<(Duration, usize)> = futures::stream::iter(0..n)
+            .then(|_| async {
+                if plan_only {
+                    let start = Instant::now();
+                    let plan = ctx.sql(&args[i + 2]).await.expect("plans").create_physical_plan().await.expect("plans");
+                    (start.elapsed(), plan.children().len())
+                } else {
+                    run(&ctx, &args[i + 2]).await
+                }
+            })
+            .collect()
+            .await;
         let rows = runs.last().map_or(0, |&(_, rows)| rows);
         println!("median {} ms over {n} runs, {rows} rows", ms(median(runs.into_iter().map(|(t, _)| t).collect())));
         return;

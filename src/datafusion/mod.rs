@@ -93,11 +93,13 @@ pub fn register(ctx: &SessionContext) {
     register_shared(ctx);
     let shared = ctx.state_ref();
     let mut state = shared.write();
-    *state = SessionStateBuilder::new_from_existing(state.clone())
-        .with_physical_optimizer_rule(Arc::new(NewestFirst))
-        .with_physical_optimizer_rule(Arc::new(ScanGroups))
-        .with_physical_optimizer_rule(Arc::new(SmallSegments))
-        .build();
+    // NewestFirst runs before DataFusion's sort and dynamic-filter pushdown, which would
+    // otherwise each rebuild the scan (copying every file entry) under a sort it replaces.
+    let mut rules = state.physical_optimizers().to_vec();
+    let before = rules.iter().position(|rule| rule.name() == "PushdownSort").unwrap_or(rules.len());
+    rules.insert(before, Arc::new(NewestFirst));
+    rules.extend([Arc::new(ScanGroups) as _, Arc::new(SmallSegments) as _]);
+    *state = SessionStateBuilder::new_from_existing(state.clone()).with_physical_optimizer_rules(rules).build();
 }
 
 /// [`register`] without the physical optimizer rules: for cluster sessions, whose plans

@@ -20,12 +20,11 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::common::{internal_err, Result, ScalarValue};
-use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::expressions::Column;
-use datafusion::physical_expr::{EquivalenceProperties, LexOrdering};
+use datafusion::physical_expr::LexOrdering;
 use datafusion::physical_optimizer::filter_pushdown::FilterPushdown;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::execution_plan::{
@@ -86,10 +85,11 @@ impl PhysicalOptimizerRule for NewestFirst {
 pub struct NewestFirstExec {
     /// The plan under the sort, ending in the scan: rebuilt over a few segments at a time.
     input: Arc<dyn ExecutionPlan>,
-    /// The scan's configuration without its files.
-    config: FileScanConfig,
-    /// The segments with their latest value of the sort column, latest first.
-    files: Arc<Vec<(ScalarValue, PartitionedFile)>>,
+    /// The scan at the leaf of `input`, whose files are read.
+    scan: Arc<dyn ExecutionPlan>,
+    /// The segments latest first: each one's latest value of the sort column and its
+    /// place (group, index) among the scan's file groups.
+    order: Arc<Vec<(ScalarValue, usize, usize)>>,
     ordering: LexOrdering,
     fetch: usize,
     properties: Arc<PlanProperties>,
@@ -129,34 +129,39 @@ impl NewestFirstExec {
             return Ok(None);
         }
         let Ok(stat_index) = config.file_schema().index_of(column.name()) else { return Ok(None) };
-        let scanned: Vec<&PartitionedFile> = config.file_groups.iter().flat_map(|group| group.files()).collect();
-        let mut latest = Vec::with_capacity(scanned.len());
-        for (i, file) in scanned.iter().enumerate() {
-            let stats = file.statistics.as_ref().and_then(|s| s.column_statistics.get(stat_index));
-            let (Some(stats), Some(_)) = (stats, file.extension::<SegmentFile>()) else { return Ok(None) };
-            let (Precision::Exact(max), Precision::Exact(0)) = (&stats.max_value, &stats.null_count) else {
-                return Ok(None);
-            };
-            latest.push((max, i));
+        // The files stay in the scan; only their places are sorted, and a wave copies the
+        // entries it reads (a table of 100,000 segments reads a few hundred at most).
+        let mut order = Vec::new();
+        for (g, group) in config.file_groups.iter().enumerate() {
+            for (i, file) in group.files().iter().enumerate() {
+                let stats = file.statistics.as_ref().and_then(|s| s.column_statistics.get(stat_index));
+                let (Some(stats), Some(_)) = (stats, file.extension::<SegmentFile>()) else { return Ok(None) };
+                let (Precision::Exact(max), Precision::Exact(0)) = (&stats.max_value, &stats.null_count) else {
+                    return Ok(None);
+                };
+                order.push((max.clone(), g, i));
+            }
         }
-        if latest.len() < 2 {
+        if order.len() < 2 {
             return Ok(None);
         }
-        // Sorted as (value, index) pairs, then each file cloned once into place: a table of
-        // 100,000 segments would otherwise move 100,000 large entries through the sort.
-        latest.sort_by(|a, b| b.0.partial_cmp(a.0).unwrap_or(Ordering::Equal));
-        let files: Vec<_> = latest.into_iter().map(|(max, i)| (max.clone(), scanned[i].clone())).collect();
+        order.sort_unstable_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(Ordering::Equal));
         let input = Arc::clone(sort.input());
+        // Rows come out in no order, from every partition at once; what filters made equal
+        // or constant across partitions still holds (a sort on such columns is satisfied).
+        let mut equivalences = input.properties().eq_properties.clone();
+        equivalences.clear_orderings();
+        equivalences.clear_per_partition_constants();
         let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(input.schema()),
+            equivalences,
             Partitioning::UnknownPartitioning(1),
             EmissionType::Final,
             Boundedness::Bounded,
         ));
         Ok(Some(NewestFirstExec {
             input,
-            config: FileScanConfigBuilder::from(config.clone()).with_file_groups(Vec::new()).build(),
-            files: Arc::new(files),
+            scan: Arc::clone(scan),
+            order: Arc::new(order),
             ordering: sort.expr().clone(),
             fetch,
             properties,
@@ -180,13 +185,28 @@ impl NewestFirstExec {
     /// scan reads them last first), as in DataFusion's own plan.
     fn plan_for(
         &self,
-        files: &[(ScalarValue, PartitionedFile)],
+        wave: &[(ScalarValue, usize, usize)],
         options: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let groups = files.iter().map(|(_, file)| FileGroup::new(vec![file.clone()])).collect();
-        let config = FileScanConfigBuilder::from(self.config.clone())
+        let Some(scanned) =
+            self.scan.downcast_ref::<DataSourceExec>().and_then(|s| s.data_source().downcast_ref::<FileScanConfig>())
+        else {
+            return internal_err!("NewestFirstExec: its scan is not a file scan");
+        };
+        let groups =
+            wave.iter().map(|&(_, g, i)| FileGroup::new(vec![scanned.file_groups[g].files()[i].clone()])).collect();
+        // Built from the scan's parts rather than from a copy of it, which would copy
+        // every file entry of the table for each wave.
+        let config = FileScanConfigBuilder::new(scanned.object_store_url.clone(), Arc::clone(&scanned.file_source))
             .with_file_groups(groups)
-            .with_output_partitioning(None)
+            .with_statistics(scanned.statistics())
+            .with_output_ordering(scanned.output_ordering.clone())
+            .with_file_compression_type(scanned.file_compression_type)
+            .with_limit(scanned.limit)
+            .with_preserve_order(scanned.preserve_order)
+            .with_constraints(scanned.constraints.clone())
+            .with_batch_size(scanned.batch_size)
+            .with_expr_adapter(scanned.expr_adapter_factory.clone())
             .build();
         let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
         // Small segments are read whole: a top-n threshold prunes little inside a segment of
@@ -202,20 +222,20 @@ impl NewestFirstExec {
     async fn newest(&self, context: Arc<TaskContext>) -> Result<RecordBatch> {
         let schema = self.input.schema();
         let read = MetricBuilder::new(&self.metrics).global_counter("segments_read");
-        MetricBuilder::new(&self.metrics).global_counter("segments_total").add(self.files.len());
+        MetricBuilder::new(&self.metrics).global_counter("segments_total").add(self.order.len());
         let mut best = RecordBatch::new_empty(Arc::clone(&schema));
         let (mut next, mut wave) = (0, 1);
-        while next < self.files.len() {
+        while next < self.order.len() {
             if best.num_rows() >= self.fetch {
                 let last = best.slice(self.fetch - 1, 1);
                 let threshold =
                     ScalarValue::try_from_array(&self.ordering.first().expr.evaluate(&last)?.into_array(1)?, 0)?;
-                if self.skips(&self.files[next].0, &threshold) {
+                if self.skips(&self.order[next].0, &threshold) {
                     break; // the files are latest first: every later one is skipped too
                 }
             }
-            let end = (next + wave).min(self.files.len());
-            let plan = self.plan_for(&self.files[next..end], context.session_config().options())?;
+            let end = (next + wave).min(self.order.len());
+            let plan = self.plan_for(&self.order[next..end], context.session_config().options())?;
             let mut batches = collect(plan, Arc::clone(&context)).await?;
             read.add(end - next);
             batches.push(best);
@@ -239,7 +259,7 @@ fn with_leaf(plan: &Arc<dyn ExecutionPlan>, leaf: Arc<dyn ExecutionPlan>) -> Res
 
 impl DisplayAs for NewestFirstExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "NewestFirstExec: segments={}, fetch={}, input=[", self.files.len(), self.fetch)?;
+        write!(f, "NewestFirstExec: segments={}, fetch={}, input=[", self.order.len(), self.fetch)?;
         let mut node = &self.input;
         loop {
             write!(f, "{}", node.name())?;
