@@ -1,13 +1,15 @@
-//! `ORDER BY ts DESC LIMIT n` read newest first. An optimizer rule ([`NewestFirst`]) gives
-//! the scan under such a top-n sort to [`NewestFirstExec`], which reads the segments in
-//! order of their latest time, a few at a time, and stops once no segment left can hold a
-//! row newer than the n-th it already has.
+//! `ORDER BY ts DESC LIMIT n` read newest first (and `ORDER BY ts LIMIT n` oldest first).
+//! An optimizer rule ([`NewestFirst`]) gives the scan under such a top-n sort to
+//! [`NewestFirstExec`], which reads the segments in order of their latest time (earliest,
+//! ascending), a few at a time, and stops once no segment left can hold a row newer (older)
+//! than the n-th it already has.
 //!
-//! DataFusion 55 opens every file of the scan before its top-n filter prunes them, so its
-//! cost grew with the segment count; read newest first, it is one segment when segments
-//! do not overlap in time, and as many as the newest rows are spread over when they do
-//! (BENCHMARKS.md, "How cost grows"). Does I/O when executed (the segments' Parquet files,
-//! through DataFusion's scan).
+//! DataFusion 55 opens every file of the scan before its top-n filter prunes them, and
+//! under an ascending limit it opens the first file of every group, one group per chain
+//! of segments that do not overlap; so its cost grew with the segment count. Read this
+//! way, it is one segment when segments do not overlap in time, and as many as the first
+//! rows are spread over when they do (BENCHMARKS.md, "How cost grows"). Does I/O when
+//! executed (the segments' Parquet files, through DataFusion's scan).
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -26,6 +28,7 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::LexOrdering;
 use datafusion::physical_optimizer::filter_pushdown::FilterPushdown;
+use datafusion::physical_optimizer::pushdown_sort::PushdownSort;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
@@ -34,6 +37,7 @@ use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::{sort_batch, SortExec};
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     collect, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream,
@@ -48,24 +52,34 @@ const MAX_WAVE: usize = 64;
 /// New children, new plan properties.
 const RECOMPUTE: ReplaceChildrenOptions = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
 
-/// The optimizer rule: a top-n sort whose first key is a column descending, over a scan of
-/// our segments (through filters and repartitioning only), each with an exact maximum of
-/// that column and no nulls in it. Registered by [`super::register`].
+/// The optimizer rule: a top-n sort whose first key is a column, over a scan of our
+/// segments (through filters and repartitioning only), each with exact bounds of that
+/// column and no nulls in it. The sort is DataFusion's top-n `SortExec` when the scan is
+/// not in that order (descending), or an ordered merge with a limit over a scan that is
+/// (ascending over overlapping segments, each group read in order but every group opened).
+/// Registered by [`super::register`].
 #[derive(Debug, Default)]
 pub struct NewestFirst;
 
 impl PhysicalOptimizerRule for NewestFirst {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_down(|node| {
-            let Some(sort) = node.downcast_ref::<SortExec>() else { return Ok(Transformed::no(node)) };
-            match NewestFirstExec::try_new(sort)? {
-                Some(exec) => Ok(Transformed::new(
-                    Arc::clone(&node).replace_children(vec![Arc::new(exec)], RECOMPUTE)?,
-                    true,
-                    TreeNodeRecursion::Jump,
-                )),
-                None => Ok(Transformed::no(node)),
-            }
+            let replaced = if let Some(sort) = node.downcast_ref::<SortExec>() {
+                match NewestFirstExec::try_new(sort.expr(), sort.fetch(), sort.input())? {
+                    Some(exec) => Arc::clone(&node).replace_children(vec![Arc::new(exec)], RECOMPUTE)?,
+                    None => return Ok(Transformed::no(node)),
+                }
+            } else if let Some(merge) = node.downcast_ref::<SortPreservingMergeExec>() {
+                match NewestFirstExec::try_new(merge.expr(), merge.fetch(), merge.input())? {
+                    Some(exec) => {
+                        Arc::new(SortExec::new(merge.expr().clone(), Arc::new(exec)).with_fetch(merge.fetch()))
+                    }
+                    None => return Ok(Transformed::no(node)),
+                }
+            } else {
+                return Ok(Transformed::no(node));
+            };
+            Ok(Transformed::new(replaced, true, TreeNodeRecursion::Jump))
         })
         .data()
     }
@@ -87,8 +101,9 @@ pub struct NewestFirstExec {
     input: Arc<dyn ExecutionPlan>,
     /// The scan at the leaf of `input`, whose files are read.
     scan: Arc<dyn ExecutionPlan>,
-    /// The segments latest first: each one's latest value of the sort column and its
-    /// place (group, index) among the scan's file groups.
+    /// The segments in the order they are read: each one's bound (latest value of the
+    /// sort column, or earliest when ascending) and its place (group, index) among the
+    /// scan's file groups.
     order: Arc<Vec<(ScalarValue, usize, usize)>>,
     ordering: LexOrdering,
     fetch: usize,
@@ -97,16 +112,15 @@ pub struct NewestFirstExec {
 }
 
 impl NewestFirstExec {
-    fn try_new(sort: &SortExec) -> Result<Option<Self>> {
-        let Some(fetch) = sort.fetch() else { return Ok(None) };
-        let first = sort.expr().first();
-        if !first.options.descending || fetch == 0 {
-            return Ok(None);
-        }
+    /// Reads `input` for a sort by `ordering` keeping `fetch` rows, if the rule applies.
+    fn try_new(ordering: &LexOrdering, fetch: Option<usize>, input: &Arc<dyn ExecutionPlan>) -> Result<Option<Self>> {
+        let Some(fetch) = fetch.filter(|&n| n > 0) else { return Ok(None) };
+        let first = ordering.first();
+        let descending = first.options.descending;
         let Some(column) = first.expr.downcast_ref::<Column>() else { return Ok(None) };
         // Down to the scan through operators that keep the schema and drop no row the scan
         // gives them unless a filter says so (counted before the limit either way).
-        let mut node = sort.input();
+        let mut node = input;
         let scan = loop {
             if node.downcast_ref::<DataSourceExec>().is_some() {
                 break node;
@@ -136,17 +150,26 @@ impl NewestFirstExec {
             for (i, file) in group.files().iter().enumerate() {
                 let stats = file.statistics.as_ref().and_then(|s| s.column_statistics.get(stat_index));
                 let (Some(stats), Some(_)) = (stats, file.extension::<SegmentFile>()) else { return Ok(None) };
-                let (Precision::Exact(max), Precision::Exact(0)) = (&stats.max_value, &stats.null_count) else {
+                // The bound a segment's first row in the sort's direction can reach.
+                let bound = if descending { &stats.max_value } else { &stats.min_value };
+                let (Precision::Exact(bound), Precision::Exact(0)) = (bound, &stats.null_count) else {
                     return Ok(None);
                 };
-                order.push((max.clone(), g, i));
+                order.push((bound.clone(), g, i));
             }
         }
         if order.len() < 2 {
             return Ok(None);
         }
-        order.sort_unstable_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(Ordering::Equal));
-        let input = Arc::clone(sort.input());
+        order.sort_unstable_by(|a, b| {
+            let ascending = a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal);
+            if descending {
+                ascending.reverse()
+            } else {
+                ascending
+            }
+        });
+        let input = Arc::clone(input);
         // Rows come out in no order, from every partition at once; what filters made equal
         // or constant across partitions still holds (a sort on such columns is satisfied).
         let mut equivalences = input.properties().eq_properties.clone();
@@ -162,27 +185,30 @@ impl NewestFirstExec {
             input,
             scan: Arc::clone(scan),
             order: Arc::new(order),
-            ordering: sort.expr().clone(),
+            ordering: ordering.clone(),
             fetch,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         }))
     }
 
-    /// Whether a segment whose latest value is `max` can be skipped when the `fetch`-th row
-    /// so far has `threshold`: all its rows come after that row. With more sort keys, a row
-    /// equal in the first could still come before it.
-    fn skips(&self, max: &ScalarValue, threshold: &ScalarValue) -> bool {
-        match max.partial_cmp(threshold) {
-            Some(Ordering::Less) => true,
+    /// Whether a segment whose bound (latest value, or earliest when ascending) is `bound`
+    /// can be skipped when the `fetch`-th row so far has `threshold`: all its rows come
+    /// after that row. With more sort keys, a row equal in the first could still come
+    /// before it.
+    fn skips(&self, bound: &ScalarValue, threshold: &ScalarValue) -> bool {
+        let beyond = if self.ordering.first().options.descending { Ordering::Less } else { Ordering::Greater };
+        match bound.partial_cmp(threshold) {
             Some(Ordering::Equal) => self.ordering.len() == 1,
-            _ => false,
+            Some(order) => order == beyond,
+            None => false,
         }
     }
 
-    /// `input` with its scan reading only `files`, each its own partition, topped by a
-    /// top-n sort per partition whose running threshold prunes the scan's row groups (the
-    /// scan reads them last first), as in DataFusion's own plan.
+    /// `input` with its scan reading only the `wave`'s files, each its own partition,
+    /// topped by a top-n sort per partition, through DataFusion's sort pushdown as in its
+    /// own plan: a descending scan reads each file's row groups last first, so the sort's
+    /// running threshold prunes the rest; an ascending one stops after `fetch` rows.
     fn plan_for(
         &self,
         wave: &[(ScalarValue, usize, usize)],
@@ -209,13 +235,17 @@ impl NewestFirstExec {
             .with_expr_adapter(scanned.expr_adapter_factory.clone())
             .build();
         let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
-        // Small segments are read whole: a top-n threshold prunes little inside a segment of
-        // usually one row group.
-        let scan = small_segments_scan(&scan).unwrap_or(scan);
+        // Small segments are read whole, with no top-n sort per segment: its threshold
+        // would prune nothing inside a segment of one row group, and the wave's rows are
+        // sorted together afterwards anyway.
+        if let Some(small) = small_segments_scan(&scan) {
+            return with_leaf(&self.input, small);
+        }
         let input = with_leaf(&self.input, scan)?;
         let top: Arc<dyn ExecutionPlan> = Arc::new(
             SortExec::new(self.ordering.clone(), input).with_fetch(Some(self.fetch)).with_preserve_partitioning(true),
         );
+        let top = PushdownSort::new().optimize(top, options)?;
         FilterPushdown::new_post_optimization().optimize(top, options)
     }
 
@@ -231,7 +261,7 @@ impl NewestFirstExec {
                 let threshold =
                     ScalarValue::try_from_array(&self.ordering.first().expr.evaluate(&last)?.into_array(1)?, 0)?;
                 if self.skips(&self.order[next].0, &threshold) {
-                    break; // the files are latest first: every later one is skipped too
+                    break; // the files are in bound order: every later one is skipped too
                 }
             }
             let end = (next + wave).min(self.order.len());
@@ -259,7 +289,8 @@ fn with_leaf(plan: &Arc<dyn ExecutionPlan>, leaf: Arc<dyn ExecutionPlan>) -> Res
 
 impl DisplayAs for NewestFirstExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "NewestFirstExec: segments={}, fetch={}, input=[", self.order.len(), self.fetch)?;
+        let direction = if self.ordering.first().options.descending { "" } else { "oldest first, " };
+        write!(f, "NewestFirstExec: {direction}segments={}, fetch={}, input=[", self.order.len(), self.fetch)?;
         let mut node = &self.input;
         loop {
             write!(f, "{}", node.name())?;

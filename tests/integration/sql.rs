@@ -245,8 +245,28 @@ async fn newest_rows_are_read_from_the_newest_segments_only() {
         let plan = physical_plan(&ours, sql).await;
         assert!(plan.contains("NewestFirstExec"), "{sql}:\n{plan}");
     }
-    // Ascending and unlimited sorts are DataFusion's.
-    for sql in ["SELECT * FROM t ORDER BY ts LIMIT 5", "SELECT * FROM t ORDER BY ts DESC"] {
+    // Ascending limits read the oldest segments first, with the same answers.
+    let analyzed = explain_analyze(&ours, "SELECT * FROM t ORDER BY ts LIMIT 7").await;
+    assert!(analyzed.contains("NewestFirstExec: oldest first"), "{analyzed}");
+    assert_eq!(metric(&analyzed, "segments_read"), 1, "{analyzed}");
+    let sql = "SELECT * FROM t WHERE symbol IN ('C', 'D', 'E') ORDER BY ts LIMIT 2";
+    let analyzed = explain_analyze(&ours, sql).await;
+    assert_eq!(metric(&analyzed, "segments_total"), 6, "{analyzed}");
+    assert!(metric(&analyzed, "segments_read") <= 3, "{analyzed}");
+    for sql in [
+        "SELECT * FROM t ORDER BY ts, symbol LIMIT 7",
+        "SELECT * FROM t WHERE symbol IN ('C', 'D', 'E') ORDER BY ts, symbol DESC LIMIT 5",
+        "SELECT ts, symbol FROM t WHERE ts >= '2024-01-10T00:10:00Z' ORDER BY ts, symbol LIMIT 45",
+        "SELECT * FROM t ORDER BY ts, symbol LIMIT 10 OFFSET 55",
+    ] {
+        let expected = pretty(&plain.sql(sql).await.unwrap().collect().await.unwrap());
+        let got = pretty(&ours.sql(sql).await.unwrap().collect().await.unwrap());
+        assert_eq!(got, expected, "{sql}");
+        let plan = physical_plan(&ours, sql).await;
+        assert!(plan.contains("NewestFirstExec: oldest first"), "{sql}:\n{plan}");
+    }
+    // Unlimited sorts are DataFusion's.
+    for sql in ["SELECT * FROM t ORDER BY ts", "SELECT * FROM t ORDER BY ts DESC"] {
         assert!(!physical_plan(&ours, sql).await.contains("NewestFirstExec"), "{sql}");
     }
 }
@@ -279,16 +299,21 @@ async fn overlapping_segments_are_read_by_the_session_partitions_unless_their_or
         assert!(scan_line(&physical_plan(&plain, sql).await).contains("file_groups={8 groups"));
         assert_eq!(pretty(&ours.sql(sql).await.unwrap().collect().await.unwrap()), expected, "{sql}");
     }
-    // A merge on time needs it: the ordered groups stay, and nothing sorts.
-    for sql in ["SELECT * FROM t ORDER BY ts", "SELECT ts, symbol FROM t WHERE symbol <> 'C' ORDER BY ts LIMIT 20"] {
-        let plan = physical_plan(&ours, sql).await;
+    // A merge on time needs it: the ordered groups stay, and nothing sorts (with a limit,
+    // the plain session: ours reads oldest first instead).
+    for (ctx, sql) in [
+        (&ours, "SELECT * FROM t ORDER BY ts"),
+        (&plain, "SELECT ts, symbol FROM t WHERE symbol <> 'C' ORDER BY ts LIMIT 20"),
+    ] {
+        let plan = physical_plan(ctx, sql).await;
         assert!(scan_line(&plan).contains("file_groups={8 groups"), "{sql}:\n{plan}");
         assert!(scan_line(&plan).contains("output_ordering"), "{sql}:\n{plan}");
         assert!(!plan.lines().any(|l| l.trim_start().starts_with("SortExec")), "{sql}:\n{plan}");
         let first_column = |text: String| -> Vec<String> {
             text.lines().map(|l| l.split('|').nth(1).unwrap_or("").trim().to_string()).collect()
         };
-        assert_eq!(first_column(sql_ok(&ours, sql).await), first_column(sql_ok(&plain, sql).await), "{sql}");
+        let sorted = sql.replace("ORDER BY ts", "ORDER BY ts, symbol");
+        assert_eq!(first_column(sql_ok(ctx, sql).await), first_column(sql_ok(&plain, &sorted).await), "{sql}");
     }
 }
 
@@ -421,7 +446,7 @@ async fn coverage_prunes_a_segment_whose_buckets_miss_the_range() {
 }
 
 #[tokio::test]
-async fn order_by_time_with_limit_needs_no_sort() {
+async fn order_by_time_with_limit_needs_no_full_sort() {
     let (_dir, location) = temp_location();
     let mut table = new_table(location, "1m").await;
     // Days in reverse order of appending, plus segments overlapping in time for other
@@ -430,25 +455,34 @@ async fn order_by_time_with_limit_needs_no_sort() {
         table.append(vec![minute_bars(&["A"], T0 + day * DAY, 120)]).await.unwrap();
         table.append(vec![minute_bars(&["B", "C"], T0 + day * DAY + 30 * MINUTE, 60)]).await.unwrap();
     }
-    let ctx = registered(&table).await;
-    for (query, limit) in [
-        ("SELECT * FROM t", 40),
-        ("SELECT ts, symbol FROM t WHERE ts >= '2024-01-02T00:45:00Z'", 7),
-        ("SELECT ts FROM t WHERE symbol = 'B'", 3),
+    let ours = registered(&table).await;
+    // DataFusion's plan, an ordered merge of the scan's groups, is what a session without
+    // our physical rules runs; ours reads the oldest segments first and sorts what it read.
+    let plain = SessionContext::new();
+    register_opened(&plain, "t", table.clone()).unwrap();
+    // (The last query filters on a column it does not return: the rule does not look
+    // through the projection, and DataFusion's plan runs in both sessions.)
+    for (query, limit, oldest_first) in [
+        ("SELECT * FROM t", 40, true),
+        ("SELECT ts, symbol FROM t WHERE ts >= '2024-01-02T00:45:00Z'", 7, true),
+        ("SELECT ts FROM t WHERE symbol = 'B'", 3, false),
     ] {
         let sql = format!("{query} ORDER BY ts LIMIT {limit}");
-        let plan = physical_plan(&ctx, &sql).await;
+        let plan = physical_plan(&plain, &sql).await;
         assert!(!plan.lines().any(|l| l.trim_start().starts_with("SortExec")), "{sql}:\n{plan}");
+        let plan = physical_plan(&ours, &sql).await;
+        assert_eq!(plan.contains("NewestFirstExec: oldest first"), oldest_first, "{sql}:\n{plan}");
         // The same timestamps as a full sort (`symbol` only breaks ties there). With
         // segments interleaved in time this catches partitions read out of order (DataFusion
         // 55 moves files between partitions at run time unless the scan forbids it).
         let first_column = |text: String| -> Vec<String> {
             text.lines().map(|l| l.split('|').nth(1).unwrap_or("").trim().to_string()).collect()
         };
-        let sorted = sql_ok(&ctx, &format!("{query} ORDER BY ts, symbol LIMIT {limit}")).await;
-        assert_eq!(first_column(sql_ok(&ctx, &sql).await), first_column(sorted), "{sql}");
+        let sorted = first_column(sql_ok(&plain, &format!("{query} ORDER BY ts, symbol LIMIT {limit}")).await);
+        assert_eq!(first_column(sql_ok(&plain, &sql).await), sorted, "{sql}");
+        assert_eq!(first_column(sql_ok(&ours, &sql).await), sorted, "{sql}");
     }
-    let rows = sql_ok(&ctx, "SELECT ts, symbol FROM t ORDER BY ts LIMIT 3").await;
+    let rows = sql_ok(&ours, "SELECT ts, symbol FROM t ORDER BY ts LIMIT 3").await;
     assert!(
         rows.contains("2024-01-01T00:00:00") && rows.contains("2024-01-01T00:02:00") && !rows.contains("2024-01-02"),
         "{rows}"
