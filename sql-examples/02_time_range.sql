@@ -57,9 +57,9 @@ WHERE symbol = 'MSFT'
 GROUP BY 1
 ORDER BY 1;
 
--- The latest bars. `ORDER BY ts LIMIT n` (ascending) is read straight from the
--- time-sorted segments without any sort; descending is a cheap top-k that skips
--- the older row groups.
+-- The latest bars. `ORDER BY ts DESC LIMIT n` reads the newest segments first and
+-- stops once no segment left can hold a newer row (ascending: the oldest first);
+-- a top-k sort orders the few rows read.
 SELECT ts, symbol, close
 FROM bars
 ORDER BY ts DESC, symbol
