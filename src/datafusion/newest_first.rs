@@ -254,7 +254,12 @@ impl NewestFirstExec {
         let read = MetricBuilder::new(&self.metrics).global_counter("segments_read");
         MetricBuilder::new(&self.metrics).global_counter("segments_total").add(self.order.len());
         let mut best = RecordBatch::new_empty(Arc::clone(&schema));
-        let (mut next, mut wave) = (0, 1);
+        // The first wave takes every segment that reaches the first bound, up to `fetch`
+        // (and the wave limit): each holds a row at that bound, so fewer than `fetch` of
+        // them can only end the read if one holds several such rows. On overlapping
+        // segments of one day that is one wave where doubling from one took six.
+        let tied = self.order.iter().take_while(|(bound, _, _)| *bound == self.order[0].0).count();
+        let (mut next, mut wave) = (0, tied.min(self.fetch).clamp(1, MAX_WAVE));
         while next < self.order.len() {
             if best.num_rows() >= self.fetch {
                 let last = best.slice(self.fetch - 1, 1);
