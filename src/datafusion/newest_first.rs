@@ -222,7 +222,8 @@ impl NewestFirstExec {
         let groups =
             wave.iter().map(|&(_, g, i)| FileGroup::new(vec![scanned.file_groups[g].files()[i].clone()])).collect();
         // Built from the scan's parts rather than from a copy of it, which would copy
-        // every file entry of the table for each wave.
+        // every file entry of the table for each wave. A field a later DataFusion adds to
+        // `FileScanConfig` is not carried over unless it is added here.
         let config = FileScanConfigBuilder::new(scanned.object_store_url.clone(), Arc::clone(&scanned.file_source))
             .with_file_groups(groups)
             .with_statistics(scanned.statistics())
