@@ -93,10 +93,11 @@ pub fn register(ctx: &SessionContext) {
     register_shared(ctx);
     let shared = ctx.state_ref();
     let mut state = shared.write();
-    // NewestFirst runs before DataFusion's sort and dynamic-filter pushdown, which would
-    // otherwise each rebuild the scan (copying every file entry) under a sort it replaces.
+    // NewestFirst runs before DataFusion's limit, sort and dynamic-filter pushdown, which
+    // would otherwise each rebuild the scan (copying every file entry) under a sort it
+    // replaces. By then the sort (or the ordered merge) already has the query's limit.
     let mut rules = state.physical_optimizers().to_vec();
-    let before = rules.iter().position(|rule| rule.name() == "PushdownSort").unwrap_or(rules.len());
+    let before = rules.iter().position(|rule| rule.name() == "LimitPushdown").unwrap_or(rules.len());
     rules.insert(before, Arc::new(NewestFirst));
     rules.extend([Arc::new(ScanGroups) as _, Arc::new(SmallSegments) as _]);
     *state = SessionStateBuilder::new_from_existing(state.clone()).with_physical_optimizer_rules(rules).build();
