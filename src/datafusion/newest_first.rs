@@ -52,11 +52,11 @@ const MAX_WAVE: usize = 64;
 /// New children, new plan properties.
 const RECOMPUTE: ReplaceChildrenOptions = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
 
-/// The optimizer rule: a top-n sort whose first key is a column, over a scan of our
-/// segments (through filters and repartitioning only), each with exact bounds of that
-/// column and no nulls in it. The sort is DataFusion's top-n `SortExec` when the scan is
-/// not in that order (descending), or an ordered merge with a limit over a scan that is
-/// (ascending over overlapping segments, each group read in order but every group opened).
+/// The optimizer rule: a top-n sort whose first key is a column the scan reads from the
+/// files, over a scan of our segments (through filters and repartitioning only), each
+/// with exact bounds of that column and no nulls in it. The sort is DataFusion's top-n
+/// `SortExec`, or, where the scan is already in the sort's order (ascending over sorted
+/// segments), the ordered merge with a limit that stands for it, which opens every group.
 /// Registered by [`super::register`].
 #[derive(Debug, Default)]
 pub struct NewestFirst;
@@ -93,8 +93,9 @@ impl PhysicalOptimizerRule for NewestFirst {
     }
 }
 
-/// Reads the input of a top-n sort newest segment first (see the module docs). One output
-/// partition, at most `fetch` rows, in no particular order: the sort above orders them.
+/// Reads the input of a top-n sort segment by segment in the sort's direction (see the
+/// module docs). One output partition, at most `fetch` rows, in no particular order: the
+/// sort above orders them.
 #[derive(Debug, Clone)]
 pub struct NewestFirstExec {
     /// The plan under the sort, ending in the scan: rebuilt over a few segments at a time.
@@ -142,7 +143,18 @@ impl NewestFirstExec {
         if column.index() >= schema.fields().len() || schema.field(column.index()).name() != column.name() {
             return Ok(None);
         }
-        let Ok(stat_index) = config.file_schema().index_of(column.name()) else { return Ok(None) };
+        // The sorted column must be a file column the scan passes through, not an
+        // expression it computes under that name (`ts + INTERVAL '1 hour' AS ts`): the
+        // segments' bounds describe only the former.
+        let stat_index = match config.file_source.projection() {
+            None => Some(column.index()),
+            Some(projection) => {
+                projection.iter().nth(column.index()).and_then(|p| p.expr.downcast_ref::<Column>()).map(Column::index)
+            }
+        };
+        let Some(stat_index) = stat_index.filter(|&i| i < config.file_schema().fields().len()) else {
+            return Ok(None);
+        };
         // The files stay in the scan; only their places are sorted, and a wave copies the
         // entries it reads (a table of 100,000 segments reads a few hundred at most).
         let mut order = Vec::new();
@@ -205,10 +217,11 @@ impl NewestFirstExec {
         }
     }
 
-    /// `input` with its scan reading only the `wave`'s files, each its own partition,
-    /// topped by a top-n sort per partition, through DataFusion's sort pushdown as in its
-    /// own plan: a descending scan reads each file's row groups last first, so the sort's
-    /// running threshold prunes the rest; an ascending one stops after `fetch` rows.
+    /// `input` with its scan reading only the `wave`'s files, each its own partition.
+    /// Small segments are read whole; over large ones goes a top-n sort per partition,
+    /// through DataFusion's sort pushdown as in its own plan: a descending scan reads each
+    /// file's row groups last first, so the sort's running threshold prunes the rest; an
+    /// ascending scan of sorted segments stops after `fetch` rows.
     fn plan_for(
         &self,
         wave: &[(ScalarValue, usize, usize)],
