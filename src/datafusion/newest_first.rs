@@ -44,7 +44,7 @@ use datafusion::physical_plan::{
 };
 
 use super::segment_files::SegmentFile;
-use super::small_segments::small_segments_scan;
+use super::small_segments::{file_column, small_segments_scan};
 
 /// The most segments read at once.
 const MAX_WAVE: usize = 64;
@@ -64,20 +64,18 @@ pub struct NewestFirst;
 impl PhysicalOptimizerRule for NewestFirst {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_down(|node| {
-            let replaced = if let Some(sort) = node.downcast_ref::<SortExec>() {
-                match NewestFirstExec::try_new(sort.expr(), sort.fetch(), sort.input())? {
-                    Some(exec) => Arc::clone(&node).replace_children(vec![Arc::new(exec)], RECOMPUTE)?,
-                    None => return Ok(Transformed::no(node)),
-                }
-            } else if let Some(merge) = node.downcast_ref::<SortPreservingMergeExec>() {
-                match NewestFirstExec::try_new(merge.expr(), merge.fetch(), merge.input())? {
-                    Some(exec) => {
-                        Arc::new(SortExec::new(merge.expr().clone(), Arc::new(exec)).with_fetch(merge.fetch()))
-                    }
-                    None => return Ok(Transformed::no(node)),
-                }
-            } else {
-                return Ok(Transformed::no(node));
+            let sort = node.downcast_ref::<SortExec>();
+            let merge = node.downcast_ref::<SortPreservingMergeExec>();
+            let found = match (sort, merge) {
+                (Some(sort), _) => NewestFirstExec::try_new(sort.expr(), sort.fetch(), sort.input())?,
+                (None, Some(merge)) => NewestFirstExec::try_new(merge.expr(), merge.fetch(), merge.input())?,
+                (None, None) => None,
+            };
+            let Some(exec) = found else { return Ok(Transformed::no(node)) };
+            // A sort keeps its place over the exec; a merge becomes the sort it stands for.
+            let replaced = match merge {
+                None => Arc::clone(&node).replace_children(vec![Arc::new(exec)], RECOMPUTE)?,
+                Some(merge) => Arc::new(SortExec::new(merge.expr().clone(), Arc::new(exec)).with_fetch(merge.fetch())),
             };
             Ok(Transformed::new(replaced, true, TreeNodeRecursion::Jump))
         })
@@ -143,18 +141,9 @@ impl NewestFirstExec {
         if column.index() >= schema.fields().len() || schema.field(column.index()).name() != column.name() {
             return Ok(None);
         }
-        // The sorted column must be a file column the scan passes through, not an
-        // expression it computes under that name (`ts + INTERVAL '1 hour' AS ts`): the
-        // segments' bounds describe only the former.
-        let stat_index = match config.file_source.projection() {
-            None => Some(column.index()),
-            Some(projection) => {
-                projection.iter().nth(column.index()).and_then(|p| p.expr.downcast_ref::<Column>()).map(Column::index)
-            }
-        };
-        let Some(stat_index) = stat_index.filter(|&i| i < config.file_schema().fields().len()) else {
-            return Ok(None);
-        };
+        // The segments' bounds describe the file column, not an expression the scan
+        // computes under its name.
+        let Some(stat_index) = file_column(config, column.index()) else { return Ok(None) };
         // The files stay in the scan; only their places are sorted, and a wave copies the
         // entries it reads (a table of 100,000 segments reads a few hundred at most).
         let mut order = Vec::new();

@@ -51,6 +51,17 @@ const SMALL_BYTES: u64 = 1 << 20;
 /// of which a merge may want one file each, fetches no more than it reads.
 const READ_AHEAD: usize = 16;
 
+/// The file column that output column `output` of `config`'s scan reads unchanged, or
+/// `None` when the scan computes it (`ts + INTERVAL '1 hour' AS ts`) or it is not in the
+/// files (a virtual column, which only DataFusion's reader makes).
+pub(crate) fn file_column(config: &FileScanConfig, output: usize) -> Option<usize> {
+    let column = match config.file_source.projection() {
+        None => output,
+        Some(projection) => projection.iter().nth(output)?.expr.downcast_ref::<Column>()?.index(),
+    };
+    (column < config.file_schema().fields().len()).then_some(column)
+}
+
 /// The optimizer rule (see the module docs). Registered by [`super::register`], last.
 #[derive(Debug, Default)]
 pub struct SmallSegments;
@@ -92,20 +103,9 @@ pub(super) fn small_segments_scan(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<d
         return None;
     }
     let table = Arc::clone(config.file_schema());
-    let columns: Vec<usize> = match config.file_source.projection() {
-        None => (0..table.fields().len()).collect(),
-        Some(projection) => {
-            projection.iter().map(|p| p.expr.downcast_ref::<Column>().map(Column::index)).collect::<Option<_>>()?
-        }
-    };
-    // A column past the file schema is a virtual one, which only DataFusion's reader makes.
     let schema = plan.schema();
-    if columns.len() != schema.fields().len()
-        || columns
-            .iter()
-            .zip(schema.fields())
-            .any(|(&c, f)| table.fields().get(c).is_none_or(|t| t.data_type() != f.data_type()))
-    {
+    let columns: Vec<usize> = (0..schema.fields().len()).map(|i| file_column(config, i)).collect::<Option<_>>()?;
+    if columns.iter().zip(schema.fields()).any(|(&c, f)| table.field(c).data_type() != f.data_type()) {
         return None;
     }
     Some(Arc::new(SmallSegmentsExec {
