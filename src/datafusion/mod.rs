@@ -46,6 +46,7 @@ pub mod cluster;
 mod dml;
 mod exported;
 mod factory;
+mod first_rows;
 mod functions;
 pub mod gapfill;
 mod insert;
@@ -72,6 +73,7 @@ use datafusion::prelude::SessionContext;
 pub use cluster::{remote_session_context, standalone_session_context};
 pub use exported::{ExportedFunction, ExportedProvider};
 pub use factory::{TimeSeriesTableFactory, FORMAT_NAME};
+pub use first_rows::FirstRowsInTime;
 pub use functions::{MetadataFunction, MetadataKind, SnapshotFunction};
 pub use metadata_aggregates::MetadataAggregates;
 pub use newest_first::{NewestFirst, NewestFirstExec};
@@ -86,11 +88,15 @@ use crate::table::TimeSeriesTable;
 
 /// Registers the table functions (`coverage`, `gaps`, `last_covered_window`,
 /// `coverage_changes`, `segments`, `history`, and `snapshot` for a past version), the
-/// `STORED AS TIMESERIES` factory, the [`TimeFunctionRanges`] and [`MetadataAggregates`]
-/// optimizer rules, the [`NewestFirst`], [`ScanGroups`] and [`SmallSegments`] physical
-/// optimizer rules and gap filling ([`gapfill::register`]) on `ctx`.
+/// `STORED AS TIMESERIES` factory, the [`TimeFunctionRanges`], [`MetadataAggregates`] and
+/// [`FirstRowsInTime`] optimizer rules, the [`NewestFirst`], [`ScanGroups`] and
+/// [`SmallSegments`] physical optimizer rules and gap filling ([`gapfill::register`]) on
+/// `ctx`.
 pub fn register(ctx: &SessionContext) {
     register_shared(ctx);
+    // Last, once filters and limits are where they stay; its mark does not travel through
+    // the cluster codec, so cluster sessions go without it.
+    ctx.add_optimizer_rule(Arc::new(FirstRowsInTime));
     let shared = ctx.state_ref();
     let mut state = shared.write();
     // NewestFirst runs before DataFusion's limit, sort and dynamic-filter pushdown, which

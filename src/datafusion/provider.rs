@@ -53,6 +53,16 @@ pub struct TimeSeriesProvider {
     time_index: usize,
     store_url: ObjectStoreUrl,
     files: Arc<SegmentFiles>,
+    first_rows: Option<FirstRows>,
+}
+
+/// The first rows in time order (the latest first when `latest`), all that a sort above
+/// a scan keeps of it, with nothing in between that drops rows (marked by
+/// [`super::first_rows::FirstRowsInTime`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FirstRows {
+    pub(crate) rows: usize,
+    pub(crate) latest: bool,
 }
 
 impl fmt::Debug for TimeSeriesProvider {
@@ -75,7 +85,25 @@ impl TimeSeriesProvider {
         let time_index = schema.index_of(&spec.time_column).map_err(|e| Error::invalid_input(e.to_string()))?;
         let store_url = ObjectStoreUrl::parse(table.location().registered_as().as_str())?;
         let files = Arc::new(SegmentFiles::new(Arc::clone(&schema), time_index));
-        Ok(TimeSeriesProvider { shared: Arc::new(SharedTable::new(table)), schema, spec, time_index, store_url, files })
+        Ok(TimeSeriesProvider {
+            shared: Arc::new(SharedTable::new(table)),
+            schema,
+            spec,
+            time_index,
+            store_url,
+            files,
+            first_rows: None,
+        })
+    }
+
+    /// The same table (sharing its handle and caches), whose scans read only the segments
+    /// that can hold `first` (or every one, for `None`).
+    pub(crate) fn with_first_rows(&self, first: Option<FirstRows>) -> Self {
+        TimeSeriesProvider { first_rows: first, ..self.clone() }
+    }
+
+    pub(crate) fn first_rows(&self) -> Option<FirstRows> {
+        self.first_rows
     }
 
     /// A copy of the latest handle (no I/O).
@@ -193,7 +221,10 @@ impl TableProvider for TimeSeriesProvider {
         }
         let (times, derived) = time_constraint(filters, self.schema.field(self.time_index));
         let entities = entity_constraints(filters, &self.spec.entity_columns);
-        let selection = snapshot.select_segments(&times, &entities).await?;
+        let mut selection = snapshot.select_segments(&times, &entities).await?;
+        if let (Some(first), true) = (self.first_rows, filters.is_empty()) {
+            selection.keep_first_rows(first.rows, first.latest);
+        }
 
         let mut source = ParquetSource::new(Arc::clone(&self.schema))
             .with_table_parquet_options(state.table_options().parquet.clone())
@@ -213,6 +244,7 @@ impl TableProvider for TimeSeriesProvider {
             ("segments_pruned_by_time", selection.pruned_by_time),
             ("segments_pruned_by_entity", selection.pruned_by_entity),
             ("segments_pruned_by_coverage", selection.pruned_by_coverage),
+            ("segments_pruned_by_limit", selection.pruned_by_limit),
         ] {
             MetricBuilder::new(&metrics).global_counter(name).add(value);
         }

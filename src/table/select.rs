@@ -2,7 +2,7 @@
 //!
 //! Does I/O: sidecar reads for coverage pruning.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -27,6 +27,37 @@ pub struct SegmentSelection {
     pub pruned_by_entity: usize,
     /// Segments left after entity pruning with no matching covered bucket in the times.
     pub pruned_by_coverage: usize,
+    /// Segments left out by [`SegmentSelection::keep_first_rows`].
+    pub pruned_by_limit: usize,
+}
+
+impl SegmentSelection {
+    /// Leaves out the segments that cannot hold any of the first `rows` rows in time
+    /// order (the latest first when `latest`), for a read that keeps every row of the
+    /// segments it opens (no filter). Row counts and time ranges are exact: segments
+    /// taken from the end that time order starts at, until they hold `rows` rows, have
+    /// all their rows at or past the earliest (latest) time among them, so a segment
+    /// wholly before (after) that time has no row among the first `rows`, whatever the
+    /// other sort keys; ties at that time are kept. O(segments).
+    pub fn keep_first_rows(&mut self, rows: usize, latest: bool) {
+        // Segments by the end time order starts at (the order reversed for the earliest
+        // first), from a heap built in linear time; only the few that hold `rows` rows
+        // are popped.
+        let key = |s: &SegmentMeta| if latest { s.ts_max } else { s.ts_min.saturating_neg() };
+        let mut heap: BinaryHeap<(i64, usize)> = self.segments.iter().enumerate().map(|(i, s)| (key(s), i)).collect();
+        let (mut held, mut reach) = (0u64, None::<i64>);
+        while held < rows as u64 {
+            let Some((_, i)) = heap.pop() else { break };
+            let segment = &self.segments[i];
+            held += segment.row_count;
+            let far = if latest { segment.ts_min } else { segment.ts_max };
+            reach = Some(reach.map_or(far, |r| if latest { r.min(far) } else { r.max(far) }));
+        }
+        let (Some(reach), true) = (reach, held >= rows as u64) else { return };
+        let before = self.segments.len();
+        self.segments.retain(|s| if latest { s.ts_max >= reach } else { s.ts_min <= reach });
+        self.pruned_by_limit += before - self.segments.len();
+    }
 }
 
 /// Whether `key` is admitted by `filter` (every constrained column takes an allowed value).
@@ -83,5 +114,58 @@ impl Snapshot {
         }
         selection.pruned_by_time = selection.total - time_survivors;
         Ok(selection)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::SegmentId;
+
+    /// Segments `(ts_min, ts_max, rows)` in start order, as a selection holds them.
+    fn selection(extents: &[(i64, i64, u64)]) -> SegmentSelection {
+        let segments: Vec<_> = extents
+            .iter()
+            .enumerate()
+            .map(|(i, &(ts_min, ts_max, row_count))| {
+                Arc::new(SegmentMeta {
+                    id: SegmentId(format!("s{i}")),
+                    path: format!("data/s{i}.parquet"),
+                    coverage_path: format!("_coverage/segments/s{i}.roar"),
+                    ts_min,
+                    ts_max,
+                    row_count,
+                    size_bytes: 1000,
+                    sorted: true,
+                    entity_count: 1,
+                    entities: None,
+                    added_in_version: 0,
+                })
+            })
+            .collect();
+        SegmentSelection { total: segments.len(), segments, ..Default::default() }
+    }
+
+    fn kept(extents: &[(i64, i64, u64)], rows: usize, latest: bool) -> (Vec<String>, usize) {
+        let mut selection = selection(extents);
+        selection.keep_first_rows(rows, latest);
+        (selection.segments.iter().map(|s| s.id.0.clone()).collect(), selection.pruned_by_limit)
+    }
+
+    #[test]
+    fn only_segments_that_can_hold_the_first_rows_are_kept() {
+        let extents = [(0, 10, 5), (5, 20, 3), (15, 30, 4), (25, 40, 10), (40, 40, 1)];
+        // The latest 3: s4 and s3 hold 11 rows at or after 25; s2 reaches 30, so it stays.
+        assert_eq!(kept(&extents, 3, true), (vec!["s2".into(), "s3".into(), "s4".into()], 2));
+        // The latest 12: s4, s3 and s2 hold 15 rows at or after 15; s1 ends at 20.
+        assert_eq!(kept(&extents, 12, true), (vec!["s1".into(), "s2".into(), "s3".into(), "s4".into()], 1));
+        // A segment ending exactly where the held rows start stays (its rows may tie).
+        assert_eq!(kept(&[(0, 9, 4), (0, 10, 1), (10, 20, 5)], 5, true).0, vec!["s1", "s2"]);
+        // The earliest 3: s0 holds 5 rows at or before 10; s1 starts at 5.
+        assert_eq!(kept(&extents, 3, false), (vec!["s0".into(), "s1".into()], 3));
+        // More rows than the segments hold: every one stays.
+        assert_eq!(kept(&extents, 24, true).1, 0);
+        assert_eq!(kept(&extents, 23, false).1, 0);
+        assert_eq!(kept(&[], 5, true).1, 0);
     }
 }

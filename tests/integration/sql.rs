@@ -199,12 +199,11 @@ async fn entity_predicate_prunes_single_entity_segments() {
     assert_eq!(count(&ctx, sql).await, 90);
 }
 
-#[tokio::test]
-async fn newest_rows_are_read_from_the_newest_segments_only() {
-    let (_dir, location) = temp_location();
+/// Ten days of A and B (one segment of 60 rows a day), then three overlapping per-symbol
+/// segments of 30 rows on each of the last two days: 16 segments.
+async fn days_then_overlapping_segments() -> (tempfile::TempDir, TimeSeriesTable) {
+    let (dir, location) = temp_location();
     let mut table = new_table(location, "1m").await;
-    // Ten days of A and B (one segment a day), then three overlapping per-symbol
-    // segments on each of the last two days.
     for day in 0..10 {
         table.append(vec![minute_bars(&["A", "B"], T0 + day * DAY, 30)]).await.unwrap();
     }
@@ -213,6 +212,12 @@ async fn newest_rows_are_read_from_the_newest_segments_only() {
             table.append(vec![minute_bars(&[symbol], T0 + day * DAY, 30)]).await.unwrap();
         }
     }
+    (dir, table)
+}
+
+#[tokio::test]
+async fn newest_rows_are_read_from_the_newest_segments_only() {
+    let (_dir, table) = days_then_overlapping_segments().await;
     let ours = registered(&table).await;
     let plain = SessionContext::new();
     register_opened(&plain, "t", table.clone()).unwrap();
@@ -222,13 +227,14 @@ async fn newest_rows_are_read_from_the_newest_segments_only() {
     let analyzed = explain_analyze(&ours, sql).await;
     assert!(analyzed.contains("NewestFirstExec"), "{analyzed}");
     assert_eq!(metric(&analyzed, "segments_read"), 1, "{analyzed}");
-    // Overlapping segments: the newest minute is in all three of the last day.
-    let analyzed = explain_analyze(&ours, "SELECT * FROM t ORDER BY ts DESC LIMIT 2").await;
+    // Overlapping segments: the newest minute is in all three of the last day (a filter
+    // keeps the scan listing every segment).
+    let analyzed = explain_analyze(&ours, "SELECT * FROM t WHERE volume >= 0 ORDER BY ts DESC LIMIT 2").await;
     assert_eq!(metric(&analyzed, "segments_total"), 16, "{analyzed}");
     assert!(metric(&analyzed, "segments_read") <= 3, "{analyzed}");
 
     // Ascending limits read the oldest segments first.
-    let analyzed = explain_analyze(&ours, "SELECT * FROM t ORDER BY ts LIMIT 7").await;
+    let analyzed = explain_analyze(&ours, "SELECT * FROM t WHERE volume >= 0 ORDER BY ts LIMIT 7").await;
     assert!(analyzed.contains("NewestFirstExec: oldest first"), "{analyzed}");
     assert_eq!(metric(&analyzed, "segments_read"), 1, "{analyzed}");
     let sql = "SELECT * FROM t WHERE symbol IN ('C', 'D', 'E') ORDER BY ts LIMIT 2";
@@ -247,7 +253,7 @@ async fn newest_rows_are_read_from_the_newest_segments_only() {
         "SELECT * FROM t ORDER BY ts DESC, symbol LIMIT 10 OFFSET 25",
         "SELECT * FROM t ORDER BY ts DESC, symbol LIMIT 100000",
         "SELECT symbol, count(*) FROM (SELECT * FROM t ORDER BY ts DESC, symbol LIMIT 95) GROUP BY symbol ORDER BY symbol",
-        "SELECT * FROM t ORDER BY ts, symbol LIMIT 7",
+        "SELECT * FROM t ORDER BY ts, symbol LIMIT 70",
         "SELECT * FROM t WHERE symbol IN ('C', 'D', 'E') ORDER BY ts, symbol DESC LIMIT 5",
         "SELECT ts, symbol FROM t WHERE ts >= '2024-01-10T00:10:00Z' ORDER BY ts, symbol LIMIT 45",
         "SELECT * FROM t ORDER BY ts, symbol LIMIT 10 OFFSET 55",
@@ -268,6 +274,53 @@ async fn newest_rows_are_read_from_the_newest_segments_only() {
     // Unlimited sorts are DataFusion's.
     for sql in ["SELECT * FROM t ORDER BY ts", "SELECT * FROM t ORDER BY ts DESC"] {
         assert!(!physical_plan(&ours, sql).await.contains("NewestFirstExec"), "{sql}");
+    }
+}
+
+#[tokio::test]
+async fn a_sort_with_a_limit_lists_only_the_segments_that_can_hold_its_rows() {
+    let (_dir, table) = days_then_overlapping_segments().await;
+    let ours = registered(&table).await;
+    // Without the rule that reads newest first (the same catalog otherwise), the scan's
+    // own counters show the pruning.
+    let state = ours.state();
+    let rules = state.physical_optimizers().iter().filter(|rule| rule.name() != "newest_first").cloned().collect();
+    let scan_only = SessionContext::new_with_state(
+        datafusion::execution::SessionStateBuilder::new_from_existing(state)
+            .with_physical_optimizer_rules(rules)
+            .build(),
+    );
+    let plain = SessionContext::new();
+    register_opened(&plain, "t", table.clone()).unwrap();
+
+    // (query, segments left out of the 16): the last day's three hold the newest 2 and
+    // 40 rows; the newest 95 reach into the day before (90 + 30 rows); the oldest 7 are
+    // all in the first day, the oldest 65 in the first two. Renamed through an alias and
+    // a subquery, the time column is still the time column.
+    for (sql, pruned) in [
+        ("SELECT * FROM t ORDER BY ts DESC, symbol LIMIT 2", 13),
+        ("SELECT ts, symbol FROM t ORDER BY ts DESC, symbol LIMIT 40", 13),
+        ("SELECT * FROM t ORDER BY ts DESC, symbol LIMIT 80 OFFSET 15", 10),
+        ("SELECT * FROM t ORDER BY ts, symbol LIMIT 7", 15),
+        ("SELECT ts AS at, symbol FROM t ORDER BY at, symbol DESC LIMIT 65", 14),
+        ("SELECT * FROM (SELECT symbol, ts AS at FROM t) AS s ORDER BY s.at DESC, symbol LIMIT 4", 13),
+        // A sort under the sort: its own limit decides.
+        ("SELECT * FROM (SELECT * FROM t ORDER BY ts, symbol LIMIT 100) ORDER BY ts DESC, symbol LIMIT 3", 14),
+        // More rows than the table holds: nothing is left out.
+        ("SELECT * FROM t ORDER BY ts DESC, symbol LIMIT 1000", 0),
+        // A filter, a limit or a computed column between the sort and the scan: the
+        // segments' row counts and bounds no longer say where its rows are.
+        ("SELECT * FROM t WHERE symbol <> 'E' ORDER BY ts DESC, symbol LIMIT 2", 0),
+        ("SELECT * FROM t WHERE ts < '2024-01-12T00:00:00Z' ORDER BY ts DESC, symbol LIMIT 2", 0),
+        ("SELECT * FROM (SELECT * FROM t LIMIT 1000) ORDER BY ts DESC, symbol LIMIT 3", 0),
+        ("SELECT ts - INTERVAL '1 day' AS ts, symbol FROM t ORDER BY ts DESC, symbol LIMIT 3", 0),
+        ("SELECT symbol, max(ts) AS ts FROM t GROUP BY symbol ORDER BY ts DESC, symbol LIMIT 1", 0),
+    ] {
+        let analyzed = explain_analyze(&scan_only, sql).await;
+        assert_eq!(metric(&analyzed, "segments_pruned_by_limit"), pruned, "{sql}:\n{analyzed}");
+        let expected = pretty(&plain.sql(sql).await.unwrap().collect().await.unwrap());
+        assert_eq!(pretty(&scan_only.sql(sql).await.unwrap().collect().await.unwrap()), expected, "{sql}");
+        assert_eq!(pretty(&ours.sql(sql).await.unwrap().collect().await.unwrap()), expected, "{sql}");
     }
 }
 

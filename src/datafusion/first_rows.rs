@@ -1,0 +1,107 @@
+//! `FirstRowsInTime`: an optimizer rule that tells a scan of a time-series table when all
+//! that reads it is a sort on the time column keeping its first rows
+//! (`ORDER BY ts DESC LIMIT 100`), with nothing in between that drops rows. The provider
+//! then leaves out, by exact row counts and time ranges, the segments that cannot hold
+//! any of those rows ([`SegmentSelection::keep_first_rows`]): on a table of ten thousand
+//! overlapping segments, the plan lists those of the last day instead of every file,
+//! and [`super::NewestFirst`] reads a few of them.
+//!
+//! The whole plan is visited on every pass, so a scan that no longer sits under such a
+//! sort (a later rewrite put a filter in between) loses the mark. Pure; no I/O.
+//!
+//! [`SegmentSelection::keep_first_rows`]: crate::table::SegmentSelection::keep_first_rows
+
+use std::sync::Arc;
+
+use datafusion::catalog::default_table_source::{provider_as_source, source_as_provider};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, Result};
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
+
+use super::provider::FirstRows;
+use super::TimeSeriesProvider;
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub struct FirstRowsInTime;
+
+impl OptimizerRule for FirstRowsInTime {
+    fn name(&self) -> &str {
+        "first_rows_in_time"
+    }
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        None // `mark` walks the plan itself, carrying what the sort above wants
+    }
+
+    fn rewrite(&self, plan: LogicalPlan, _config: &dyn OptimizerConfig) -> Result<Transformed<LogicalPlan>> {
+        mark(plan, None)
+    }
+}
+
+/// What a sort above wants of the node it reaches: the first rows in the order of
+/// `column` (a column of that node's output).
+#[derive(Clone)]
+struct Wanted {
+    column: Column,
+    first: FirstRows,
+}
+
+/// `plan` with each scan of a time-series table marked with the first rows a sort above
+/// wants of it (`wanted`, as seen from `plan`), or unmarked where nothing does.
+fn mark(plan: LogicalPlan, wanted: Option<Wanted>) -> Result<Transformed<LogicalPlan>> {
+    let below = match &plan {
+        LogicalPlan::Sort(sort) => match (sort.fetch, sort.expr.first()) {
+            (Some(rows), Some(first)) => match &first.expr {
+                Expr::Column(column) => {
+                    Some(Wanted { column: column.clone(), first: FirstRows { rows, latest: !first.asc } })
+                }
+                _ => None,
+            },
+            _ => None,
+        },
+        // Both pass every row on; only the column's name may change.
+        LogicalPlan::Projection(projection) => wanted.and_then(|w| {
+            let index = projection.schema.index_of_column(&w.column).ok()?;
+            let column = match &projection.expr[index] {
+                Expr::Column(column) => column,
+                Expr::Alias(alias) => match alias.expr.as_ref() {
+                    Expr::Column(column) => column,
+                    _ => return None,
+                },
+                _ => return None,
+            };
+            Some(Wanted { column: column.clone(), ..w })
+        }),
+        LogicalPlan::SubqueryAlias(alias) => wanted.and_then(|w| {
+            let index = alias.schema.index_of_column(&w.column).ok()?;
+            Some(Wanted { column: alias.input.schema().columns().get(index)?.clone(), ..w })
+        }),
+        LogicalPlan::TableScan(_) => return mark_scan(plan, wanted),
+        // Anything else (a filter, a limit, a join, an aggregate) can drop or make rows.
+        _ => None,
+    };
+    plan.map_children(|child| mark(child, below.clone()))
+}
+
+/// A scan of a time-series table marked with `wanted`'s first rows, if they are in order
+/// of its time column and it reads every row (no filter, no limit); unmarked otherwise.
+fn mark_scan(plan: LogicalPlan, wanted: Option<Wanted>) -> Result<Transformed<LogicalPlan>> {
+    let LogicalPlan::TableScan(mut scan) = plan else { return Ok(Transformed::no(plan)) };
+    let Some(table) = source_as_provider(&scan.source)
+        .ok()
+        .and_then(|provider| provider.downcast_ref::<TimeSeriesProvider>().cloned())
+    else {
+        return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
+    };
+    let first = wanted.filter(|_| scan.filters.is_empty() && scan.fetch.is_none()).and_then(|w| {
+        let index = scan.projected_schema.index_of_column(&w.column).ok()?;
+        (scan.projected_schema.field(index).name() == &table.spec().time_column).then_some(w.first)
+    });
+    if table.first_rows() == first {
+        return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
+    }
+    scan.source = provider_as_source(Arc::new(table.with_first_rows(first)));
+    Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+}
