@@ -57,9 +57,10 @@ WHERE symbol = 'MSFT'
 GROUP BY 1
 ORDER BY 1;
 
--- The latest bars. `ORDER BY ts DESC LIMIT n` reads the newest segments first and
--- stops once no segment left can hold a newer row (ascending: the oldest first);
--- a top-k sort orders the few rows read.
+-- The latest bars. `ORDER BY ts DESC LIMIT n` plans only the segments that can hold
+-- the n rows (by their row counts and time ranges, when no filter is in between), reads
+-- the newest first and stops once no segment left can hold a newer row (ascending: the
+-- oldest first); a top-k sort orders the few rows read.
 SELECT ts, symbol, close
 FROM bars
 ORDER BY ts DESC, symbol
