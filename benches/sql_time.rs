@@ -46,7 +46,7 @@ async fn segments_read(ctx: &SessionContext, sql: &str) -> usize {
     }
     let plan = ctx.sql(sql).await.expect("plans").create_physical_plan().await.expect("plans");
     collect(Arc::clone(&plan), ctx.task_ctx()).await.expect("runs");
-    ["segments_pruned_by_time", "segments_pruned_by_entity", "segments_pruned_by_coverage"]
+    ["segments_pruned_by_time", "segments_pruned_by_entity", "segments_pruned_by_coverage", "segments_pruned_by_limit"]
         .iter()
         .fold(counter(&plan, "segments_total"), |read, name| read - counter(&plan, name))
 }

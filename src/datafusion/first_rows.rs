@@ -6,8 +6,11 @@
 //! overlapping segments, the plan lists those of the last day instead of every file,
 //! and [`super::NewestFirst`] reads a few of them.
 //!
-//! The whole plan is visited on every pass, so a scan that no longer sits under such a
-//! sort (a later rewrite put a filter in between) loses the mark. Pure; no I/O.
+//! The rule must run after every rule that can change the plan between a sort and its
+//! scan (`register` adds it last): it visits the whole plan on every pass, so a scan that
+//! no longer sits under such a sort loses the mark, but a rule after it could put a filter
+//! under the sort of a marked scan. Plans of subqueries inside expressions
+//! (`x < (SELECT ...)`) are not visited, and their scans are not marked. Pure; no I/O.
 //!
 //! [`SegmentSelection::keep_first_rows`]: crate::table::SegmentSelection::keep_first_rows
 
@@ -22,7 +25,7 @@ use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 use super::provider::FirstRows;
 use super::TimeSeriesProvider;
 
-/// See the module docs.
+/// See the module docs; to be added after every other logical optimizer rule.
 #[derive(Debug, Default)]
 pub struct FirstRowsInTime;
 

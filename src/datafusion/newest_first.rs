@@ -46,8 +46,12 @@ use datafusion::physical_plan::{
 use super::segment_files::SegmentFile;
 use super::small_segments::{file_column, small_segments_scan};
 
-/// The most segments read at once.
+/// The most segments read at once, after the first wave.
 const MAX_WAVE: usize = 64;
+
+/// The most segments the first wave reads: those that tie for the first bound, up to the
+/// limit (see [`NewestFirstExec::newest`]).
+const MAX_FIRST_WAVE: usize = 256;
 
 /// New children, new plan properties.
 const RECOMPUTE: ReplaceChildrenOptions = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
@@ -258,11 +262,12 @@ impl NewestFirstExec {
         MetricBuilder::new(&self.metrics).global_counter("segments_total").add(self.order.len());
         let mut best = RecordBatch::new_empty(Arc::clone(&schema));
         // The first wave takes every segment that reaches the first bound, up to `fetch`
-        // (and the wave limit): each holds a row at that bound, so fewer than `fetch` of
-        // them can only end the read if one holds several such rows. On overlapping
-        // segments of one day that is one wave where doubling from one took six.
+        // (and its own limit): each holds a row at that bound, so fewer than `fetch` of
+        // them can only end the read if one holds several such rows. On 500 overlapping
+        // segments of one day, the newest 100 rows are one wave of 100 segments, where
+        // doubling from one took seven waves and 127 segments.
         let tied = self.order.iter().take_while(|(bound, _, _)| *bound == self.order[0].0).count();
-        let (mut next, mut wave) = (0, tied.min(self.fetch).clamp(1, MAX_WAVE));
+        let (mut next, mut wave) = (0, tied.min(self.fetch).clamp(1, MAX_FIRST_WAVE));
         while next < self.order.len() {
             if best.num_rows() >= self.fetch {
                 let last = best.slice(self.fetch - 1, 1);

@@ -222,7 +222,8 @@ impl TableProvider for TimeSeriesProvider {
         let (times, derived) = time_constraint(filters, self.schema.field(self.time_index));
         let entities = entity_constraints(filters, &self.spec.entity_columns);
         let mut selection = snapshot.select_segments(&times, &entities).await?;
-        if let (Some(first), true) = (self.first_rows, filters.is_empty()) {
+        // The mark's premise, checked again here: the scan reads every row it is given.
+        if let (Some(first), true, None) = (self.first_rows, filters.is_empty(), limit) {
             selection.keep_first_rows(first.rows, first.latest);
         }
 

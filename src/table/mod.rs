@@ -156,13 +156,13 @@ impl TimeSeriesTable {
         Ok(true)
     }
 
-    /// A read-only copy that stays at this handle's version.
     /// Whether this handle stays at its version (a past version, or a frozen copy).
     #[cfg(feature = "ballista")]
     pub(crate) fn is_pinned(&self) -> bool {
         self.pinned
     }
 
+    /// A read-only copy that stays at this handle's version.
     pub(crate) fn frozen(&self) -> Self {
         TimeSeriesTable { pinned: true, ..self.clone() }
     }
