@@ -6,10 +6,15 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 
+use futures::{StreamExt, TryStreamExt};
+
 use super::snapshot::Snapshot;
 use crate::coverage::BucketGrid;
 use crate::error::Result;
 use crate::metadata::{EntityKey, EntityValue, SegmentMeta, TimeSet};
+
+/// Segment coverage sidecars read at once while selecting.
+const COVERAGE_READS: usize = 16;
 
 /// Per entity column (by position), the values a row must take.
 pub type EntityFilter = HashMap<usize, BTreeSet<EntityValue>>;
@@ -88,6 +93,9 @@ impl Snapshot {
             }
         }
         let mut time_survivors = 0;
+        // Segments past time and entity pruning, and whether their coverage must be read to
+        // know they hold a matching row.
+        let mut candidates = Vec::new();
         for segment in positions.into_iter().flatten().map(|i| &index.by_start[i]) {
             if !times.meets_closed(segment.ts_min, segment.ts_max) {
                 continue;
@@ -99,18 +107,34 @@ impl Snapshot {
                     continue;
                 }
             }
-            // Coverage can only prune when time or entity is constrained.
-            if !(times.is_all() && entities.is_empty()) {
-                let coverage = self.segment_coverage(segment).await?;
+            // A segment wholly inside the times whose rows' entities are known to match
+            // (none asked for, or one of its listed ones passed above) holds a matching
+            // row: its coverage would only say so again, at a read per segment.
+            let sure = times.contains_closed(segment.ts_min, segment.ts_max)
+                && (entities.is_empty() || segment.entities.is_some());
+            candidates.push((Arc::clone(segment), !sure));
+        }
+        // Coverage is read for the others, several at a time, in start order.
+        let ranges = &ranges;
+        let checked = futures::stream::iter(candidates)
+            .map(|(segment, unsure)| async move {
+                if !unsure {
+                    return Ok((segment, true));
+                }
+                let coverage = self.segment_coverage(&segment).await?;
                 let hit = coverage
                     .entities()
                     .any(|(key, set)| key_matches(key, entities) && ranges.iter().any(|r| set.any_in(r.clone())));
-                if !hit {
-                    selection.pruned_by_coverage += 1;
-                    continue;
-                }
+                Ok::<_, crate::error::Error>((segment, hit))
+            })
+            .buffered(COVERAGE_READS);
+        futures::pin_mut!(checked);
+        while let Some((segment, hit)) = checked.try_next().await? {
+            if hit {
+                selection.segments.push(segment);
+            } else {
+                selection.pruned_by_coverage += 1;
             }
-            selection.segments.push(Arc::clone(segment));
         }
         selection.pruned_by_time = selection.total - time_survivors;
         Ok(selection)

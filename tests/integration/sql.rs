@@ -15,6 +15,7 @@ use timeseries_table_core::storage::TableLocation;
 use timeseries_table_core::table::TimeSeriesTable;
 
 use crate::common::*;
+use crate::reliability::faulty_store::{CallKind, FaultyStore};
 use crate::sql_differential::{build, sessions, Sessions, SHAPES};
 
 /// The indented physical plan of `sql`.
@@ -496,6 +497,35 @@ async fn coverage_prunes_a_segment_whose_buckets_miss_the_range() {
     let sql = "SELECT count(*) FROM t WHERE ts >= '2024-01-01T10:00:00Z' AND ts <= '2024-01-01T11:00:00Z'";
     assert_eq!(metric(&explain_analyze(&ctx, sql).await, "segments_pruned_by_coverage"), 0);
     assert_eq!(count(&ctx, sql).await, 31);
+}
+
+#[tokio::test]
+async fn coverage_is_read_only_for_segments_the_range_cuts() {
+    let store = FaultyStore::new(Arc::new(object_store::memory::InMemory::new()));
+    let mut table = new_table(store.location("t"), "1m").await;
+    // Four days of A and B, a segment a day.
+    for day in 0..4 {
+        table.append(vec![minute_bars(&["A", "B"], T0 + day * DAY, 30)]).await.unwrap();
+    }
+    let ctx = registered(&table).await;
+    let sidecars_read = |store: &FaultyStore| {
+        store.calls().iter().filter(|c| c.kind == CallKind::Get && c.path.contains("_coverage/segments/")).count()
+    };
+    store.reset();
+    // Days 1-3 lie wholly inside the range, and hold an A and a B row: each has a matching
+    // row whatever its coverage says, so none is read.
+    for (sql, rows) in [
+        ("SELECT count(*) FROM t WHERE ts >= '2024-01-02T00:00:00Z'", 180),
+        ("SELECT count(*) FROM t WHERE ts >= '2024-01-02T00:00:00Z' AND symbol = 'A'", 90),
+        ("SELECT count(*) FROM t WHERE symbol IN ('B', 'C')", 120),
+    ] {
+        assert_eq!(count(&ctx, sql).await, rows, "{sql}");
+    }
+    assert_eq!(sidecars_read(&store), 0, "{:?}", store.calls());
+    // A range that cuts day 1 needs its coverage (and only its).
+    let sql = "SELECT count(*) FROM t WHERE ts >= '2024-01-02T00:10:00Z'";
+    assert_eq!(count(&ctx, sql).await, 160);
+    assert_eq!(sidecars_read(&store), 1, "{:?}", store.calls());
 }
 
 #[tokio::test]
