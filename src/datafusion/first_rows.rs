@@ -1,10 +1,11 @@
 //! `FirstRowsInTime`: an optimizer rule that tells a scan of a time-series table when all
 //! that reads it is a sort on the time column keeping its first rows
-//! (`ORDER BY ts DESC LIMIT 100`), with nothing in between that drops rows. The provider
-//! then leaves out, by exact row counts and time ranges, the segments that cannot hold
-//! any of those rows ([`SegmentSelection::keep_first_rows`]): on a table of ten thousand
-//! overlapping segments, the plan lists those of the last day instead of every file,
-//! and [`super::NewestFirst`] reads a few of them.
+//! (`ORDER BY ts DESC LIMIT 100`), with nothing in between that drops rows but the scan's
+//! own filters. When those say exactly which rows match (time ranges, entity `=`/`IN`),
+//! the provider leaves out, by exact row counts, listed entities and time ranges, the
+//! segments that cannot hold any of those rows ([`SegmentSelection::keep_first_rows`]):
+//! on a table of ten thousand overlapping segments, the plan lists those of the last day
+//! instead of every file, and [`super::NewestFirst`] reads a few of them.
 //!
 //! The rule must run after every rule that can change the plan between a sort and its
 //! scan (`register` adds it last): it visits the whole plan on every pass, so a scan that
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use datafusion::catalog::default_table_source::{provider_as_source, source_as_provider};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, Result};
+use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
@@ -81,15 +83,24 @@ fn mark(plan: LogicalPlan, wanted: Option<Wanted>) -> Result<Transformed<Logical
             let index = alias.schema.index_of_column(&w.column).ok()?;
             Some(Wanted { column: alias.input.schema().columns().get(index)?.clone(), ..w })
         }),
+        // A filter the scan below applies too (DataFusion keeps it above a scan whose
+        // pushdown is inexact) drops nothing the scan's own filters do not; whether
+        // those say exactly which rows match is the provider's to judge.
+        LogicalPlan::Filter(filter) => wanted.filter(|_| match filter.input.as_ref() {
+            LogicalPlan::TableScan(scan) => {
+                split_conjunction(&filter.predicate).into_iter().all(|conjunct| scan.filters.contains(conjunct))
+            }
+            _ => false,
+        }),
         LogicalPlan::TableScan(_) => return mark_scan(plan, wanted),
-        // Anything else (a filter, a limit, a join, an aggregate) can drop or make rows.
+        // Anything else (a limit, a join, an aggregate) can drop or make rows.
         _ => None,
     };
     plan.map_children(|child| mark(child, below.clone()))
 }
 
 /// A scan of a time-series table marked with `wanted`'s first rows, if they are in order
-/// of its time column and it reads every row (no filter, no limit); unmarked otherwise.
+/// of its time column and it has no limit; unmarked otherwise.
 fn mark_scan(plan: LogicalPlan, wanted: Option<Wanted>) -> Result<Transformed<LogicalPlan>> {
     let LogicalPlan::TableScan(mut scan) = plan else { return Ok(Transformed::no(plan)) };
     let Some(table) = source_as_provider(&scan.source)
@@ -98,7 +109,7 @@ fn mark_scan(plan: LogicalPlan, wanted: Option<Wanted>) -> Result<Transformed<Lo
     else {
         return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
     };
-    let first = wanted.filter(|_| scan.filters.is_empty() && scan.fetch.is_none()).and_then(|w| {
+    let first = wanted.filter(|_| scan.fetch.is_none()).and_then(|w| {
         let index = scan.projected_schema.index_of_column(&w.column).ok()?;
         (scan.projected_schema.field(index).name() == &table.spec().time_column).then_some(w.first)
     });

@@ -32,7 +32,7 @@ use datafusion::physical_plan::metrics::MetricBuilder;
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
 use super::insert::TimeSeriesSink;
-use super::predicate::{entity_constraints, time_constraint};
+use super::predicate::{entity_constraints, fully_captured, time_constraint};
 use super::scan_groups::deal_out;
 use super::segment_files::SegmentFiles;
 use super::statement_snapshots::SharedTable;
@@ -57,8 +57,8 @@ pub struct TimeSeriesProvider {
 }
 
 /// The first rows in time order (the latest first when `latest`), all that a sort above
-/// a scan keeps of it, with nothing in between that drops rows (marked by
-/// [`super::first_rows::FirstRowsInTime`]).
+/// a scan keeps of it, with nothing in between that drops rows but filters the scan has
+/// too (marked by [`super::first_rows::FirstRowsInTime`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FirstRows {
     pub(crate) rows: usize,
@@ -222,9 +222,13 @@ impl TableProvider for TimeSeriesProvider {
         let (times, derived) = time_constraint(filters, self.schema.field(self.time_index));
         let entities = entity_constraints(filters, &self.spec.entity_columns);
         let mut selection = snapshot.select_segments(&times, &entities).await?;
-        // The mark's premise, checked again here: the scan reads every row it is given.
-        if let (Some(first), true, None) = (self.first_rows, filters.is_empty(), limit) {
-            selection.keep_first_rows(first.rows, first.latest);
+        // Under a sort that keeps the first rows, the segments that cannot hold them are
+        // left out when the filters say exactly which rows match (then the time set and
+        // entity sets do) and the scan has no limit of its own.
+        if let (Some(first), None) = (self.first_rows, limit) {
+            if fully_captured(filters, self.schema.field(self.time_index), &self.spec.entity_columns) {
+                selection.keep_first_rows(first.rows, first.latest, &times, &entities);
+            }
         }
 
         let mut source = ParquetSource::new(Arc::clone(&self.schema))

@@ -37,14 +37,16 @@ pub struct SegmentSelection {
 }
 
 impl SegmentSelection {
-    /// Leaves out the segments that cannot hold any of the first `rows` rows in time
-    /// order (the latest first when `latest`), for a read that keeps every row of the
-    /// segments it opens (no filter). Row counts and time ranges are exact: segments
-    /// taken from the end that time order starts at, until they hold `rows` rows, have
-    /// all their rows at or past the earliest (latest) time among them, so a segment
-    /// wholly before (after) that time has no row among the first `rows`, whatever the
-    /// other sort keys; ties at that time are kept. O(segments).
-    pub fn keep_first_rows(&mut self, rows: usize, latest: bool) {
+    /// Leaves out the segments that cannot hold any of the first `rows` matching rows in
+    /// time order (the latest first when `latest`), for a read whose filter admits exactly
+    /// the rows with a time in `times` and an entity admitted by `entities` (no filter at
+    /// all: every time, no entity constraint). Row counts and time ranges are exact:
+    /// segments taken from the end that time order starts at, until they surely hold
+    /// `rows` matching rows ([`surely_matching_rows`]), have all those rows at or past the
+    /// earliest (latest) start among them, so a segment wholly before (after) that time has
+    /// no row among the first `rows`, whatever the other sort keys; ties at that time are
+    /// kept. O(segments).
+    pub fn keep_first_rows(&mut self, rows: usize, latest: bool, times: &TimeSet, entities: &EntityFilter) {
         // Segments by the end time order starts at (the order reversed for the earliest
         // first), from a heap built in linear time; only the few that hold `rows` rows
         // are popped.
@@ -54,7 +56,11 @@ impl SegmentSelection {
         while held < rows as u64 {
             let Some((_, i)) = heap.pop() else { break };
             let segment = &self.segments[i];
-            held += segment.row_count;
+            let sure = surely_matching_rows(segment, times, entities);
+            if sure == 0 {
+                continue; // it may hold some, but they bound nothing
+            }
+            held += sure;
             let far = if latest { segment.ts_min } else { segment.ts_max };
             reach = Some(reach.map_or(far, |r| if latest { r.min(far) } else { r.max(far) }));
         }
@@ -62,6 +68,30 @@ impl SegmentSelection {
         let before = self.segments.len();
         self.segments.retain(|s| if latest { s.ts_max >= reach } else { s.ts_min <= reach });
         self.pruned_by_limit += before - self.segments.len();
+    }
+}
+
+/// How many rows of `segment` surely have a time in `times` and an entity admitted by
+/// `entities`: all of them when it lies wholly inside the times and nothing or all of
+/// its listed entities are asked for, one per listed entity asked for (each listed
+/// entity has a row), none when the range cuts it or its entities are not listed.
+pub fn surely_matching_rows(segment: &SegmentMeta, times: &TimeSet, entities: &EntityFilter) -> u64 {
+    if !times.contains_closed(segment.ts_min, segment.ts_max) {
+        return 0;
+    }
+    if entities.is_empty() {
+        return segment.row_count;
+    }
+    match &segment.entities {
+        Some(keys) => {
+            let matching = keys.iter().filter(|k| key_matches(k, entities)).count();
+            if matching == keys.len() {
+                segment.row_count
+            } else {
+                matching as u64
+            }
+        }
+        None => 0,
     }
 }
 
@@ -107,11 +137,10 @@ impl Snapshot {
                     continue;
                 }
             }
-            // A segment wholly inside the times whose rows' entities are known to match
-            // (none asked for, or one of its listed ones passed above) holds a matching
-            // row: its coverage would only say so again, at a read per segment.
-            let sure = times.contains_closed(segment.ts_min, segment.ts_max)
-                && (entities.is_empty() || segment.entities.is_some());
+            // A segment that surely holds a matching row (wholly inside the times, with
+            // a listed entity asked for, or none asked for) needs no coverage to say so
+            // again, at a read per segment.
+            let sure = surely_matching_rows(segment, times, entities) > 0;
             candidates.push((Arc::clone(segment), !sure));
         }
         // Coverage is read for the others, several at a time, in start order.
@@ -172,7 +201,7 @@ mod tests {
 
     fn kept(extents: &[(i64, i64, u64)], rows: usize, latest: bool) -> (Vec<String>, usize) {
         let mut selection = selection(extents);
-        selection.keep_first_rows(rows, latest);
+        selection.keep_first_rows(rows, latest, &TimeSet::all(), &EntityFilter::new());
         (selection.segments.iter().map(|s| s.id.0.clone()).collect(), selection.pruned_by_limit)
     }
 
@@ -191,5 +220,27 @@ mod tests {
         assert_eq!(kept(&extents, 24, true).1, 0);
         assert_eq!(kept(&extents, 23, false).1, 0);
         assert_eq!(kept(&[], 5, true).1, 0);
+    }
+
+    #[test]
+    fn a_filter_counts_only_the_rows_it_surely_keeps() {
+        let key = |s: &str| EntityKey(vec![EntityValue::Str(s.into())]);
+        let mut selection = selection(&[(0, 10, 50), (20, 30, 50), (40, 50, 50), (60, 70, 50), (80, 90, 50)]);
+        let listed = [Some(vec![key("A"), key("B")]), Some(vec![key("A")]), Some(vec![key("A"), key("B")]), None, None];
+        for (segment, entities) in selection.segments.iter_mut().zip(listed) {
+            Arc::get_mut(segment).unwrap().entities = entities;
+        }
+        let only_a: EntityFilter = [(0, [EntityValue::Str("A".into())].into())].into();
+        let times = TimeSet::closed(5, 100);
+        let sure: Vec<u64> = selection.segments.iter().map(|s| surely_matching_rows(s, &times, &only_a)).collect();
+        // s0 is cut by the range; s1 lists A alone (all its rows); s2 lists A among two (at
+        // least one row); s3 and s4 list no entities.
+        assert_eq!(sure, vec![0, 50, 1, 0, 0]);
+        assert_eq!(surely_matching_rows(&selection.segments[3], &times, &EntityFilter::new()), 50);
+        // The latest 2 rows of A: s4 and s3 may hold some but bound nothing; s2 holds one,
+        // s1 fifty, from 20 on: s0, ending at 10, is left out.
+        selection.keep_first_rows(2, true, &times, &only_a);
+        assert_eq!(selection.segments.iter().map(|s| s.id.0.as_str()).collect::<Vec<_>>(), ["s1", "s2", "s3", "s4"]);
+        assert_eq!(selection.pruned_by_limit, 1);
     }
 }

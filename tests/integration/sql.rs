@@ -223,13 +223,14 @@ async fn newest_rows_are_read_from_the_newest_segments_only() {
     let plain = SessionContext::new();
     register_opened(&plain, "t", table.clone()).unwrap();
 
-    // One segment is enough for the newest rows of a day held by one segment.
-    let sql = "SELECT * FROM t WHERE symbol IN ('A', 'B') ORDER BY ts DESC LIMIT 7";
+    // One segment is enough for the newest rows of a day held by one segment. (Filters
+    // on other columns keep the scan listing every segment the entities allow; see
+    // `a_sort_with_a_limit_lists_only_the_segments_that_can_hold_its_rows`.)
+    let sql = "SELECT * FROM t WHERE volume >= 0 AND symbol IN ('A', 'B') ORDER BY ts DESC LIMIT 7";
     let analyzed = explain_analyze(&ours, sql).await;
     assert!(analyzed.contains("NewestFirstExec"), "{analyzed}");
     assert_eq!(metric(&analyzed, "segments_read"), 1, "{analyzed}");
-    // Overlapping segments: the newest minute is in all three of the last day (a filter
-    // keeps the scan listing every segment).
+    // Overlapping segments: the newest minute is in all three of the last day.
     let analyzed = explain_analyze(&ours, "SELECT * FROM t WHERE volume >= 0 ORDER BY ts DESC LIMIT 2").await;
     assert_eq!(metric(&analyzed, "segments_total"), 16, "{analyzed}");
     assert!(metric(&analyzed, "segments_read") <= 3, "{analyzed}");
@@ -238,7 +239,7 @@ async fn newest_rows_are_read_from_the_newest_segments_only() {
     let analyzed = explain_analyze(&ours, "SELECT * FROM t WHERE volume >= 0 ORDER BY ts LIMIT 7").await;
     assert!(analyzed.contains("NewestFirstExec: oldest first"), "{analyzed}");
     assert_eq!(metric(&analyzed, "segments_read"), 1, "{analyzed}");
-    let sql = "SELECT * FROM t WHERE symbol IN ('C', 'D', 'E') ORDER BY ts LIMIT 2";
+    let sql = "SELECT * FROM t WHERE volume >= 0 AND symbol IN ('C', 'D', 'E') ORDER BY ts LIMIT 2";
     let analyzed = explain_analyze(&ours, sql).await;
     assert_eq!(metric(&analyzed, "segments_total"), 6, "{analyzed}");
     assert!(metric(&analyzed, "segments_read") <= 3, "{analyzed}");
@@ -309,10 +310,19 @@ async fn a_sort_with_a_limit_lists_only_the_segments_that_can_hold_its_rows() {
         ("SELECT * FROM (SELECT * FROM t ORDER BY ts, symbol LIMIT 100) ORDER BY ts DESC, symbol LIMIT 3", 14),
         // More rows than the table holds: nothing is left out.
         ("SELECT * FROM t ORDER BY ts DESC, symbol LIMIT 1000", 0),
-        // A filter, a limit or a computed column between the sort and the scan: the
-        // segments' row counts and bounds no longer say where its rows are.
+        // Filters on time ranges and entities say which rows match: the segments wholly
+        // inside the range hold all theirs; one listing A among two holds at least one.
+        ("SELECT * FROM t WHERE ts < '2024-01-12T00:00:00Z' ORDER BY ts DESC, symbol LIMIT 2", 10),
+        ("SELECT * FROM t WHERE symbol = 'A' ORDER BY ts DESC LIMIT 3", 7),
+        (
+            "SELECT * FROM t WHERE symbol IN ('C', 'D') AND ts >= '2024-01-11T00:00:00Z' \
+             ORDER BY ts DESC, symbol LIMIT 40",
+            2,
+        ),
+        // Any other filter, a limit or a computed column between the sort and the scan:
+        // the segments' row counts and bounds no longer say where its rows are.
         ("SELECT * FROM t WHERE symbol <> 'E' ORDER BY ts DESC, symbol LIMIT 2", 0),
-        ("SELECT * FROM t WHERE ts < '2024-01-12T00:00:00Z' ORDER BY ts DESC, symbol LIMIT 2", 0),
+        ("SELECT * FROM t WHERE symbol = 'A' AND volume >= 0 ORDER BY ts DESC LIMIT 3", 0),
         ("SELECT * FROM (SELECT * FROM t LIMIT 1000) ORDER BY ts DESC, symbol LIMIT 3", 0),
         ("SELECT ts - INTERVAL '1 day' AS ts, symbol FROM t ORDER BY ts DESC, symbol LIMIT 3", 0),
         ("SELECT symbol, max(ts) AS ts FROM t GROUP BY symbol ORDER BY ts DESC, symbol LIMIT 1", 0),
