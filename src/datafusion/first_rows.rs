@@ -3,7 +3,7 @@
 //! (`ORDER BY ts DESC LIMIT 100`), with nothing in between that drops rows but the scan's
 //! own filters. When those say exactly which rows match (time ranges, entity `=`/`IN`),
 //! the provider leaves out, by exact row counts, listed entities and time ranges, the
-//! segments that cannot hold any of those rows ([`SegmentSelection::keep_first_rows`]):
+//! segments that cannot hold any of those rows ([`Snapshot::select_first_segments`]):
 //! on a table of ten thousand overlapping segments, the plan lists those of the last day
 //! instead of every file, and [`super::NewestFirst`] reads a few of them.
 //!
@@ -13,7 +13,7 @@
 //! under the sort of a marked scan. Plans of subqueries inside expressions
 //! (`x < (SELECT ...)`) are not visited, and their scans are not marked. Pure; no I/O.
 //!
-//! [`SegmentSelection::keep_first_rows`]: crate::table::SegmentSelection::keep_first_rows
+//! [`Snapshot::select_first_segments`]: crate::table::Snapshot::select_first_segments
 
 use std::sync::Arc;
 
@@ -24,8 +24,8 @@ use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-use super::provider::FirstRows;
 use super::TimeSeriesProvider;
+use crate::table::FirstRows;
 
 /// See the module docs; to be added after every other logical optimizer rule.
 #[derive(Debug, Default)]

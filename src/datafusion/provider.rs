@@ -40,7 +40,7 @@ use super::time_ranges::plain_range;
 use crate::error::Error;
 use crate::metadata::{SegmentMeta, TimeIndexSpec};
 use crate::storage::TableLocation;
-use crate::table::{Snapshot, TimeSeriesTable};
+use crate::table::{FirstRows, Snapshot, TimeSeriesTable};
 
 /// A DataFusion table backed by a time-series table. Each statement reads the version
 /// that was latest when its first scan was planned, the same for all its scans and table
@@ -54,15 +54,6 @@ pub struct TimeSeriesProvider {
     store_url: ObjectStoreUrl,
     files: Arc<SegmentFiles>,
     first_rows: Option<FirstRows>,
-}
-
-/// The first rows in time order (the latest first when `latest`), all that a sort above
-/// a scan keeps of it, with nothing in between that drops rows but filters the scan has
-/// too (marked by [`super::first_rows::FirstRowsInTime`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct FirstRows {
-    pub(crate) rows: usize,
-    pub(crate) latest: bool,
 }
 
 impl fmt::Debug for TimeSeriesProvider {
@@ -97,7 +88,8 @@ impl TimeSeriesProvider {
     }
 
     /// The same table (sharing its handle and caches), whose scans read only the segments
-    /// that can hold `first` (or every one, for `None`).
+    /// that can hold `first`, the first rows in time order that are all a sort above keeps
+    /// of them (or every one, for `None`).
     pub(crate) fn with_first_rows(&self, first: Option<FirstRows>) -> Self {
         TimeSeriesProvider { first_rows: first, ..self.clone() }
     }
@@ -221,15 +213,14 @@ impl TableProvider for TimeSeriesProvider {
         }
         let (times, derived) = time_constraint(filters, self.schema.field(self.time_index));
         let entities = entity_constraints(filters, &self.spec.entity_columns);
-        let mut selection = snapshot.select_segments(&times, &entities).await?;
-        // Under a sort that keeps the first rows, the segments that cannot hold them are
-        // left out when the filters say exactly which rows match (then the time set and
-        // entity sets do) and the scan has no limit of its own.
-        if let (Some(first), None) = (self.first_rows, limit) {
-            if fully_captured(filters, self.schema.field(self.time_index), &self.spec.entity_columns) {
-                selection.keep_first_rows(first.rows, first.latest, &times, &entities);
-            }
-        }
+        // Under a sort that keeps the first rows (the mark of `FirstRowsInTime`), the
+        // segments that cannot hold them are left out when the filters say exactly which
+        // rows match (then the time set and entity sets do) and the scan has no limit of
+        // its own.
+        let first = self.first_rows.filter(|_| {
+            limit.is_none() && fully_captured(filters, self.schema.field(self.time_index), &self.spec.entity_columns)
+        });
+        let selection = snapshot.select_first_segments(&times, &entities, first).await?;
 
         let mut source = ParquetSource::new(Arc::clone(&self.schema))
             .with_table_parquet_options(state.table_options().parquet.clone())

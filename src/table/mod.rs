@@ -25,7 +25,7 @@ pub use read::{Change, CommitInfo, CoverageChange, EntityCoverage, Expected, Gap
 pub use rewrite::{
     ColumnValues, CompactOptions, CompactReport, DeleteReport, ReplaceReport, RowMatcher, RowSelector, UpdateReport,
 };
-pub use select::{key_matches, EntityFilter, SegmentSelection};
+pub use select::{key_matches, EntityFilter, FirstRows, SegmentSelection};
 pub use snapshot::Snapshot;
 pub use vacuum::{OrphanFile, OrphanStatus, VacuumOptions, VacuumReport};
 

@@ -32,50 +32,64 @@ pub struct SegmentSelection {
     pub pruned_by_entity: usize,
     /// Segments left after entity pruning with no matching covered bucket in the times.
     pub pruned_by_coverage: usize,
-    /// Segments left out by [`SegmentSelection::keep_first_rows`].
+    /// Segments left after time pruning that cannot hold any of the first rows asked for
+    /// ([`Snapshot::select_first_segments`]); counted before entity and coverage pruning.
     pub pruned_by_limit: usize,
 }
 
-impl SegmentSelection {
-    /// Leaves out the segments that cannot hold any of the first `rows` matching rows in
-    /// time order (the latest first when `latest`), for a read whose filter admits exactly
-    /// the rows with a time in `times` and an entity admitted by `entities` (no filter at
-    /// all: every time, no entity constraint). Row counts and time ranges are exact:
-    /// segments taken from the end that time order starts at, until they surely hold
-    /// `rows` matching rows ([`surely_matching_rows`]), have all those rows at or past the
-    /// earliest (latest) start among them, so a segment wholly before (after) that time has
-    /// no row among the first `rows`, whatever the other sort keys; ties at that time are
-    /// kept. O(segments).
-    pub fn keep_first_rows(&mut self, rows: usize, latest: bool, times: &TimeSet, entities: &EntityFilter) {
-        // Segments by the end time order starts at (the order reversed for the earliest
-        // first), from a heap built in linear time; only the few that hold `rows` rows
-        // are popped.
-        let key = |s: &SegmentMeta| if latest { s.ts_max } else { s.ts_min.saturating_neg() };
-        let mut heap: BinaryHeap<(i64, usize)> = self.segments.iter().enumerate().map(|(i, s)| (key(s), i)).collect();
-        let (mut held, mut reach) = (0u64, None::<i64>);
-        while held < rows as u64 {
-            let Some((_, i)) = heap.pop() else { break };
-            let segment = &self.segments[i];
-            let sure = surely_matching_rows(segment, times, entities);
-            if sure == 0 {
-                continue; // it may hold some, but they bound nothing
-            }
-            held += sure;
-            let far = if latest { segment.ts_min } else { segment.ts_max };
-            reach = Some(reach.map_or(far, |r| if latest { r.min(far) } else { r.max(far) }));
+/// The first rows of a read in time order, all that a sort on time with a limit keeps
+/// of a read that keeps every row its filter admits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FirstRows {
+    /// How many (a limit plus its offset).
+    pub rows: usize,
+    /// The latest rows, not the earliest.
+    pub latest: bool,
+}
+
+/// `candidates` without the segments that cannot hold any of the `first` rows matching
+/// `times` and `entities` in time order; returns how many it left out. Row counts and
+/// time ranges are exact: segments taken from the end that time order starts at, until
+/// they surely hold `first.rows` matching rows ([`surely_matching_rows`]), have all those
+/// rows at or past the earliest (latest) start among them, so a segment wholly before
+/// (after) that time has no row among the first rows, whatever the other sort keys; ties
+/// at that time are kept. O(segments), and the entities of the few taken are all it
+/// looks at.
+fn keep_first_rows(
+    candidates: &mut Vec<&Arc<SegmentMeta>>,
+    first: FirstRows,
+    times: &TimeSet,
+    entities: &EntityFilter,
+) -> usize {
+    let latest = first.latest;
+    // Segments by the end time order starts at (the order reversed for the earliest
+    // first), from a heap built in linear time; only the few that hold the rows are
+    // popped.
+    let key = |s: &SegmentMeta| if latest { s.ts_max } else { s.ts_min.saturating_neg() };
+    let mut heap: BinaryHeap<(i64, usize)> = candidates.iter().enumerate().map(|(i, s)| (key(s), i)).collect();
+    let (mut held, mut reach) = (0u64, None::<i64>);
+    while held < first.rows as u64 {
+        let Some((_, i)) = heap.pop() else { break };
+        let segment = candidates[i];
+        let sure = surely_matching_rows(segment, times, entities);
+        if sure == 0 {
+            continue; // it may hold some, but they bound nothing
         }
-        let (Some(reach), true) = (reach, held >= rows as u64) else { return };
-        let before = self.segments.len();
-        self.segments.retain(|s| if latest { s.ts_max >= reach } else { s.ts_min <= reach });
-        self.pruned_by_limit += before - self.segments.len();
+        held += sure;
+        let far = if latest { segment.ts_min } else { segment.ts_max };
+        reach = Some(reach.map_or(far, |r| if latest { r.min(far) } else { r.max(far) }));
     }
+    let (Some(reach), true) = (reach, held >= first.rows as u64) else { return 0 };
+    let before = candidates.len();
+    candidates.retain(|s| if latest { s.ts_max >= reach } else { s.ts_min <= reach });
+    before - candidates.len()
 }
 
 /// How many rows of `segment` surely have a time in `times` and an entity admitted by
 /// `entities`: all of them when it lies wholly inside the times and nothing or all of
 /// its listed entities are asked for, one per listed entity asked for (each listed
 /// entity has a row), none when the range cuts it or its entities are not listed.
-pub fn surely_matching_rows(segment: &SegmentMeta, times: &TimeSet, entities: &EntityFilter) -> u64 {
+fn surely_matching_rows(segment: &SegmentMeta, times: &TimeSet, entities: &EntityFilter) -> u64 {
     if !times.contains_closed(segment.ts_min, segment.ts_max) {
         return 0;
     }
@@ -108,8 +122,21 @@ fn bucket_ranges(times: &TimeSet, grid: &BucketGrid) -> Vec<Range<i64>> {
 impl Snapshot {
     /// Live segments (ordered by start time) that may hold rows with a timestamp in
     /// `times` and an entity admitted by `entities`.
-    #[tracing::instrument(skip_all, fields(version = self.version()))]
     pub async fn select_segments(&self, times: &TimeSet, entities: &EntityFilter) -> Result<SegmentSelection> {
+        self.select_first_segments(times, entities, None).await
+    }
+
+    /// [`Snapshot::select_segments`], and with `first`, only those that can hold one of
+    /// the first rows in time order, for a read whose filter admits exactly the rows with
+    /// a time in `times` and an entity admitted by `entities`. The entity lists and
+    /// coverage of the segments `first` leaves out are not looked at.
+    #[tracing::instrument(skip_all, fields(version = self.version()))]
+    pub async fn select_first_segments(
+        &self,
+        times: &TimeSet,
+        entities: &EntityFilter,
+        first: Option<FirstRows>,
+    ) -> Result<SegmentSelection> {
         let index = self.time_index();
         let mut selection = SegmentSelection { total: index.by_start.len(), ..Default::default() };
         let ranges = bucket_ranges(times, self.grid());
@@ -122,15 +149,20 @@ impl Snapshot {
                 _ => positions.push(next),
             }
         }
-        let mut time_survivors = 0;
-        // Segments past time and entity pruning, and whether their coverage must be read to
-        // know they hold a matching row.
+        let mut in_time: Vec<&Arc<SegmentMeta>> = positions
+            .into_iter()
+            .flatten()
+            .map(|i| &index.by_start[i])
+            .filter(|segment| times.meets_closed(segment.ts_min, segment.ts_max))
+            .collect();
+        selection.pruned_by_time = selection.total - in_time.len();
+        if let Some(first) = first {
+            selection.pruned_by_limit = keep_first_rows(&mut in_time, first, times, entities);
+        }
+        // Segments past entity pruning, and whether their coverage must be read to know
+        // they hold a matching row.
         let mut candidates = Vec::new();
-        for segment in positions.into_iter().flatten().map(|i| &index.by_start[i]) {
-            if !times.meets_closed(segment.ts_min, segment.ts_max) {
-                continue;
-            }
-            time_survivors += 1;
+        for segment in in_time {
             if let (false, Some(keys)) = (entities.is_empty(), &segment.entities) {
                 if !keys.iter().any(|k| key_matches(k, entities)) {
                     selection.pruned_by_entity += 1;
@@ -165,7 +197,6 @@ impl Snapshot {
                 selection.pruned_by_coverage += 1;
             }
         }
-        selection.pruned_by_time = selection.total - time_survivors;
         Ok(selection)
     }
 }
@@ -175,9 +206,9 @@ mod tests {
     use super::*;
     use crate::metadata::SegmentId;
 
-    /// Segments `(ts_min, ts_max, rows)` in start order, as a selection holds them.
-    fn selection(extents: &[(i64, i64, u64)]) -> SegmentSelection {
-        let segments: Vec<_> = extents
+    /// Segments `(ts_min, ts_max, rows)` in start order, as the time index holds them.
+    fn segments(extents: &[(i64, i64, u64)]) -> Vec<Arc<SegmentMeta>> {
+        extents
             .iter()
             .enumerate()
             .map(|(i, &(ts_min, ts_max, row_count))| {
@@ -195,14 +226,15 @@ mod tests {
                     added_in_version: 0,
                 })
             })
-            .collect();
-        SegmentSelection { total: segments.len(), segments, ..Default::default() }
+            .collect()
     }
 
     fn kept(extents: &[(i64, i64, u64)], rows: usize, latest: bool) -> (Vec<String>, usize) {
-        let mut selection = selection(extents);
-        selection.keep_first_rows(rows, latest, &TimeSet::all(), &EntityFilter::new());
-        (selection.segments.iter().map(|s| s.id.0.clone()).collect(), selection.pruned_by_limit)
+        let segments = segments(extents);
+        let mut candidates: Vec<_> = segments.iter().collect();
+        let pruned =
+            keep_first_rows(&mut candidates, FirstRows { rows, latest }, &TimeSet::all(), &EntityFilter::new());
+        (candidates.iter().map(|s| s.id.0.clone()).collect(), pruned)
     }
 
     #[test]
@@ -225,22 +257,23 @@ mod tests {
     #[test]
     fn a_filter_counts_only_the_rows_it_surely_keeps() {
         let key = |s: &str| EntityKey(vec![EntityValue::Str(s.into())]);
-        let mut selection = selection(&[(0, 10, 50), (20, 30, 50), (40, 50, 50), (60, 70, 50), (80, 90, 50)]);
+        let mut segments = segments(&[(0, 10, 50), (20, 30, 50), (40, 50, 50), (60, 70, 50), (80, 90, 50)]);
         let listed = [Some(vec![key("A"), key("B")]), Some(vec![key("A")]), Some(vec![key("A"), key("B")]), None, None];
-        for (segment, entities) in selection.segments.iter_mut().zip(listed) {
+        for (segment, entities) in segments.iter_mut().zip(listed) {
             Arc::get_mut(segment).unwrap().entities = entities;
         }
         let only_a: EntityFilter = [(0, [EntityValue::Str("A".into())].into())].into();
         let times = TimeSet::closed(5, 100);
-        let sure: Vec<u64> = selection.segments.iter().map(|s| surely_matching_rows(s, &times, &only_a)).collect();
+        let sure: Vec<u64> = segments.iter().map(|s| surely_matching_rows(s, &times, &only_a)).collect();
         // s0 is cut by the range; s1 lists A alone (all its rows); s2 lists A among two (at
         // least one row); s3 and s4 list no entities.
         assert_eq!(sure, vec![0, 50, 1, 0, 0]);
-        assert_eq!(surely_matching_rows(&selection.segments[3], &times, &EntityFilter::new()), 50);
+        assert_eq!(surely_matching_rows(&segments[3], &times, &EntityFilter::new()), 50);
         // The latest 2 rows of A: s4 and s3 may hold some but bound nothing; s2 holds one,
         // s1 fifty, from 20 on: s0, ending at 10, is left out.
-        selection.keep_first_rows(2, true, &times, &only_a);
-        assert_eq!(selection.segments.iter().map(|s| s.id.0.as_str()).collect::<Vec<_>>(), ["s1", "s2", "s3", "s4"]);
-        assert_eq!(selection.pruned_by_limit, 1);
+        let mut candidates: Vec<_> = segments.iter().collect();
+        let pruned = keep_first_rows(&mut candidates, FirstRows { rows: 2, latest: true }, &times, &only_a);
+        assert_eq!(candidates.iter().map(|s| s.id.0.as_str()).collect::<Vec<_>>(), ["s1", "s2", "s3", "s4"]);
+        assert_eq!(pruned, 1);
     }
 }
