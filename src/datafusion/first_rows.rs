@@ -21,7 +21,7 @@ use datafusion::catalog::default_table_source::{provider_as_source, source_as_pr
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, Result};
 use datafusion::logical_expr::utils::split_conjunction;
-use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::logical_expr::{Expr, LogicalPlan, SortExpr};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 use super::TimeSeriesProvider;
@@ -58,30 +58,24 @@ struct Wanted {
 fn mark(plan: LogicalPlan, wanted: Option<Wanted>) -> Result<Transformed<LogicalPlan>> {
     let below = match &plan {
         LogicalPlan::Sort(sort) => match (sort.fetch, sort.expr.first()) {
-            (Some(rows), Some(first)) => match &first.expr {
-                Expr::Column(column) => {
-                    Some(Wanted { column: column.clone(), first: FirstRows { rows, latest: !first.asc } })
-                }
-                _ => None,
-            },
+            (Some(rows), Some(SortExpr { expr: Expr::Column(column), asc, .. })) => {
+                Some(Wanted { column: column.clone(), first: FirstRows { rows, latest: !asc } })
+            }
             _ => None,
         },
         // Both pass every row on; only the column's name may change.
         LogicalPlan::Projection(projection) => wanted.and_then(|w| {
             let index = projection.schema.index_of_column(&w.column).ok()?;
-            let column = match &projection.expr[index] {
-                Expr::Column(column) => column,
-                Expr::Alias(alias) => match alias.expr.as_ref() {
-                    Expr::Column(column) => column,
-                    _ => return None,
-                },
-                _ => return None,
+            let expr = match &projection.expr[index] {
+                Expr::Alias(alias) => alias.expr.as_ref(),
+                expr => expr,
             };
+            let Expr::Column(column) = expr else { return None };
             Some(Wanted { column: column.clone(), ..w })
         }),
         LogicalPlan::SubqueryAlias(alias) => wanted.and_then(|w| {
             let index = alias.schema.index_of_column(&w.column).ok()?;
-            Some(Wanted { column: alias.input.schema().columns().get(index)?.clone(), ..w })
+            Some(Wanted { column: Column::from(alias.input.schema().qualified_field(index)), ..w })
         }),
         // A filter the scan below applies too (DataFusion keeps it above a scan whose
         // pushdown is inexact) drops nothing the scan's own filters do not; whether
@@ -103,10 +97,10 @@ fn mark(plan: LogicalPlan, wanted: Option<Wanted>) -> Result<Transformed<Logical
 /// of its time column and it has no limit; unmarked otherwise.
 fn mark_scan(plan: LogicalPlan, wanted: Option<Wanted>) -> Result<Transformed<LogicalPlan>> {
     let LogicalPlan::TableScan(mut scan) = plan else { return Ok(Transformed::no(plan)) };
-    let Some(table) = source_as_provider(&scan.source)
-        .ok()
-        .and_then(|provider| provider.downcast_ref::<TimeSeriesProvider>().cloned())
-    else {
+    let Ok(provider) = source_as_provider(&scan.source) else {
+        return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
+    };
+    let Some(table) = provider.downcast_ref::<TimeSeriesProvider>() else {
         return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
     };
     let first = wanted.filter(|_| scan.fetch.is_none()).and_then(|w| {

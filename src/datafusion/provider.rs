@@ -211,15 +211,15 @@ impl TableProvider for TimeSeriesProvider {
         if !location.is_local() {
             state.runtime_env().register_object_store(location.registered_as(), Arc::clone(location.store()));
         }
-        let (times, derived) = time_constraint(filters, self.schema.field(self.time_index));
+        let time = self.schema.field(self.time_index);
+        let (times, derived) = time_constraint(filters, time);
         let entities = entity_constraints(filters, &self.spec.entity_columns);
         // Under a sort that keeps the first rows (the mark of `FirstRowsInTime`), the
         // segments that cannot hold them are left out when the filters say exactly which
         // rows match (then the time set and entity sets do) and the scan has no limit of
         // its own.
-        let first = self.first_rows.filter(|_| {
-            limit.is_none() && fully_captured(filters, self.schema.field(self.time_index), &self.spec.entity_columns)
-        });
+        let first =
+            self.first_rows.filter(|_| limit.is_none() && fully_captured(filters, time, &self.spec.entity_columns));
         let selection = snapshot.select_first_segments(&times, &entities, first).await?;
 
         let mut source = ParquetSource::new(Arc::clone(&self.schema))
@@ -228,7 +228,6 @@ impl TableProvider for TimeSeriesProvider {
         if derived {
             // A range found through a function of the time column (`CAST(ts AS DATE) = d`)
             // is one the Parquet reader cannot see in the filter; hand it the plain range.
-            let time = self.schema.field(self.time_index);
             let range = plain_range(&times, &datafusion::common::Column::from_name(time.name()), time);
             let schema = DFSchema::try_from(Arc::clone(&self.schema))?;
             let context = PhysicalPlanningContext::default();

@@ -169,17 +169,18 @@ impl Snapshot {
                     continue;
                 }
             }
-            // A segment that surely holds a matching row (wholly inside the times, with
-            // a listed entity asked for, or none asked for) needs no coverage to say so
-            // again, at a read per segment.
-            let sure = surely_matching_rows(segment, times, entities) > 0;
-            candidates.push((Arc::clone(segment), !sure));
+            // A segment wholly inside the times, with a listed entity asked for (it
+            // passed just above) or none asked for, surely holds a matching row: its
+            // coverage would only say so again, at a read per segment.
+            let sure = times.contains_closed(segment.ts_min, segment.ts_max)
+                && (entities.is_empty() || segment.entities.is_some());
+            candidates.push((Arc::clone(segment), sure));
         }
         // Coverage is read for the others, several at a time, in start order.
         let ranges = &ranges;
         let checked = futures::stream::iter(candidates)
-            .map(|(segment, unsure)| async move {
-                if !unsure {
+            .map(|(segment, sure)| async move {
+                if sure {
                     return Ok((segment, true));
                 }
                 let coverage = self.segment_coverage(&segment).await?;
