@@ -259,8 +259,14 @@ impl TableProvider for TimeSeriesProvider {
         } else {
             deal_out(selection.segments.iter().cloned(), partitions)
         };
-        let file_groups: Vec<FileGroup> =
-            self.files.entries(&location, selection.total, &groups).into_iter().map(FileGroup::new).collect();
+        let mut entries = self.files.entries(&location, selection.total, &groups);
+        if all_sorted && limit.is_none() && self.first_rows.is_none() {
+            // Under a limit, or a sort that keeps the first rows, the whole segments are
+            // worth more: reading stops early, newest first.
+            entries = self.files.cut_lone_segments(entries, partitions);
+        }
+        let file_groups: Vec<FileGroup> = entries.into_iter().map(FileGroup::new).collect();
+        let group_count = file_groups.len();
         let table_stats = self.files.table_statistics(&selection.segments);
 
         let mut builder = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
@@ -275,7 +281,6 @@ impl TableProvider for TimeSeriesProvider {
                 // time: a group is then no longer read in time order and the merge above returns
                 // wrong rows. Declaring the partitioning (and claiming nothing about it) turns
                 // file stealing off for ordered scans.
-                let group_count = groups.len();
                 builder = builder
                     .with_output_ordering(vec![ordering])
                     .with_output_partitioning(Some(Partitioning::UnknownPartitioning(group_count)));

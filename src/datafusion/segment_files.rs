@@ -20,6 +20,10 @@ use crate::storage::TableLocation;
 /// million segments.
 const MAX_CACHED_SEGMENTS: usize = 100_000;
 
+/// The smallest byte range [`SegmentFiles::cut_lone_segments`] makes (a segment of at
+/// most this size is read whole by `SmallSegmentsExec` anyway).
+const MIN_RANGE_BYTES: u64 = 1 << 20;
+
 /// Marks a scan's file as one of our segments, whose statistics come from segment metadata
 /// (exact row count, exact time range, no null times).
 pub(crate) struct SegmentFile;
@@ -88,6 +92,66 @@ impl SegmentFiles {
         }
     }
 
+    /// Cuts lone segments into byte ranges so a scan of fewer sorted segments than
+    /// `partitions` still keeps every core busy: a day's query on daily segments would
+    /// otherwise decode its one segment on one core. DataFusion cuts lone files itself,
+    /// but not in a scan whose partitioning is declared, as ours is (see the provider).
+    ///
+    /// Only groups of one segment are cut, each range its own group, the largest segments
+    /// first, no range under [`MIN_RANGE_BYTES`]. The Parquet reader reads a row group in
+    /// the range that holds its first page, so every row group is read once, and each range
+    /// is in time order. A range is not a whole segment: it has no [`SegmentFile`] mark
+    /// (rules that read whole segments leave the scan alone) and inexact statistics.
+    pub(crate) fn cut_lone_segments(
+        &self,
+        groups: Vec<Vec<PartitionedFile>>,
+        partitions: usize,
+    ) -> Vec<Vec<PartitionedFile>> {
+        let mut spare = partitions.saturating_sub(groups.len());
+        let mut pieces: Vec<u64> = vec![1; groups.len()];
+        let size = |group: &[PartitionedFile]| match group {
+            [file] if file.range.is_none() => file.object_meta.size,
+            _ => 0,
+        };
+        while spare > 0 {
+            // The lone segment with the largest pieces that can still be cut.
+            let next = (0..groups.len())
+                .filter(|&i| size(&groups[i]) / (pieces[i] + 1) >= MIN_RANGE_BYTES)
+                .max_by_key(|&i| size(&groups[i]) / pieces[i]);
+            let Some(i) = next else { break };
+            pieces[i] += 1;
+            spare -= 1;
+        }
+        let mut cut = Vec::with_capacity(partitions.max(groups.len()));
+        for (group, pieces) in groups.into_iter().zip(pieces) {
+            if pieces == 1 {
+                cut.push(group);
+                continue;
+            }
+            let file = &group[0];
+            let size = file.object_meta.size;
+            for piece in 0..pieces {
+                let (start, end) = (size * piece / pieces, size * (piece + 1) / pieces);
+                cut.push(vec![self.range_of(file, start, end)]);
+            }
+        }
+        cut
+    }
+
+    fn range_of(&self, file: &PartitionedFile, start: u64, end: u64) -> PartitionedFile {
+        let size = file.object_meta.size.max(1);
+        let mut stats = file.statistics.as_deref().cloned().unwrap_or_else(|| Statistics::new_unknown(&self.schema));
+        let share = |n: usize| (n as u128 * u128::from(end - start) / u128::from(size)) as usize;
+        stats.num_rows = stats.num_rows.map(share).to_inexact();
+        stats.total_byte_size = Precision::Inexact((end - start) as usize);
+        let time = &mut stats.column_statistics[self.time_index];
+        time.min_value = std::mem::take(&mut time.min_value).to_inexact();
+        time.max_value = std::mem::take(&mut time.max_value).to_inexact();
+        PartitionedFile::new(file.object_meta.location.to_string(), file.object_meta.size)
+            .with_range(start as i64, end as i64)
+            .with_statistics(Arc::new(stats))
+    }
+
     /// The statistics of a scan of `segments` (not empty): exact row count and time range,
     /// the same as merging the files' statistics, without merging them.
     pub(crate) fn table_statistics(&self, segments: &[Arc<SegmentMeta>]) -> Statistics {
@@ -154,5 +218,58 @@ mod tests {
             assert!(Arc::ptr_eq(first.statistics.as_ref().unwrap(), second.statistics.as_ref().unwrap()));
             assert_eq!(first.object_meta.location, second.object_meta.location);
         }
+    }
+
+    #[test]
+    fn lone_segments_are_cut_into_ranges_of_at_least_a_mebibyte_the_largest_first() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("symbol", DataType::Utf8, false),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
+        ]));
+        let files = SegmentFiles::new(Arc::clone(&schema), 1);
+        let location = TableLocation::memory("segment-files-test", "t").unwrap();
+        let mib = 1 << 20;
+        let sized = |id: &str, ts: i64, bytes: u64| {
+            let mut segment = Arc::unwrap_or_clone(segment(id, ts, ts + 1_000, 1_000));
+            segment.size_bytes = bytes;
+            Arc::new(segment)
+        };
+        // A chain of two segments, a lone large one, a lone one too small to cut.
+        let groups = vec![
+            vec![sized("pair-1", 0, 9 * mib), sized("pair-2", 2_000, 9 * mib)],
+            vec![sized("large", 4_000, 5 * mib)],
+            vec![sized("small", 6_000, mib + mib / 2)],
+        ];
+        let entries = files.entries(&location, 4, &groups);
+
+        let cut = files.cut_lone_segments(entries.clone(), 6);
+        // Three spare partitions, all for the large segment (the small one's halves would be
+        // under a mebibyte), which makes ranges of 5/4 MiB.
+        let ranges: Vec<Vec<Option<(i64, i64)>>> = cut
+            .iter()
+            .map(|group| group.iter().map(|f| f.range.as_ref().map(|r| (r.start, r.end))).collect())
+            .collect();
+        let quarter = (5 * mib / 4) as i64;
+        assert_eq!(
+            ranges,
+            vec![
+                vec![None, None],
+                vec![Some((0, quarter))],
+                vec![Some((quarter, 2 * quarter))],
+                vec![Some((2 * quarter, 3 * quarter))],
+                vec![Some((3 * quarter, 4 * quarter))],
+                vec![None],
+            ]
+        );
+        // Ranges are no segments: no mark, inexact statistics sharing out the rows.
+        let piece = &cut[1][0];
+        assert!(piece.extension::<SegmentFile>().is_none() && cut[0][0].extension::<SegmentFile>().is_some());
+        let stats = piece.statistics.as_deref().unwrap();
+        assert_eq!(stats.num_rows, Precision::Inexact(250));
+        assert!(!stats.column_statistics[1].min_value.is_exact().unwrap_or(true));
+
+        // As many groups as partitions already, or one partition: nothing is cut.
+        assert_eq!(files.cut_lone_segments(entries.clone(), 3).len(), 3);
+        assert_eq!(files.cut_lone_segments(entries, 1).len(), 3);
     }
 }
