@@ -263,7 +263,7 @@ impl TableProvider for TimeSeriesProvider {
         if all_sorted && limit.is_none() && self.first_rows.is_none() {
             // Under a limit, or a sort that keeps the first rows, the whole segments are
             // worth more: reading stops early, newest first.
-            entries = self.files.cut_lone_segments(entries, partitions);
+            entries = self.files.cut_lone_segments(&groups, entries, partitions, &times);
         }
         let file_groups: Vec<FileGroup> = entries.into_iter().map(FileGroup::new).collect();
         let group_count = file_groups.len();

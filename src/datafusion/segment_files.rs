@@ -12,7 +12,8 @@ use datafusion::common::{ColumnStatistics, Statistics};
 use datafusion::datasource::listing::PartitionedFile;
 
 use super::time_literal::time_scalar;
-use crate::metadata::{SegmentId, SegmentMeta};
+use crate::formats::parquet::writer::ROW_GROUP_ROWS;
+use crate::metadata::{SegmentId, SegmentMeta, TimeSet};
 use crate::storage::TableLocation;
 
 /// Tables with more live segments than this build their entries per scan instead: an
@@ -20,9 +21,9 @@ use crate::storage::TableLocation;
 /// million segments.
 const MAX_CACHED_SEGMENTS: usize = 100_000;
 
-/// The smallest byte range [`SegmentFiles::cut_lone_segments`] makes (a segment of at
-/// most this size is read whole by `SmallSegmentsExec` anyway).
-const MIN_RANGE_BYTES: u64 = 1 << 20;
+/// The fewest rows (estimated) a range of [`SegmentFiles::cut_lone_segments`] holds: two
+/// row groups of the writer's default size.
+const MIN_RANGE_ROWS: u64 = 2 * ROW_GROUP_ROWS as u64;
 
 /// Marks a scan's file as one of our segments, whose statistics come from segment metadata
 /// (exact row count, exact time range, no null times).
@@ -92,47 +93,65 @@ impl SegmentFiles {
         }
     }
 
-    /// Cuts lone segments into byte ranges so a scan of fewer sorted segments than
-    /// `partitions` still keeps every core busy: a day's query on daily segments would
-    /// otherwise decode its one segment on one core. DataFusion cuts lone files itself,
-    /// but not in a scan whose partitioning is declared, as ours is (see the provider).
+    /// Cuts lone large segments into byte ranges so a scan of fewer sorted segments than
+    /// `partitions` still decodes on every core: a query on one compacted segment would
+    /// otherwise read it on one. DataFusion cuts large files itself, but not in a scan
+    /// whose partitioning is declared, as ours is (see the provider).
     ///
-    /// Only groups of one segment are cut, each range its own group, the largest segments
-    /// first, no range under [`MIN_RANGE_BYTES`]. The Parquet reader reads a row group in
-    /// the range that holds its first page, so every row group is read once, and each range
-    /// is in time order. A range is not a whole segment: it has no [`SegmentFile`] mark
-    /// (rules that read whole segments leave the scan alone) and inexact statistics.
+    /// `groups` holds the scan's segments, `entries` their files, group by group. Only
+    /// groups of one segment are cut, each range its own group, the largest first. The
+    /// cuts split the part of the segment that `times` asks for (rows are in time order,
+    /// so that part's bytes are estimated by its share of the time span) into pieces of at
+    /// least [`MIN_RANGE_ROWS`] rows: fewer rows are better left whole, since a range holds
+    /// whole row groups and uneven ranges leave one core with most of the work and the
+    /// operators above unable to share it out. The first range starts at the file's
+    /// start and the last ends at its end, so every row group is in exactly one (the
+    /// Parquet reader reads a row group in the range that holds its first page), and each
+    /// range is in time order. A range is not a whole segment: it has no [`SegmentFile`]
+    /// mark (the rules that read whole segments leave the scan alone) and inexact
+    /// statistics.
     pub(crate) fn cut_lone_segments(
         &self,
-        groups: Vec<Vec<PartitionedFile>>,
+        groups: &[Vec<Arc<SegmentMeta>>],
+        entries: Vec<Vec<PartitionedFile>>,
         partitions: usize,
+        times: &TimeSet,
     ) -> Vec<Vec<PartitionedFile>> {
-        let mut spare = partitions.saturating_sub(groups.len());
+        // The asked-for part of each lone segment, as (start, end) fractions of its span,
+        // and its estimated rows.
+        let wanted: Vec<Option<(f64, f64, u64)>> = groups
+            .iter()
+            .map(|group| match group.as_slice() {
+                [segment] => wanted_share(segment, times),
+                _ => None,
+            })
+            .collect();
         let mut pieces: Vec<u64> = vec![1; groups.len()];
-        let size = |group: &[PartitionedFile]| match group {
-            [file] if file.range.is_none() => file.object_meta.size,
-            _ => 0,
-        };
+        let mut spare = partitions.saturating_sub(groups.len());
         while spare > 0 {
             // The lone segment with the largest pieces that can still be cut.
             let next = (0..groups.len())
-                .filter(|&i| size(&groups[i]) / (pieces[i] + 1) >= MIN_RANGE_BYTES)
-                .max_by_key(|&i| size(&groups[i]) / pieces[i]);
-            let Some(i) = next else { break };
+                .filter_map(|i| wanted[i].map(|(_, _, rows)| (i, rows)))
+                .filter(|&(i, rows)| rows / (pieces[i] + 1) >= MIN_RANGE_ROWS)
+                .max_by_key(|&(i, rows)| rows / pieces[i]);
+            let Some((i, _)) = next else { break };
             pieces[i] += 1;
             spare -= 1;
         }
         let mut cut = Vec::with_capacity(partitions.max(groups.len()));
-        for (group, pieces) in groups.into_iter().zip(pieces) {
-            if pieces == 1 {
+        for ((group, pieces), wanted) in entries.into_iter().zip(pieces).zip(wanted) {
+            let (2.., Some((from, to, _))) = (pieces, wanted) else {
                 cut.push(group);
                 continue;
-            }
+            };
             let file = &group[0];
             let size = file.object_meta.size;
-            for piece in 0..pieces {
-                let (start, end) = (size * piece / pieces, size * (piece + 1) / pieces);
-                cut.push(vec![self.range_of(file, start, end)]);
+            let at = |fraction: f64| ((size as f64 * fraction) as u64).min(size);
+            let mut bounds = vec![0];
+            bounds.extend((1..pieces).map(|i| at(from + (to - from) * i as f64 / pieces as f64)));
+            bounds.push(size);
+            for range in bounds.windows(2) {
+                cut.push(vec![self.range_of(file, range[0], range[1])]);
             }
         }
         cut
@@ -163,6 +182,22 @@ impl SegmentFiles {
         stats.column_statistics[self.time_index] = self.time_statistics(min, max);
         stats
     }
+}
+
+/// The part of `segment` that `times` asks for: the start and end of the hull of the
+/// asked-for times inside its span, as fractions of the span, and its estimated rows.
+fn wanted_share(segment: &SegmentMeta, times: &TimeSet) -> Option<(f64, f64, u64)> {
+    let inside = times.intersect(&TimeSet::closed(segment.ts_min, segment.ts_max));
+    let (&(lo, _), &(_, hi)) = (inside.intervals().first()?, inside.intervals().last()?);
+    let span = (segment.ts_max as f64 - segment.ts_min as f64).max(1.0);
+    let from = (lo as f64 - segment.ts_min as f64) / span;
+    let to = ((hi as f64 - segment.ts_min as f64) / span).max(from);
+    let rows = if segment.ts_max == segment.ts_min {
+        segment.row_count
+    } else {
+        (segment.row_count as f64 * (to - from)) as u64
+    };
+    Some((from, to, rows))
 }
 
 #[cfg(test)]
@@ -221,55 +256,66 @@ mod tests {
     }
 
     #[test]
-    fn lone_segments_are_cut_into_ranges_of_at_least_a_mebibyte_the_largest_first() {
+    fn lone_segments_are_cut_where_the_query_reads_into_ranges_of_enough_rows() {
         let schema = Arc::new(Schema::new(vec![
             Field::new("symbol", DataType::Utf8, false),
             Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
         ]));
         let files = SegmentFiles::new(Arc::clone(&schema), 1);
         let location = TableLocation::memory("segment-files-test", "t").unwrap();
-        let mib = 1 << 20;
-        let sized = |id: &str, ts: i64, bytes: u64| {
-            let mut segment = Arc::unwrap_or_clone(segment(id, ts, ts + 1_000, 1_000));
-            segment.size_bytes = bytes;
+        let row_group = ROW_GROUP_ROWS as u64;
+        // Spans of 1,000 ns, 1,000 bytes per row group of rows.
+        let sized = |id: &str, ts: i64, rows: u64| {
+            let mut segment = Arc::unwrap_or_clone(segment(id, ts, ts + 1_000, rows));
+            segment.size_bytes = rows / row_group * 1_000;
             Arc::new(segment)
         };
-        // A chain of two segments, a lone large one, a lone one too small to cut.
+        // A chain of two segments, a lone one of 16 row groups, a lone one of 3.
         let groups = vec![
-            vec![sized("pair-1", 0, 9 * mib), sized("pair-2", 2_000, 9 * mib)],
-            vec![sized("large", 4_000, 5 * mib)],
-            vec![sized("small", 6_000, mib + mib / 2)],
+            vec![sized("pair-1", 0, 16 * row_group), sized("pair-2", 2_000, 16 * row_group)],
+            vec![sized("large", 4_000, 16 * row_group)],
+            vec![sized("small", 6_000, 3 * row_group)],
         ];
-        let entries = files.entries(&location, 4, &groups);
+        let ranges = |cut: &[Vec<PartitionedFile>]| -> Vec<Vec<Option<(i64, i64)>>> {
+            cut.iter().map(|group| group.iter().map(|f| f.range.as_ref().map(|r| (r.start, r.end))).collect()).collect()
+        };
 
-        let cut = files.cut_lone_segments(entries.clone(), 6);
-        // Three spare partitions, all for the large segment (the small one's halves would be
-        // under a mebibyte), which makes ranges of 5/4 MiB.
-        let ranges: Vec<Vec<Option<(i64, i64)>>> = cut
-            .iter()
-            .map(|group| group.iter().map(|f| f.range.as_ref().map(|r| (r.start, r.end))).collect())
-            .collect();
-        let quarter = (5 * mib / 4) as i64;
+        // Three spare partitions, all for the large segment (the small one's halves would
+        // hold under two row groups each): four ranges of four row groups.
+        let all = files.cut_lone_segments(&groups, files.entries(&location, 4, &groups), 6, &TimeSet::all());
         assert_eq!(
-            ranges,
+            ranges(&all),
             vec![
                 vec![None, None],
-                vec![Some((0, quarter))],
-                vec![Some((quarter, 2 * quarter))],
-                vec![Some((2 * quarter, 3 * quarter))],
-                vec![Some((3 * quarter, 4 * quarter))],
+                vec![Some((0, 4_000))],
+                vec![Some((4_000, 8_000))],
+                vec![Some((8_000, 12_000))],
+                vec![Some((12_000, 16_000))],
                 vec![None],
             ]
         );
         // Ranges are no segments: no mark, inexact statistics sharing out the rows.
-        let piece = &cut[1][0];
-        assert!(piece.extension::<SegmentFile>().is_none() && cut[0][0].extension::<SegmentFile>().is_some());
+        let piece = &all[1][0];
+        assert!(piece.extension::<SegmentFile>().is_none() && all[0][0].extension::<SegmentFile>().is_some());
         let stats = piece.statistics.as_deref().unwrap();
-        assert_eq!(stats.num_rows, Precision::Inexact(250));
+        assert_eq!(stats.num_rows, Precision::Inexact(4 * ROW_GROUP_ROWS));
         assert!(!stats.column_statistics[1].min_value.is_exact().unwrap_or(true));
 
+        // A query of the large segment's second half cuts that half in two; the ranges
+        // still cover the whole file.
+        let half = TimeSet::closed(4_500, 5_000);
+        let cut = files.cut_lone_segments(&groups, files.entries(&location, 4, &groups), 4, &half);
+        assert_eq!(ranges(&cut)[1..3], [vec![Some((0, 12_000))], vec![Some((12_000, 16_000))]]);
+        // A fifth of it, about three row groups, is too few for two ranges of two.
+        let fifth = TimeSet::closed(4_500, 4_700);
+        let cut = files.cut_lone_segments(&groups, files.entries(&location, 4, &groups), 4, &fifth);
+        assert_eq!(ranges(&cut)[1], [None]);
+
         // As many groups as partitions already, or one partition: nothing is cut.
-        assert_eq!(files.cut_lone_segments(entries.clone(), 3).len(), 3);
-        assert_eq!(files.cut_lone_segments(entries, 1).len(), 3);
+        for partitions in [3, 1] {
+            let cut =
+                files.cut_lone_segments(&groups, files.entries(&location, 4, &groups), partitions, &TimeSet::all());
+            assert_eq!(ranges(&cut), vec![vec![None, None], vec![None], vec![None]]);
+        }
     }
 }
