@@ -80,6 +80,34 @@ async fn a_large_input_becomes_several_segments_in_one_commit() {
 }
 
 #[tokio::test]
+async fn a_segment_of_known_size_keeps_its_newest_rows_in_a_small_row_group() {
+    // Input held whole (in time order) and input sorted whole (ordered by symbol): the
+    // size of each is known before its segment is written.
+    for (input, random) in [(random_bars("A", 200_000), true), (symbol_sorted(40, 5_000), false)] {
+        let (dir, location) = temp_location();
+        let mut table = new_table(location, "1m").await;
+        table.append(input).await.unwrap();
+        let segment = &table.segments()[0];
+        let file = std::fs::File::open(dir.path().join("table").join(&segment.path)).unwrap();
+        let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+        let metadata = parquet::file::reader::FileReader::metadata(&reader);
+        let groups: Vec<i64> = metadata.row_groups().iter().map(|group| group.num_rows()).collect();
+        assert_eq!(groups, [131_072, 64_832, 4_096]);
+
+        if !random {
+            continue; // a file under 1 MiB, read whole by `SmallSegmentsExec`
+        }
+        // The newest rows are read from that small group alone.
+        let ctx = session_context();
+        timeseries_table_core::datafusion::register_opened(&ctx, "t", table.clone()).unwrap();
+        let sql = "EXPLAIN ANALYZE SELECT * FROM t ORDER BY ts DESC LIMIT 100";
+        let plan = pretty(&ctx.sql(sql).await.unwrap().collect().await.unwrap());
+        let scan = plan.lines().find(|line| line.contains("DataSourceExec")).unwrap_or_else(|| panic!("{plan}"));
+        assert!(scan.contains("reverse_row_groups=true, ") && scan.contains("output_rows=4.10 K,"), "{plan}");
+    }
+}
+
+#[tokio::test]
 async fn input_out_of_time_order_is_sorted_with_ties_by_entity() {
     on_every_backend(|location| async move {
         let mut table = new_table(location, "1m").await;

@@ -4,6 +4,7 @@
 //!
 //! No I/O: the encoded bytes collect in a buffer that the caller drains into its upload.
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -24,6 +25,8 @@ pub struct SegmentEncoder {
     buffer: SharedBuffer,
     schema: SchemaRef,
     row_group_rows: usize,
+    /// Sizes of the next row groups, when planned; `row_group_rows` after them.
+    planned: VecDeque<usize>,
     open: Option<OpenRowGroup>,
 }
 
@@ -41,7 +44,13 @@ impl SegmentEncoder {
         // Through `ArrowWriter`, so the file carries the Arrow schema as `ArrowWriter`'s do.
         let writer = ArrowWriter::try_new(buffer.clone(), Arc::clone(&schema), Some(properties))?;
         let (file, row_groups) = writer.into_serialized_writer()?;
-        Ok(SegmentEncoder { file, row_groups, buffer, schema, row_group_rows, open: None })
+        Ok(SegmentEncoder { file, row_groups, buffer, schema, row_group_rows, planned: VecDeque::new(), open: None })
+    }
+
+    /// Sets the sizes of the next row groups (before any row is written); rows beyond
+    /// them go to row groups of the usual size.
+    pub fn plan_row_groups(&mut self, sizes: Vec<usize>) {
+        self.planned = sizes.into_iter().filter(|&rows| rows > 0).collect();
     }
 
     /// Encodes `batch` (in the encoder's schema), closing row groups as they fill.
@@ -55,7 +64,8 @@ impl SegmentEncoder {
                     rows: 0,
                 }),
             };
-            let take = (self.row_group_rows - open.rows).min(batch.num_rows() - offset);
+            let group_rows = self.planned.front().copied().unwrap_or(self.row_group_rows);
+            let take = (group_rows - open.rows).min(batch.num_rows() - offset);
             let part = batch.slice(offset, take);
             let mut leaves = Vec::with_capacity(open.columns.len());
             for (field, column) in self.schema.fields().iter().zip(part.columns()) {
@@ -65,7 +75,7 @@ impl SegmentEncoder {
             environment::on_cores(columns, take, |(column, leaf)| column.write(leaf))?;
             open.rows += take;
             offset += take;
-            if open.rows == self.row_group_rows {
+            if open.rows == group_rows {
                 self.close_row_group()?;
             }
         }
@@ -97,6 +107,7 @@ impl SegmentEncoder {
 
     fn close_row_group(&mut self) -> Result<()> {
         let Some(open) = self.open.take() else { return Ok(()) };
+        self.planned.pop_front();
         let mut row_group = self.file.next_row_group()?;
         for column in open.columns {
             column.close()?.append_to_row_group(&mut row_group)?;

@@ -10,4 +10,4 @@ pub mod writer;
 pub use encoder::SegmentEncoder;
 pub use inspect::{inspect_parquet, parquet_rows, parquet_stats, InspectedFile};
 pub use stats::{SegmentStats, StatsCollector};
-pub use writer::{parse_byte_size, segment_properties, SegmentCompression, WriterOptions};
+pub use writer::{parse_byte_size, row_group_plan, segment_properties, SegmentCompression, WriterOptions};

@@ -14,6 +14,10 @@ use crate::metadata::TimeIndexSpec;
 /// Rows per row group by default: small enough that a one-hour query inside a large
 /// segment skips most of it by row-group statistics.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Rows of a segment's last row group when its size is known before it is written: the
+/// newest rows get a small row group of their own, so `ORDER BY ts DESC LIMIT n` decodes
+/// these, not up to a whole row group (measured in BENCHMARKS.md).
+pub const TAIL_ROWS: usize = 4 * 1024;
 /// Rows per segment by default (32 row groups); measured in BENCHMARKS.md.
 pub const SEGMENT_ROWS: u64 = 32 * ROW_GROUP_ROWS as u64;
 /// Encoded bytes per segment at most, whatever the row count.
@@ -169,9 +173,33 @@ pub fn segment_properties(schema: &SchemaRef, spec: &TimeIndexSpec, options: &Wr
         .build())
 }
 
+/// The row-group sizes of a segment of `rows` rows known in advance: groups of
+/// `row_group_rows`, then what is left but the tail, then [`TAIL_ROWS`]. Empty (every
+/// group full size) when the segment or its groups are too small for a tail.
+pub fn row_group_plan(rows: u64, row_group_rows: usize) -> Vec<usize> {
+    let Ok(rows) = usize::try_from(rows) else { return Vec::new() };
+    if rows <= 2 * TAIL_ROWS || row_group_rows <= 2 * TAIL_ROWS {
+        return Vec::new();
+    }
+    let body = rows - TAIL_ROWS;
+    let mut sizes = vec![row_group_rows; body / row_group_rows];
+    sizes.extend([body % row_group_rows, TAIL_ROWS].into_iter().filter(|&n| n > 0));
+    sizes
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_byte_size;
+    use super::{parse_byte_size, row_group_plan, TAIL_ROWS};
+
+    #[test]
+    fn a_segment_of_known_size_ends_in_a_small_row_group() {
+        let group = 128 * 1024;
+        assert_eq!(row_group_plan(194_021, group), vec![group, 194_021 - group - TAIL_ROWS, TAIL_ROWS]);
+        assert_eq!(row_group_plan(2 * group as u64 + TAIL_ROWS as u64, group), vec![group, group, TAIL_ROWS]);
+        // Too small for a tail: the segment, or its groups.
+        assert!(row_group_plan(2 * TAIL_ROWS as u64, group).is_empty());
+        assert!(row_group_plan(194_021, 7).is_empty());
+    }
 
     #[test]
     fn byte_sizes_parse_in_binary_multiples() {

@@ -187,6 +187,10 @@ where
             }
         }
     }
+    if !streaming {
+        // All input was held: its size is known.
+        sink.expect_rows(held.iter().map(|batch| batch.num_rows() as u64).sum());
+    }
     for batch in held {
         sink.write(&batch).await?;
     }

@@ -20,7 +20,9 @@ use crate::coverage::{sidecar, Coverage, Overlap};
 use crate::environment;
 use crate::error::{Error, Result};
 use crate::formats::parquet::stats::timestamps_as_nanos;
-use crate::formats::parquet::{segment_properties, SegmentEncoder, SegmentStats, StatsCollector, WriterOptions};
+use crate::formats::parquet::{
+    row_group_plan, segment_properties, SegmentEncoder, SegmentStats, StatsCollector, WriterOptions,
+};
 use crate::metadata::segment::MAX_LISTED_ENTITIES;
 use crate::metadata::{SegmentId, SegmentMeta, TimeIndexSpec};
 use crate::storage::{TableLocation, Upload};
@@ -48,6 +50,8 @@ pub(crate) struct SegmentSink {
     overlap: Option<Overlap>,
     /// The union of the closed segments' coverage (each segment's own is in its sidecar).
     coverage: Coverage,
+    /// Rows still to come, when the input's size is known ([`SegmentSink::expect_rows`]).
+    expected: Option<u64>,
 }
 
 /// What the sink staged.
@@ -91,7 +95,15 @@ impl SegmentSink {
             fence,
             overlap: None,
             coverage: Coverage::new(),
+            expected: None,
         })
+    }
+
+    /// Says how many rows are left to write, when the input's size is known: the
+    /// segments they fill then end in a small row group of the newest rows
+    /// ([`row_group_plan`]).
+    pub(crate) fn expect_rows(&mut self, rows: u64) {
+        self.expected = Some(rows);
     }
 
     /// The first overlap with the table's data found so far; writing on is pointless.
@@ -158,6 +170,9 @@ impl SegmentSink {
         }
         open.rows += batch.num_rows() as u64;
         open.last_ts = last_ts;
+        if let Some(expected) = &mut self.expected {
+            *expected = expected.saturating_sub(batch.num_rows() as u64);
+        }
         let bytes = (open.encoder.bytes_written() + open.encoder.in_progress_size()) as u64;
         self.full = open.rows >= self.options.segment_rows || bytes >= self.options.segment_bytes;
         Ok(())
@@ -168,8 +183,11 @@ impl SegmentSink {
         let path = format!("data/{id}.parquet");
         let upload = self.location.upload(&path, self.options.upload_part_bytes);
         let properties = segment_properties(&self.schema, &self.spec, &self.options)?;
-        let encoder = SegmentEncoder::try_new(Arc::clone(&self.schema), properties)
+        let mut encoder = SegmentEncoder::try_new(Arc::clone(&self.schema), properties)
             .map_err(|source| Error::parquet(self.location.describe(&path), source))?;
+        if let Some(rows) = self.expected {
+            encoder.plan_row_groups(row_group_plan(rows.min(self.options.segment_rows), self.options.row_group_rows));
+        }
         let (stats_queue, batches) = mpsc::channel::<RecordBatch>(STATS_QUEUE);
         let spec = self.spec.clone();
         let schema = Arc::clone(&self.schema);

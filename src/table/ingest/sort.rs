@@ -46,6 +46,7 @@ where
         return Ok(());
     }
     let sorted = key.sort(schema, batches)?;
+    sink.expect_rows(sorted.num_rows() as u64);
     sink.write(&sorted).await
 }
 
