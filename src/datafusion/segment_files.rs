@@ -1,7 +1,8 @@
 //! The scan's file entries of segments (path, size, exact row count and time range), made
-//! once per segment and shared by every later scan of the provider, and the table
-//! statistics of a selection, summed from segment metadata. Building these anew for every
-//! query made `COUNT(*)` cost grow with the segment count. No I/O.
+//! once per segment and shared by every later scan of the provider; the byte ranges a lone
+//! large segment is cut into so every core reads part of it; and the table statistics of a
+//! selection, summed from segment metadata. Building entries anew for every query made
+//! `COUNT(*)` cost grow with the segment count. No I/O.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
