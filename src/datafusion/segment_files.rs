@@ -223,14 +223,19 @@ mod tests {
         })
     }
 
-    #[test]
-    fn table_statistics_equal_the_merged_file_statistics_and_entries_are_reused() {
+    /// A schema of a symbol and a time column, its file entries and an in-memory location.
+    fn symbol_and_time() -> (SchemaRef, SegmentFiles, TableLocation) {
         let schema = Arc::new(Schema::new(vec![
             Field::new("symbol", DataType::Utf8, false),
             Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
         ]));
         let files = SegmentFiles::new(Arc::clone(&schema), 1);
-        let location = TableLocation::memory("segment-files-test", "t").unwrap();
+        (schema, files, TableLocation::memory("segment-files-test", "t").unwrap())
+    }
+
+    #[test]
+    fn table_statistics_equal_the_merged_file_statistics_and_entries_are_reused() {
+        let (schema, files, location) = symbol_and_time();
         let segments = vec![segment("a", 5_000_000, 9_000_000, 7), segment("b", 1_000_000, 3_000_000, 11)];
         let groups = vec![segments.clone()];
 
@@ -258,12 +263,7 @@ mod tests {
 
     #[test]
     fn lone_segments_are_cut_where_the_query_reads_into_ranges_of_enough_rows() {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("symbol", DataType::Utf8, false),
-            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
-        ]));
-        let files = SegmentFiles::new(Arc::clone(&schema), 1);
-        let location = TableLocation::memory("segment-files-test", "t").unwrap();
+        let (_, files, location) = symbol_and_time();
         let row_group = ROW_GROUP_ROWS as u64;
         // Spans of 1,000 ns, 1,000 bytes per row group of rows.
         let sized = |id: &str, ts: i64, rows: u64| {
