@@ -9,7 +9,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
 use super::entity::is_entity_type;
-use super::schema::{describe_schema, schema_from_wire, schema_to_wire, FieldDef};
+use super::schema::{describe_schema, schema_from_wire, schema_to_wire, storage_type, FieldDef};
 use super::{Schedule, TimeBucket};
 use crate::error::{Error, Result};
 
@@ -160,8 +160,9 @@ impl TimeIndexSpec {
         Ok(())
     }
 
-    /// The schema a first append establishes: the input's fields, with the time and entity
-    /// columns declared non-null (they may never hold nulls) and metadata dropped.
+    /// The schema a first append establishes: the input's fields in their stored types
+    /// (string views as plain strings), with the time and entity columns declared non-null
+    /// (they may never hold nulls) and metadata dropped.
     pub fn adopt_schema(&self, input: &Schema) -> Result<SchemaRef> {
         self.validate_schema(input)?;
         let fields: Vec<Field> = input
@@ -169,7 +170,7 @@ impl TimeIndexSpec {
             .iter()
             .map(|f| {
                 let key = f.name() == &self.time_column || self.entity_columns.contains(f.name());
-                Field::new(f.name(), f.data_type().clone(), f.is_nullable() && !key)
+                Field::new(f.name(), storage_type(f.data_type()), f.is_nullable() && !key)
             })
             .collect();
         let schema = Schema::new(fields);
@@ -264,6 +265,9 @@ mod tests {
         ]);
         let adopted = spec().adopt_schema(&ok).unwrap();
         assert!(!adopted.field(0).is_nullable() && !adopted.field(1).is_nullable() && adopted.field(2).is_nullable());
+        // String views (as DataFusion writes strings) are adopted as plain strings.
+        let viewed = Schema::new(vec![ok.field(0).clone(), Field::new("symbol", DataType::Utf8View, true)]);
+        assert_eq!(spec().adopt_schema(&viewed).unwrap().field(1).data_type(), &DataType::Utf8);
 
         let wrong_time =
             Schema::new(vec![Field::new("ts", DataType::Int64, false), Field::new("symbol", DataType::Utf8, false)]);

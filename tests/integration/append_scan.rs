@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Int64Array, RecordBatch, TimestampNanosecondArray};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, TimestampNanosecondArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use futures::TryStreamExt;
@@ -166,6 +166,51 @@ async fn parquet_files_in_time_order_are_adopted_and_others_reencoded() {
     let before = tree_snapshot(dir.path());
     assert!(matches!(table.append_parquet_file(&unsorted).await.unwrap_err(), Error::Overlap { .. }));
     assert_eq!(tree_snapshot(dir.path()), before);
+}
+
+#[tokio::test]
+async fn parquet_files_with_string_views_append_as_plain_strings() {
+    // DataFusion's `COPY ... TO` writes strings as views (the file's Arrow schema says
+    // `Utf8View`): the table's first append adopts them as plain strings, and later files
+    // of either kind append.
+    let (dir, location) = temp_location();
+    let mut table = new_table(location, "1m").await;
+    let write = |name: &str, rows: &[(&str, i64)]| {
+        let plain = bars(TimeUnit::Microsecond, Some("UTC"), rows);
+        let viewed: Vec<Field> = plain
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 => Field::new(f.name(), DataType::Utf8View, f.is_nullable()),
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        let columns: Vec<ArrayRef> = plain
+            .columns()
+            .iter()
+            .zip(&viewed)
+            .map(|(column, field)| cast(column, field.data_type()).unwrap())
+            .collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(viewed)), columns).unwrap();
+        let file = dir.path().join(name);
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&file).unwrap(), batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        file
+    };
+    for (name, rows) in [
+        ("sorted.parquet", vec![("A", T0), ("B", T0), ("A", T0 + MINUTE)]),
+        ("by-symbol.parquet", vec![("A", T0 + 5 * MINUTE), ("A", T0 + 7 * MINUTE), ("B", T0 + 6 * MINUTE)]),
+    ] {
+        let result = table.append_parquet_file(write(name, &rows)).await.unwrap();
+        assert_eq!((result.rows, result.reencoded.is_some()), (3, true), "{name}");
+    }
+    let symbol = table.schema().unwrap().field_with_name("symbol").unwrap().data_type().clone();
+    assert_eq!(symbol, DataType::Utf8);
+    let coverage = table.coverage(None, Some(&[EntityKey::from("B")])).await.unwrap();
+    assert_eq!(coverage[0].covered_buckets, 2);
 }
 
 #[tokio::test]
