@@ -348,6 +348,8 @@ fn sql_errors_are_one_clear_line_and_change_nothing() {
     let run = tsq(tmp.path(), &["sql", "-t", &t, "-f", s(&script)]);
     assert_clear_error(&run, "statement 2 of 3 failed");
     assert!(run.stdout.contains("| 1   |") && !run.stdout.contains("| 3 "), "runs up to the failure:\n{}", run.stdout);
+    // A file named where the SQL goes: the error says to use -f.
+    assert_clear_error(&tsq(tmp.path(), &["sql", "-t", &t, s(&script)]), "use -f");
 }
 
 #[test]

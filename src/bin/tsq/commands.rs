@@ -252,6 +252,9 @@ pub async fn sql(
         Some(path) => std::fs::read_to_string(path).map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?,
         None => sql.unwrap_or_default().to_string(),
     };
+    if file.is_none() && !text.contains(char::is_whitespace) && Path::new(&text).is_file() {
+        bail!("`{text}` is a file, not SQL; to run the statements in a file, use -f {text}");
+    }
     let statements = split_statements(&text);
     if statements.is_empty() {
         bail!("no SQL statement to run (the text is empty or only comments)");
