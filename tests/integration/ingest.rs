@@ -80,7 +80,7 @@ async fn a_large_input_becomes_several_segments_in_one_commit() {
 }
 
 #[tokio::test]
-async fn a_segment_of_known_size_keeps_its_newest_rows_in_a_small_row_group() {
+async fn a_segment_of_known_size_keeps_its_newest_rows_in_a_small_row_group_in_small_pages() {
     // Input held whole (in time order) and input sorted whole (ordered by symbol): the
     // size of each is known before its segment is written.
     for (input, random) in [(random_bars("A", 200_000), true), (symbol_sorted(40, 5_000), false)] {
@@ -89,10 +89,15 @@ async fn a_segment_of_known_size_keeps_its_newest_rows_in_a_small_row_group() {
         table.append(input).await.unwrap();
         let segment = &table.segments()[0];
         let file = std::fs::File::open(dir.path().join("table").join(&segment.path)).unwrap();
-        let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+        let options = parquet::file::serialized_reader::ReadOptionsBuilder::new().with_page_index().build();
+        let reader = parquet::file::reader::SerializedFileReader::new_with_options(file, options).unwrap();
         let metadata = parquet::file::reader::FileReader::metadata(&reader);
         let groups: Vec<i64> = metadata.row_groups().iter().map(|group| group.num_rows()).collect();
         assert_eq!(groups, [131_072, 64_832, 4_096]);
+        // Pages of at most 8,192 rows, so the page index narrows a read within a group.
+        let pages: Vec<usize> =
+            metadata.offset_index().unwrap().iter().map(|group| group[0].page_locations().len()).collect();
+        assert_eq!(pages, [16, 8, 1]);
 
         if !random {
             continue; // a file under 1 MiB, read whole by `SmallSegmentsExec`

@@ -182,4 +182,18 @@ mod tests {
         let written = arrow::compute::concat_batches(&schema, &inputs).unwrap();
         assert_eq!(read, written);
     }
+
+    #[test]
+    fn planned_row_groups_come_first_then_the_usual_size() {
+        let schema = Arc::new(Schema::new(vec![Field::new("ts", DataType::Int64, false)]));
+        let properties = WriterProperties::builder().set_max_row_group_row_count(Some(12_000)).build();
+        let mut encoder = SegmentEncoder::try_new(Arc::clone(&schema), properties).unwrap();
+        encoder.plan_row_groups(vec![5_000, 3_000]);
+        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from_iter_values(0..30_100))]);
+        encoder.write(&batch.unwrap()).unwrap();
+        encoder.finish().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(encoder.take_bytes())).unwrap();
+        let sizes: Vec<i64> = reader.metadata().row_groups().iter().map(|g| g.num_rows()).collect();
+        assert_eq!(sizes, [5_000, 3_000, 12_000, 10_100]);
+    }
 }
