@@ -125,18 +125,21 @@ async fn schema_mismatch_is_rejected_before_anything_is_written() {
     assert_eq!(tree_snapshot(dir.path()), before, "the table directory is byte-for-byte unchanged");
 }
 
+/// Writes `batch` as a Parquet file at `file` (its Arrow schema embedded), returning the path.
+fn write_parquet(file: &std::path::Path, batch: &RecordBatch) -> std::path::PathBuf {
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(file).unwrap(), batch.schema(), None).unwrap();
+    writer.write(batch).unwrap();
+    writer.close().unwrap();
+    file.to_path_buf()
+}
+
 #[tokio::test]
 async fn parquet_files_in_time_order_are_adopted_and_others_reencoded() {
     let (dir, location) = temp_location();
     let mut table = new_table(location.clone(), "1m").await;
     let write = |name: &str, rows: &[(&str, i64)]| {
-        let batch = bars(TimeUnit::Microsecond, Some("UTC"), rows);
-        let file = dir.path().join(name);
-        let mut writer =
-            parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&file).unwrap(), batch.schema(), None).unwrap();
-        writer.write(&batch).unwrap();
-        writer.close().unwrap();
-        file
+        write_parquet(&dir.path().join(name), &bars(TimeUnit::Microsecond, Some("UTC"), rows))
     };
 
     // In time order: stored byte for byte.
@@ -192,13 +195,7 @@ async fn parquet_files_with_string_views_append_as_plain_strings() {
             .zip(&viewed)
             .map(|(column, field)| cast(column, field.data_type()).unwrap())
             .collect();
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(viewed)), columns).unwrap();
-        let file = dir.path().join(name);
-        let mut writer =
-            parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&file).unwrap(), batch.schema(), None).unwrap();
-        writer.write(&batch).unwrap();
-        writer.close().unwrap();
-        file
+        write_parquet(&dir.path().join(name), &RecordBatch::try_new(Arc::new(Schema::new(viewed)), columns).unwrap())
     };
     for (name, rows) in [
         ("sorted.parquet", vec![("A", T0), ("B", T0), ("A", T0 + MINUTE)]),
