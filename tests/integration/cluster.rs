@@ -187,6 +187,27 @@ async fn each_statement_on_a_cluster_reads_the_latest_version_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_large_segment_cut_into_ranges_answers_the_same_on_a_cluster() {
+    // One segment of 600,000 rows: the scheduler's scan cuts it into byte ranges, which
+    // travel to the executor in the plan.
+    let dir = tempfile::tempdir().unwrap();
+    let location = TableLocation::local(dir.path().join("t")).unwrap();
+    let mut table = crate::common::new_table(location, "1m").await;
+    table.append(crate::common::random_bars("A", 600_000)).await.unwrap();
+    let path = dir.path().join("t").to_str().unwrap().to_string();
+    let cluster = standalone_session_context(1, 2, &[]).await.unwrap();
+    register_table(&cluster, "t", &path).await.unwrap();
+    let local = session_context();
+    register_table(&local, "t", &path).await.unwrap();
+    let sql = "SELECT count(price), sum(volume), min(ts), max(ts) FROM t WHERE price >= 0";
+    let plan = render(&cluster, &format!("EXPLAIN {sql}")).await;
+    assert!(plan.contains(".parquet:0.."), "{plan}");
+    for sql in [sql, "SELECT date_bin(INTERVAL '1 day', ts) AS d, count(*), max(price) FROM t GROUP BY 1 ORDER BY 1"] {
+        assert_eq!(render(&cluster, sql).await, render(&local, sql).await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_through_a_cluster_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let bars = sample_table(dir.path()).await;
