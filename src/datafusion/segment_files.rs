@@ -118,6 +118,10 @@ impl SegmentFiles {
         partitions: usize,
         times: &TimeSet,
     ) -> Vec<Vec<PartitionedFile>> {
+        let mut spare = partitions.saturating_sub(groups.len());
+        if spare == 0 {
+            return entries; // every partition has a group already (the usual case)
+        }
         // The asked-for part of each lone segment, as (start, end) fractions of its span,
         // and its estimated rows.
         let wanted: Vec<Option<(f64, f64, u64)>> = groups
@@ -128,7 +132,6 @@ impl SegmentFiles {
             })
             .collect();
         let mut pieces: Vec<u64> = vec![1; groups.len()];
-        let mut spare = partitions.saturating_sub(groups.len());
         while spare > 0 {
             // The lone segment with the largest pieces that can still be cut.
             let next = (0..groups.len())

@@ -132,17 +132,7 @@ impl fmt::Display for EntityKey {
 
 /// Whether `data_type` may be used as an entity column.
 pub fn is_entity_type(data_type: &DataType) -> bool {
-    // String views are what DataFusion and other engines write for strings; they are
-    // stored as plain strings (see `metadata::schema::storage_type`).
-    matches!(
-        data_type,
-        DataType::Utf8
-            | DataType::LargeUtf8
-            | DataType::Utf8View
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt64
-    )
+    matches!(data_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Int32 | DataType::Int64 | DataType::UInt64)
 }
 
 /// Reads entity values row by row from the entity columns of a batch.
@@ -180,7 +170,6 @@ fn value_at(array: &ArrayRef, row: usize) -> EntityValue {
     match array.data_type() {
         DataType::Utf8 => EntityValue::Str(array.as_string::<i32>().value(row).to_string()),
         DataType::LargeUtf8 => EntityValue::Str(array.as_string::<i64>().value(row).to_string()),
-        DataType::Utf8View => EntityValue::Str(array.as_string_view().value(row).to_string()),
         DataType::Int32 => EntityValue::Int(array.as_primitive::<Int32Type>().value(row) as i64),
         DataType::Int64 => EntityValue::Int(array.as_primitive::<Int64Type>().value(row)),
         _ => EntityValue::from_u64(array.as_primitive::<UInt64Type>().value(row)),

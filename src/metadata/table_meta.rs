@@ -9,7 +9,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
 use super::entity::is_entity_type;
-use super::schema::{describe_schema, schema_from_wire, schema_to_wire, storage_type, FieldDef};
+use super::schema::{describe_schema, schema_from_wire, schema_to_wire, storage_schema, FieldDef};
 use super::{Schedule, TimeBucket};
 use crate::error::{Error, Result};
 
@@ -164,13 +164,14 @@ impl TimeIndexSpec {
     /// (string views as plain strings), with the time and entity columns declared non-null
     /// (they may never hold nulls) and metadata dropped.
     pub fn adopt_schema(&self, input: &Schema) -> Result<SchemaRef> {
-        self.validate_schema(input)?;
-        let fields: Vec<Field> = input
+        let stored = storage_schema(input);
+        self.validate_schema(&stored)?;
+        let fields: Vec<Field> = stored
             .fields()
             .iter()
             .map(|f| {
                 let key = f.name() == &self.time_column || self.entity_columns.contains(f.name());
-                Field::new(f.name(), storage_type(f.data_type()), f.is_nullable() && !key)
+                Field::new(f.name(), f.data_type().clone(), f.is_nullable() && !key)
             })
             .collect();
         let schema = Schema::new(fields);

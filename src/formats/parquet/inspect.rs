@@ -14,6 +14,7 @@ use parquet::file::statistics::Statistics;
 
 use super::stats::{SegmentStats, StatsCollector};
 use crate::error::{Error, Result};
+use crate::metadata::schema::storage_schema;
 use crate::metadata::TimeIndexSpec;
 
 /// What the footer of a Parquet file says.
@@ -45,7 +46,8 @@ pub async fn parquet_rows<R: AsyncFileReader + Unpin + Send + 'static>(
         .map_err(parquet_error))
 }
 
-/// Reads the footer of a Parquet file and checks its schema against `spec`. `name` is
+/// Reads the footer of a Parquet file and checks its schema, in the types it would be
+/// stored as (string views and dictionaries as plain strings), against `spec`. `name` is
 /// used in messages.
 pub async fn inspect_parquet<R: AsyncFileReader + 'static>(
     reader: R,
@@ -54,7 +56,7 @@ pub async fn inspect_parquet<R: AsyncFileReader + 'static>(
 ) -> Result<InspectedFile> {
     let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(parquet_error(name))?;
     let schema = builder.schema().clone();
-    spec.validate_schema(&schema)?;
+    spec.validate_schema(&storage_schema(&schema))?;
     let null_free = null_free_columns(builder.metadata(), schema.fields().len());
     Ok(InspectedFile { schema, null_free })
 }
