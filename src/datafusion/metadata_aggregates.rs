@@ -1,7 +1,9 @@
 //! `COUNT(*)`, `MIN(time)` and `MAX(time)` of a whole table, answered from segment
 //! metadata. An optimizer rule ([`MetadataAggregates`]) replaces such an aggregate with a
 //! one-row table ([`MetadataTotals`]) computed from the statement's snapshot when the
-//! query is planned.
+//! query is planned. Beside other aggregates (`SELECT count(*), max(ts), avg(price)`),
+//! only those others read the files, so the time column is not decoded for totals the
+//! metadata already holds.
 //!
 //! DataFusion answers these from the scan's exact statistics too, but only after planning
 //! the scan, and a scan plan lists every segment's file: at 10,000 segments that alone
@@ -11,7 +13,7 @@
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, ArrayRef, Int64Array};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::catalog::default_table_source::{provider_as_source, source_as_provider};
@@ -28,8 +30,9 @@ use super::provider::TimeSeriesProvider;
 use super::time_literal::time_scalar;
 
 /// The optimizer rule: `SELECT COUNT(*), MIN(ts), MAX(ts) FROM t` (any of them, in any
-/// order, also `COUNT(ts)`) without `WHERE` or `GROUP BY`, over a time-series table.
-/// Anything else is left to DataFusion. Registered by [`super::register`].
+/// order, also `COUNT(ts)`) without `WHERE` or `GROUP BY`, over a time-series table; with
+/// other aggregates beside them, those are computed from the files and joined to the
+/// totals' row. Anything else is left to DataFusion. Registered by [`super::register`].
 #[derive(Debug, Default)]
 pub struct MetadataAggregates;
 
@@ -80,9 +83,10 @@ impl Total {
     }
 }
 
-/// The plan that answers `aggregate` from metadata: a scan of [`MetadataTotals`] under a
-/// projection that gives the columns the aggregate's names. `None` when the rule does not
-/// apply.
+/// The plan that answers `aggregate` from metadata: a scan of [`MetadataTotals`], joined
+/// to an aggregate over the files for the aggregates metadata cannot answer (if any),
+/// under a projection that gives the columns the aggregate's names and order. `None` when
+/// the rule does not apply.
 fn from_metadata(aggregate: &Aggregate) -> DfResult<Option<LogicalPlan>> {
     if !aggregate.group_expr.is_empty() {
         return Ok(None);
@@ -98,21 +102,38 @@ fn from_metadata(aggregate: &Aggregate) -> DfResult<Option<LogicalPlan>> {
         return Ok(None);
     };
     let time = provider.spec().time_column.clone();
-    let Some(totals) = aggregate.aggr_expr.iter().map(|e| Total::of(e, &time)).collect::<Option<Vec<_>>>() else {
+    // Without group expressions, the aggregate's fields are its aggregates, in order.
+    let asked: Vec<Option<Total>> = aggregate.aggr_expr.iter().map(|e| Total::of(e, &time)).collect();
+    if asked.iter().all(Option::is_none) {
         return Ok(None);
-    };
+    }
     let name = TableReference::bare(format!("{}_metadata_totals", table_name.table()));
-    let columns: Vec<Expr> = aggregate
-        .schema
+    let fields: Vec<_> = aggregate.schema.iter().collect();
+    let totals_schema = Arc::new(Schema::new(
+        fields
+            .iter()
+            .zip(&asked)
+            .filter(|(_, total)| total.is_some())
+            .map(|((_, field), _)| Arc::clone(field))
+            .collect::<Vec<_>>(),
+    ));
+    let table = MetadataTotals { provider, totals: asked.iter().flatten().copied().collect(), schema: totals_schema };
+    let mut plan = LogicalPlanBuilder::scan(name.clone(), provider_as_source(Arc::new(table)), None)?;
+    let rest: Vec<Expr> =
+        aggregate.aggr_expr.iter().zip(&asked).filter(|(_, total)| total.is_none()).map(|(e, _)| e.clone()).collect();
+    if !rest.is_empty() {
+        let files = LogicalPlanBuilder::from(aggregate.input.as_ref().clone()).aggregate(Vec::<Expr>::new(), rest)?;
+        plan = plan.cross_join(files.build()?)?;
+    }
+    let columns: Vec<Expr> = fields
         .iter()
-        .map(|(qualifier, field)| {
-            Expr::Column(Column::new(Some(name.clone()), field.name()))
-                .alias_qualified(qualifier.cloned(), field.name())
+        .zip(&asked)
+        .map(|((qualifier, field), total)| {
+            let from = if total.is_some() { Some(name.clone()) } else { None };
+            Expr::Column(Column::new(from, field.name())).alias_qualified(qualifier.cloned(), field.name())
         })
         .collect();
-    let schema = Arc::new(aggregate.schema.as_arrow().clone());
-    let table = MetadataTotals { provider, totals, schema };
-    LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(table)), None)?.project(columns)?.build().map(Some)
+    plan.project(columns)?.build().map(Some)
 }
 
 /// One row of totals of a table, read from the statement's snapshot when planned.

@@ -654,6 +654,31 @@ async fn count_min_max_come_from_metadata_for_every_unit_and_zone() {
     }
 }
 
+/// Beside aggregates only the files can answer, the totals still come from metadata: the
+/// scan reads the other aggregates' columns, not the time column.
+#[tokio::test]
+async fn totals_beside_other_aggregates_come_from_metadata_and_the_rest_from_the_files() {
+    for shape in &SHAPES {
+        let (dir, table) = build(shape).await;
+        let Sessions { ours, reference } = sessions(&dir, &table).await;
+        for sql in [
+            "SELECT count(*) AS n, min(ts) AS first, max(ts) AS last, avg(price) AS mean FROM ts_table",
+            "SELECT sum(volume) AS v, max(ts) AS last, count(price) AS priced, count(1) AS n FROM ts_table",
+            "SELECT max(price) AS top, min(ts) AS first, min(symbol) AS s FROM ts_table",
+        ] {
+            let listing = sql_ok(&reference, &sql.replace("ts_table", "listing")).await;
+            let plan = physical_plan(&ours, sql).await;
+            let scan = plan.lines().find(|l| l.contains("file_groups=")).unwrap_or_default();
+            assert!(
+                plan.contains("partition_sizes=[1]") && !scan.is_empty() && !scan.contains("projection=[ts"),
+                "{} {sql}:\n{plan}",
+                shape.name
+            );
+            assert_eq!(sql_ok(&ours, sql).await, listing, "{} {sql}", shape.name);
+        }
+    }
+}
+
 #[tokio::test]
 async fn aggregates_metadata_cannot_answer_read_the_files() {
     let (_dir, location) = temp_location();
@@ -678,6 +703,8 @@ async fn aggregates_metadata_cannot_answer_read_the_files() {
     let ctx = registered(&empty).await;
     let answer = sql_ok(&ctx, "SELECT count(*) AS n, min(ts) AS first FROM t").await;
     assert!(answer.contains("| 0 |       |"), "{answer}");
+    let answer = sql_ok(&ctx, "SELECT count(*) AS n, avg(price) AS mean, max(ts) AS last FROM t").await;
+    assert!(answer.contains("| 0 |      |      |"), "{answer}");
 }
 
 // ---------------------------------------------------------------------------------------
