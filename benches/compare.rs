@@ -329,9 +329,10 @@ async fn main() {
     }
     if let Some(i) = args.iter().position(|a| a == "--repeat-query") {
         // For profiling one query: `--repeat-query TABLE_DIR SQL N [--without-rule NAME]...
-        // [--plan-only]`, the last timing planning alone;
+        // [--set KEY=VALUE]... [--plan-only]`, the last timing planning alone;
         // each `--without-rule` drops one of the session's physical optimizer rules by name
-        // (`small_segments`, `scan_groups`, `newest_first`), to time a query without it.
+        // (`small_segments`, `scan_groups`, `newest_first`), to time a query without it, and
+        // each `--set` sets a session option (`datafusion.execution.parquet.pushdown_filters=true`).
         let table = TimeSeriesTable::open(TableLocation::local(&args[i + 1]).expect("dir")).await.expect("open");
         let without: Vec<&str> =
             args.windows(2).filter(|pair| pair[0] == "--without-rule").map(|pair| pair[1].as_str()).collect();
@@ -341,6 +342,10 @@ async fn main() {
         let ctx = SessionContext::new_with_state(
             SessionStateBuilder::new_from_existing(state).with_physical_optimizer_rules(rules).build(),
         );
+        for pair in args.windows(2).filter(|pair| pair[0] == "--set") {
+            let (key, value) = pair[1].split_once('=').expect("--set KEY=VALUE");
+            ctx.sql(&format!("SET {key} = {value}")).await.expect("a session option").collect().await.expect("set");
+        }
         register_opened(&ctx, "bars", table).expect("register");
         let n: usize = args[i + 3].parse().expect("a count");
         let plan_only = args.iter().any(|a| a == "--plan-only");

@@ -14,6 +14,8 @@ use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::DFSchema;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
 use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{
     FileGroup, FileScanConfigBuilder, FileSource, ParquetFileReaderFactory, ParquetSource,
@@ -34,7 +36,7 @@ use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 use super::insert::TimeSeriesSink;
 use super::predicate::{entity_constraints, fully_captured, time_constraint};
 use super::scan_groups::deal_out;
-use super::segment_files::SegmentFiles;
+use super::segment_files::{RowGroupStarts, SegmentFiles};
 use super::statement_snapshots::SharedTable;
 use super::time_ranges::plain_range;
 use crate::error::Error;
@@ -263,7 +265,8 @@ impl TableProvider for TimeSeriesProvider {
         if all_sorted && limit.is_none() && self.first_rows.is_none() {
             // Under a limit, or a sort that keeps the first rows, the whole segments are
             // worth more: reading stops early, newest first.
-            entries = self.files.cut_lone_segments(&groups, entries, partitions, &times);
+            let footer = |file: &PartitionedFile| row_group_starts(state, file);
+            entries = self.files.cut_lone_segments(&groups, entries, partitions, &times, &footer);
         }
         let file_groups: Vec<FileGroup> = entries.into_iter().map(FileGroup::new).collect();
         let group_count = file_groups.len();
@@ -322,4 +325,21 @@ impl TableProvider for TimeSeriesProvider {
         // memory limit, where a planner's sort would hold the whole input.
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
+}
+
+/// Where the row groups of `file` start, from its footer in the session's file metadata
+/// cache (put there by the cached readers once a query has read the file); `None` before.
+fn row_group_starts(state: &dyn Session, file: &PartitionedFile) -> Option<RowGroupStarts> {
+    let cached = state.runtime_env().cache_manager.get_file_metadata_cache().get(&file.object_meta.location)?;
+    if !cached.is_valid_for(&file.object_meta) {
+        return None;
+    }
+    let footer = cached.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>()?.parquet_metadata();
+    let starts = footer.row_groups().iter().map(|group| {
+        // Where the Parquet reader looks to place a row group in a range.
+        let first = group.column(0);
+        let offset = first.dictionary_page_offset().unwrap_or_else(|| first.data_page_offset());
+        (u64::try_from(offset).unwrap_or(0), u64::try_from(group.num_rows()).unwrap_or(0))
+    });
+    Some(starts.collect())
 }

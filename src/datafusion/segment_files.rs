@@ -22,9 +22,16 @@ use crate::storage::TableLocation;
 /// million segments.
 const MAX_CACHED_SEGMENTS: usize = 100_000;
 
-/// The fewest rows (estimated) a range of [`SegmentFiles::cut_lone_segments`] holds: two
-/// row groups of the writer's default size.
+/// The fewest rows (estimated) a range of [`SegmentFiles::cut_lone_segments`] holds when
+/// the segment's row groups are not known: two row groups of the writer's default size.
 const MIN_RANGE_ROWS: u64 = 2 * ROW_GROUP_ROWS as u64;
+/// ...and when they are (the cuts fall between row groups, as even as they allow): half a
+/// row group of the default size, so a daily segment of two equal groups is read by two.
+const MIN_ALIGNED_RANGE_ROWS: u64 = ROW_GROUP_ROWS as u64 / 2;
+
+/// A file's row groups from its footer, in file order: the offset of each one's first
+/// page (where the Parquet reader looks to place it in a range) and its rows.
+pub(crate) type RowGroupStarts = Vec<(u64, u64)>;
 
 /// Marks a scan's file as one of our segments, whose statistics come from segment metadata
 /// (exact row count, exact time range, no null times).
@@ -102,57 +109,60 @@ impl SegmentFiles {
     /// `groups` holds the scan's segments, `entries` their files, group by group. Only
     /// groups of one segment are cut, each range its own group, the largest first. The
     /// cuts split the part of the segment that `times` asks for (rows are in time order,
-    /// so that part's bytes are estimated by its share of the time span) into pieces of at
-    /// least [`MIN_RANGE_ROWS`] rows: fewer rows are better left whole, since a range holds
-    /// whole row groups and uneven ranges leave one core with most of the work and the
-    /// operators above unable to share it out. The first range starts at the file's
-    /// start and the last ends at its end, so every row group is in exactly one (the
-    /// Parquet reader reads a row group in the range that holds its first page), and each
-    /// range is in time order. A range is not a whole segment: it has no [`SegmentFile`]
-    /// mark (the rules that read whole segments leave the scan alone) and inexact
-    /// statistics.
+    /// so that part is estimated by its share of the time span). Uneven ranges leave one
+    /// core with most of the work and the operators above unable to share it out, so:
+    /// - where `footer` knows the segment's row groups (the session has read the file
+    ///   before), the cuts fall at row-group starts, splitting the asked-for groups into
+    ///   runs of rows as equal as they allow, each of at least [`MIN_ALIGNED_RANGE_ROWS`];
+    /// - elsewhere the cuts split the asked-for bytes evenly into pieces of at least
+    ///   [`MIN_RANGE_ROWS`], enough row groups that where each one falls matters little.
+    ///
+    /// The first range starts at the file's start and the last ends at its end, so every
+    /// row group is in exactly one (the Parquet reader reads a row group in the range that
+    /// holds its first page), and each range is in time order. A range is not a whole
+    /// segment: it has no [`SegmentFile`] mark (the rules that read whole segments leave
+    /// the scan alone) and inexact statistics.
     pub(crate) fn cut_lone_segments(
         &self,
         groups: &[Vec<Arc<SegmentMeta>>],
         entries: Vec<Vec<PartitionedFile>>,
         partitions: usize,
         times: &TimeSet,
+        footer: &dyn Fn(&PartitionedFile) -> Option<RowGroupStarts>,
     ) -> Vec<Vec<PartitionedFile>> {
         let mut spare = partitions.saturating_sub(groups.len());
         if spare == 0 {
             return entries; // every partition has a group already (the usual case)
         }
-        // The asked-for part of each lone segment, as (start, end) fractions of its span,
-        // and its estimated rows.
-        let wanted: Vec<Option<(f64, f64, u64)>> = groups
+        let plans: Vec<Option<CutPlan>> = groups
             .iter()
-            .map(|group| match group.as_slice() {
-                [segment] => wanted_share(segment, times),
+            .zip(&entries)
+            .map(|(group, files)| match (group.as_slice(), files.as_slice()) {
+                ([segment], [file]) => CutPlan::of(segment, times, footer(file)),
                 _ => None,
             })
             .collect();
-        let mut pieces: Vec<u64> = vec![1; groups.len()];
+        let mut pieces: Vec<usize> = vec![1; groups.len()];
         while spare > 0 {
             // The lone segment with the largest pieces that can still be cut.
             let next = (0..groups.len())
-                .filter_map(|i| wanted[i].map(|(_, _, rows)| (i, rows)))
-                .filter(|&(i, rows)| rows / (pieces[i] + 1) >= MIN_RANGE_ROWS)
-                .max_by_key(|&(i, rows)| rows / pieces[i]);
+                .filter_map(|i| plans[i].as_ref().map(|plan| (i, plan)))
+                .filter(|&(i, plan)| plan.can_cut_into(pieces[i] + 1))
+                .max_by_key(|&(i, plan)| plan.rows / pieces[i] as u64);
             let Some((i, _)) = next else { break };
             pieces[i] += 1;
             spare -= 1;
         }
         let mut cut = Vec::with_capacity(partitions.max(groups.len()));
-        for ((group, pieces), wanted) in entries.into_iter().zip(pieces).zip(wanted) {
-            let (2.., Some((from, to, _))) = (pieces, wanted) else {
+        for ((group, pieces), plan) in entries.into_iter().zip(pieces).zip(plans) {
+            let (2.., Some(plan)) = (pieces, plan) else {
                 cut.push(group);
                 continue;
             };
             let file = &group[0];
             let size = file.object_meta.size;
-            let at = |fraction: f64| ((size as f64 * fraction) as u64).min(size);
             let mut bounds = vec![0];
-            bounds.extend((1..pieces).map(|i| at(from + (to - from) * i as f64 / pieces as f64)));
+            bounds.extend(plan.cuts(pieces, size));
             bounds.push(size);
             for range in bounds.windows(2) {
                 cut.push(vec![self.range_of(file, range[0], range[1])]);
@@ -202,6 +212,92 @@ fn wanted_share(segment: &SegmentMeta, times: &TimeSet) -> Option<(f64, f64, u64
         (segment.row_count as f64 * (to - from)) as u64
     };
     Some((from, to, rows))
+}
+
+/// How a lone segment may be cut: the asked-for part's estimated rows, and where its row
+/// groups start when the footer is known.
+struct CutPlan {
+    /// Start and end of the asked-for part, as fractions of the segment's time span.
+    from: f64,
+    to: f64,
+    rows: u64,
+    /// The row groups holding asked-for rows, as (first page offset, rows), when known.
+    row_groups: Option<RowGroupStarts>,
+}
+
+impl CutPlan {
+    fn of(segment: &SegmentMeta, times: &TimeSet, footer: Option<RowGroupStarts>) -> Option<CutPlan> {
+        let (from, to, rows) = wanted_share(segment, times)?;
+        // The asked-for rows are about `from..to` of the segment's rows, in time order.
+        let total = segment.row_count as f64;
+        let (first, last) = (from * total, to * total);
+        let row_groups = footer.map(|groups| {
+            let mut start = 0;
+            groups
+                .into_iter()
+                .filter(|&(_, rows)| {
+                    let (begins, ends) = (start as f64, (start + rows) as f64);
+                    start += rows;
+                    begins <= last && ends >= first
+                })
+                .collect::<Vec<_>>()
+        });
+        Some(CutPlan { from, to, rows, row_groups })
+    }
+
+    /// Whether the asked-for part can be cut into `pieces` ranges of enough rows, and,
+    /// where the row groups are known, none more than a third above an even share (two
+    /// groups of 2:1 would leave one core with most of the work).
+    fn can_cut_into(&self, pieces: usize) -> bool {
+        let Some(groups) = &self.row_groups else { return self.rows / pieces as u64 >= MIN_RANGE_ROWS };
+        if groups.len() < pieces {
+            return false;
+        }
+        let total: u64 = groups.iter().map(|&(_, rows)| rows).sum();
+        let share = total / pieces as u64;
+        let mut bounds = vec![0];
+        bounds.extend(aligned_cuts(groups, pieces));
+        bounds.push(groups.len());
+        let largest = bounds.windows(2).map(|run| groups[run[0]..run[1]].iter().map(|g| g.1).sum::<u64>()).max();
+        share >= MIN_ALIGNED_RANGE_ROWS && largest.unwrap_or(0) * 3 <= share * 4
+    }
+
+    /// The `pieces - 1` byte offsets to cut a file of `size` bytes at, in order.
+    fn cuts(&self, pieces: usize, size: u64) -> Vec<u64> {
+        match &self.row_groups {
+            Some(groups) => aligned_cuts(groups, pieces).into_iter().map(|g| groups[g].0.min(size)).collect(),
+            None => {
+                let at = |fraction: f64| ((size as f64 * fraction) as u64).min(size);
+                let (from, to) = (self.from, self.to);
+                (1..pieces).map(|i| at(from + (to - from) * i as f64 / pieces as f64)).collect()
+            }
+        }
+    }
+}
+
+/// Where to cut `groups` (at least `pieces` of them) into `pieces` runs of rows as even as
+/// they allow: the indices of the groups that start the second run onwards.
+fn aligned_cuts(groups: &[(u64, u64)], pieces: usize) -> Vec<usize> {
+    let total: u64 = groups.iter().map(|&(_, rows)| rows).sum();
+    // The rows before each group.
+    let before: Vec<u64> = groups
+        .iter()
+        .scan(0, |sum, &(_, rows)| {
+            let this = *sum;
+            *sum += rows;
+            Some(this)
+        })
+        .collect();
+    let mut cuts: Vec<usize> = Vec::with_capacity(pieces.saturating_sub(1));
+    for i in 1..pieces {
+        let share = total * i as u64 / pieces as u64;
+        // After the cut before, leaving a group for each cut still to come.
+        let lowest = cuts.last().map_or(1, |&last| last + 1);
+        let highest = groups.len() - (pieces - i);
+        let nearest = (lowest..=highest).min_by_key(|&g| before[g].abs_diff(share)).unwrap_or(lowest);
+        cuts.push(nearest);
+    }
+    cuts
 }
 
 #[cfg(test)]
@@ -286,7 +382,7 @@ mod tests {
 
         // Three spare partitions, all for the large segment (the small one's halves would
         // hold under two row groups each): four ranges of four row groups.
-        let all = files.cut_lone_segments(&groups, files.entries(&location, 4, &groups), 6, &TimeSet::all());
+        let all = files.cut_lone_segments(&groups, files.entries(&location, 4, &groups), 6, &TimeSet::all(), &|_| None);
         assert_eq!(
             ranges(&all),
             vec![
@@ -308,18 +404,78 @@ mod tests {
         // A query of the large segment's second half cuts that half in two; the ranges
         // still cover the whole file.
         let half = TimeSet::closed(4_500, 5_000);
-        let cut = files.cut_lone_segments(&groups, files.entries(&location, 4, &groups), 4, &half);
+        let cut = files.cut_lone_segments(&groups, files.entries(&location, 4, &groups), 4, &half, &|_| None);
         assert_eq!(ranges(&cut)[1..3], [vec![Some((0, 12_000))], vec![Some((12_000, 16_000))]]);
         // A fifth of it, about three row groups, is too few for two ranges of two.
         let fifth = TimeSet::closed(4_500, 4_700);
-        let cut = files.cut_lone_segments(&groups, files.entries(&location, 4, &groups), 4, &fifth);
+        let cut = files.cut_lone_segments(&groups, files.entries(&location, 4, &groups), 4, &fifth, &|_| None);
         assert_eq!(ranges(&cut)[1], [None]);
 
         // As many groups as partitions already, or one partition: nothing is cut.
         for partitions in [3, 1] {
-            let cut =
-                files.cut_lone_segments(&groups, files.entries(&location, 4, &groups), partitions, &TimeSet::all());
+            let cut = files.cut_lone_segments(
+                &groups,
+                files.entries(&location, 4, &groups),
+                partitions,
+                &TimeSet::all(),
+                &|_| None,
+            );
             assert_eq!(ranges(&cut), vec![vec![None, None], vec![None], vec![None]]);
         }
+    }
+
+    #[test]
+    fn known_row_groups_are_cut_between_groups_into_even_runs() {
+        let (_, files, location) = symbol_and_time();
+        let day = |id: &str| {
+            let mut segment = Arc::unwrap_or_clone(segment(id, 0, 1_000, 194_021));
+            segment.size_bytes = 3_000_000;
+            vec![Arc::new(segment)]
+        };
+        let groups = vec![day("even"), day("uneven")];
+        let layouts = |file: &PartitionedFile| -> Option<RowGroupStarts> {
+            let name = file.object_meta.location.to_string();
+            if name.contains("even") && !name.contains("uneven") {
+                // Two equal groups and a tail, as the writer plans a segment of known size.
+                Some(vec![(4, 94_963), (1_480_000, 94_962), (2_950_000, 4_096)])
+            } else {
+                // A full group and the rest, as streamed input is written: 2:1.
+                Some(vec![(4, 131_072), (2_000_000, 58_853), (2_950_000, 4_096)])
+            }
+        };
+        let ranges = |cut: &[Vec<PartitionedFile>]| -> Vec<Vec<Option<(i64, i64)>>> {
+            cut.iter().map(|group| group.iter().map(|f| f.range.as_ref().map(|r| (r.start, r.end))).collect()).collect()
+        };
+        // One spare partition: the even day is cut where its second group starts; the
+        // uneven one would leave two thirds of the rows to one core, so it stays whole.
+        let cut = files.cut_lone_segments(&groups, files.entries(&location, 2, &groups), 3, &TimeSet::all(), &layouts);
+        assert_eq!(ranges(&cut), vec![vec![Some((0, 1_480_000))], vec![Some((1_480_000, 3_000_000))], vec![None]]);
+        let cut = files.cut_lone_segments(
+            &groups[1..],
+            files.entries(&location, 2, &groups[1..]),
+            2,
+            &TimeSet::all(),
+            &layouts,
+        );
+        assert_eq!(ranges(&cut), vec![vec![None]]);
+        // Without the footer the day is under two ranges of two default row groups.
+        let cut = files.cut_lone_segments(&groups, files.entries(&location, 2, &groups), 3, &TimeSet::all(), &|_| None);
+        assert_eq!(ranges(&cut), vec![vec![None], vec![None]]);
+        // The first hours alone ask for the first group only: nothing to share.
+        let cut = files.cut_lone_segments(
+            &groups,
+            files.entries(&location, 2, &groups),
+            3,
+            &TimeSet::closed(0, 300),
+            &layouts,
+        );
+        assert_eq!(ranges(&cut), vec![vec![None], vec![None]]);
+
+        // Many equal groups (a compacted segment) cut into runs of whole groups, even ones.
+        let groups: Vec<(u64, u64)> = (0..10).map(|g| (4 + g * 1_000, 100_000)).collect();
+        assert_eq!(aligned_cuts(&groups, 2), vec![5]);
+        assert_eq!(aligned_cuts(&groups, 3), vec![3, 7]);
+        assert_eq!(aligned_cuts(&groups, 4), vec![2, 5, 7]); // runs of 2, 3, 2, 3 (ties go to the earlier group)
+        assert_eq!(aligned_cuts(&groups[..3], 3), vec![1, 2]);
     }
 }

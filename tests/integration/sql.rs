@@ -423,6 +423,44 @@ async fn a_lone_large_segment_is_read_by_every_partition_in_time_order() {
     }
 }
 
+/// A daily segment (two equal row groups and a tail) is read by both partitions once the
+/// session knows its row groups: cut where the second group starts.
+#[tokio::test]
+async fn a_segment_read_before_is_cut_between_its_row_groups() {
+    let (dir, location) = temp_location();
+    let mut table = new_table(location, "1m").await;
+    // 200,000 random rows, one a second (about 3 MiB): groups of 97,952, 97,952 and 4,096.
+    table.append(random_bars("A", 200_000)).await.unwrap();
+    let file = std::fs::File::open(dir.path().join("table").join(&table.segments()[0].path)).unwrap();
+    let footer = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+    let groups = parquet::file::reader::FileReader::metadata(&footer).row_groups().to_vec();
+    assert_eq!(groups.iter().map(|g| g.num_rows()).collect::<Vec<_>>(), [97_952, 97_952, 4_096]);
+    let second = groups[1].column(0).dictionary_page_offset().unwrap_or_else(|| groups[1].column(0).data_page_offset());
+    let (ours, _) = two_partition_sessions(&table);
+    let one_partition =
+        SessionContext::new_with_config(datafusion::prelude::SessionConfig::new().with_target_partitions(1));
+    register_opened(&one_partition, "t", table.clone()).unwrap();
+
+    let sql = "SELECT count(*), sum(volume), max(price), min(ts) FROM t WHERE price >= 0";
+    // Unread, the segment is too small to cut by bytes alone (under four default groups).
+    assert!(scan_line(&physical_plan(&ours, sql).await).contains("file_groups={1 group"));
+    let answer = sql_ok(&one_partition, sql).await;
+    assert_eq!(sql_ok(&ours, sql).await, answer);
+    // Read once, its footer is in the session's cache: two ranges, split at the group.
+    let plan = physical_plan(&ours, sql).await;
+    let scan = scan_line(&plan);
+    assert!(scan.contains("file_groups={2 groups") && scan.contains(&format!(".parquet:0..{second}]")), "{plan}");
+    assert_eq!(sql_ok(&ours, sql).await, answer);
+    let ordered = "SELECT ts, price FROM t WHERE ts >= '2024-01-01T20:00:00Z' ORDER BY ts";
+    assert_eq!(sql_ok(&ours, ordered).await, sql_ok(&one_partition, ordered).await);
+
+    // The first hours are in the first group alone: nothing to share out.
+    let early = "SELECT count(*), max(price) FROM t WHERE ts < '2024-01-01T10:00:00Z'";
+    let plan = physical_plan(&ours, early).await;
+    assert!(!plan.contains(".parquet:0.."), "{plan}");
+    assert_eq!(sql_ok(&ours, early).await, sql_ok(&one_partition, early).await);
+}
+
 #[tokio::test]
 async fn many_small_segments_are_read_whole_with_the_same_answers() {
     on_every_backend(|location| async move {

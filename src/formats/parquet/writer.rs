@@ -178,17 +178,19 @@ pub fn segment_properties(schema: &SchemaRef, spec: &TimeIndexSpec, options: &Wr
         .build())
 }
 
-/// The row-group sizes of a segment of `rows` rows known in advance: groups of
-/// `row_group_rows`, then what is left but the tail, then [`TAIL_ROWS`]. Empty (every
-/// group full size) when the segment or its groups are too small for a tail.
+/// The row-group sizes of a segment of `rows` rows known in advance: as few groups of at
+/// most `row_group_rows` as hold all but the tail, of equal size (so a scan that reads the
+/// segment in ranges of whole groups gives each core as many rows), then [`TAIL_ROWS`].
+/// Empty (every group full size) when the segment or its groups are too small for a tail.
 pub fn row_group_plan(rows: u64, row_group_rows: usize) -> Vec<usize> {
     let Ok(rows) = usize::try_from(rows) else { return Vec::new() };
     if rows <= 2 * TAIL_ROWS || row_group_rows <= 2 * TAIL_ROWS {
         return Vec::new();
     }
     let body = rows - TAIL_ROWS;
-    let mut sizes = vec![row_group_rows; body / row_group_rows];
-    sizes.extend([body % row_group_rows, TAIL_ROWS].into_iter().filter(|&n| n > 0));
+    let groups = body.div_ceil(row_group_rows);
+    let mut sizes: Vec<usize> = (0..groups).map(|i| body / groups + usize::from(i < body % groups)).collect();
+    sizes.push(TAIL_ROWS);
     sizes
 }
 
@@ -199,8 +201,17 @@ mod tests {
     #[test]
     fn a_segment_of_known_size_ends_in_a_small_row_group() {
         let group = 128 * 1024;
-        assert_eq!(row_group_plan(194_021, group), vec![group, 194_021 - group - TAIL_ROWS, TAIL_ROWS]);
+        // 189,925 rows before the tail: two equal groups, the first one row longer.
+        assert_eq!(row_group_plan(194_021, group), vec![94_963, 94_962, TAIL_ROWS]);
         assert_eq!(row_group_plan(2 * group as u64 + TAIL_ROWS as u64, group), vec![group, group, TAIL_ROWS]);
+        assert_eq!(row_group_plan(2 * group as u64 + TAIL_ROWS as u64 + 3, group).len(), 4);
+        assert_eq!(row_group_plan(50_000, group), vec![50_000 - TAIL_ROWS, TAIL_ROWS]);
+        for rows in [8_193, 100_000, 1 << 20, 11_056_939] {
+            let plan = row_group_plan(rows, group);
+            assert_eq!(plan.iter().sum::<usize>() as u64, rows);
+            let body = &plan[..plan.len() - 1];
+            assert!(body.iter().max().unwrap() - body.iter().min().unwrap() <= 1 && body[0] <= group, "{plan:?}");
+        }
         // Too small for a tail: the segment, or its groups.
         assert!(row_group_plan(2 * TAIL_ROWS as u64, group).is_empty());
         assert!(row_group_plan(194_021, 7).is_empty());
