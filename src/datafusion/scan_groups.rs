@@ -7,17 +7,23 @@
 //! aggregate. That is what a merge on time needs, and pure cost to an aggregate, a filter
 //! or an unordered limit. After the planner has decided who needs which order, this rule
 //! deals such a scan's segments out to the session's partitions and drops the ordering
-//! claim. No I/O.
+//! claim. The other way round, a segment cut into ranges for the cores under an operator
+//! that does need the order is read whole again, its batches shared out round-robin.
+//! No I/O.
 
 use std::sync::Arc;
 
 use datafusion::common::config::ConfigOptions;
+use datafusion::common::stats::Precision;
 use datafusion::common::Result;
+use datafusion::common::Statistics;
+use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
 use super::segment_files::SegmentFile;
 
@@ -50,6 +56,8 @@ fn regroup(plan: Arc<dyn ExecutionPlan>, order_needed: bool, partitions: usize) 
         if let Some(scan) = unordered(&plan, partitions) {
             return Ok(scan);
         }
+    } else if let Some(scan) = rejoined(&plan) {
+        return Ok(scan);
     }
     let children = plan.children();
     if children.is_empty() {
@@ -90,6 +98,44 @@ fn unordered(plan: &Arc<dyn ExecutionPlan>, partitions: usize) -> Option<Arc<dyn
         .with_output_partitioning(None)
         .build();
     Some(DataSourceExec::from_data_source(config))
+}
+
+/// `plan` as one group reading its ranges in order, shared out round-robin to as many
+/// partitions, when it is one segment cut into ranges (see `cut_lone_segments`) under an
+/// operator that needs their time order: merging ranges that follow each other in time
+/// reads them one after another anyway, and partial aggregates of time buckets stall
+/// behind the merge (a day cut in two: 15-minute bins 12 % slower than read whole).
+fn rejoined(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
+    let config = plan.downcast_ref::<DataSourceExec>()?.data_source().downcast_ref::<FileScanConfig>()?;
+    let count = config.file_groups.len();
+    if config.output_ordering.is_empty() || count < 2 {
+        return None;
+    }
+    let ranges: Vec<&PartitionedFile> = config.file_groups.iter().flat_map(|group| group.files()).collect();
+    let one_file = ranges.iter().all(|file| file.object_meta.location == ranges[0].object_meta.location);
+    if ranges.len() != count || !one_file || ranges.iter().any(|file| file.range.is_none()) {
+        return None;
+    }
+    // The whole file again (a group of its ranges would claim no order: DataFusion sees
+    // files of the same time range in one group), with the ranges' statistics joined.
+    let rows = ranges
+        .iter()
+        .map(|range| range.statistics.as_ref().map_or(Precision::Absent, |s| s.num_rows))
+        .fold(Precision::Exact(0), |sum, rows| sum.add(&rows));
+    let mut whole = ranges[0].clone();
+    whole.range = None;
+    if let Some(statistics) = &whole.statistics {
+        let mut statistics = Statistics::clone(statistics);
+        statistics.num_rows = rows;
+        statistics.total_byte_size = Precision::Inexact(whole.object_meta.size as usize);
+        whole.statistics = Some(Arc::new(statistics));
+    }
+    let config = FileScanConfigBuilder::from(config.clone())
+        .with_file_groups(vec![FileGroup::new(vec![whole])])
+        .with_output_partitioning(Some(Partitioning::UnknownPartitioning(1)))
+        .build();
+    let scan = DataSourceExec::from_data_source(config);
+    Some(Arc::new(RepartitionExec::try_new(scan, Partitioning::RoundRobinBatch(count)).ok()?.with_preserve_order()))
 }
 
 /// `items` dealt out round-robin to at most `groups` groups (fewer when there are fewer
