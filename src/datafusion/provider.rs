@@ -265,8 +265,16 @@ impl TableProvider for TimeSeriesProvider {
         if all_sorted && limit.is_none() && self.first_rows.is_none() {
             // Under a limit, or a sort that keeps the first rows, the whole segments are
             // worth more: reading stops early, newest first.
+            // Fewer groups than partitions: lone segments cut into ranges; as many: a chain's
+            // groups evened out by rows.
             let footer = |file: &PartitionedFile| row_group_starts(state, file);
-            entries = self.files.cut_lone_segments(&groups, entries, partitions, &times, &footer);
+            entries = if groups.len() < partitions {
+                self.files.cut_lone_segments(&groups, entries, partitions, &times, &footer)
+            } else if groups.len() == partitions {
+                self.files.even_out_chain(&groups, entries, &times, &footer)
+            } else {
+                entries
+            };
         }
         let file_groups: Vec<FileGroup> = entries.into_iter().map(FileGroup::new).collect();
         let group_count = file_groups.len();

@@ -171,6 +171,125 @@ impl SegmentFiles {
         cut
     }
 
+    /// Moves the boundaries between groups that read one after another in time (a chain
+    /// of segments cut into a group per partition by segment count) to row-group starts,
+    /// so each partition reads about as many rows: five daily segments on two partitions
+    /// are otherwise three days against two. Only where the footers of the segments cut
+    /// are known (see [`Self::cut_lone_segments`]), the groups are uneven (the largest more
+    /// than a tenth above an even share) and the largest run then holds at least a tenth
+    /// fewer rows; each group stays in time order. Otherwise the entries are returned as
+    /// they are.
+    pub(crate) fn even_out_chain(
+        &self,
+        groups: &[Vec<Arc<SegmentMeta>>],
+        entries: Vec<Vec<PartitionedFile>>,
+        times: &TimeSet,
+        footer: &dyn Fn(&PartitionedFile) -> Option<RowGroupStarts>,
+    ) -> Vec<Vec<PartitionedFile>> {
+        match self.evened_chain(groups, &entries, times, footer) {
+            Some(evened) => evened,
+            None => entries,
+        }
+    }
+
+    fn evened_chain(
+        &self,
+        groups: &[Vec<Arc<SegmentMeta>>],
+        entries: &[Vec<PartitionedFile>],
+        times: &TimeSet,
+        footer: &dyn Fn(&PartitionedFile) -> Option<RowGroupStarts>,
+    ) -> Option<Vec<Vec<PartitionedFile>>> {
+        if groups.len() < 2 {
+            return None;
+        }
+        // The groups in time order, each ending before the next begins: one chain.
+        let mut order: Vec<usize> = (0..groups.len()).collect();
+        order.sort_by_key(|&g| groups[g].first().map_or(i64::MIN, |s| s.ts_min));
+        let chained = order.windows(2).all(|pair| match (groups[pair[0]].last(), groups[pair[1]].first()) {
+            (Some(last), Some(first)) => last.ts_max < first.ts_min,
+            _ => false,
+        });
+        if !chained {
+            return None;
+        }
+        // The chain's asked-for rows as units: a segment's row groups where its footer is
+        // known, else the segment whole.
+        let mut units: Vec<Unit> = Vec::new();
+        let mut group_rows = Vec::with_capacity(groups.len());
+        let mut segments: Vec<(&Arc<SegmentMeta>, &PartitionedFile)> = Vec::new();
+        for &g in &order {
+            let mut rows_in_group = 0;
+            for (segment, file) in groups[g].iter().zip(&entries[g]) {
+                let plan = CutPlan::of(segment, times, footer(file));
+                let index = segments.len();
+                segments.push((segment, file));
+                match plan {
+                    Some(CutPlan { row_groups: Some(row_groups), .. }) if !row_groups.is_empty() => {
+                        for (start, rows) in row_groups {
+                            units.push(Unit { segment: index, start: Some(start), rows });
+                            rows_in_group += rows;
+                        }
+                    }
+                    plan => {
+                        let rows = plan.map_or(0, |plan| plan.rows);
+                        units.push(Unit { segment: index, start: None, rows });
+                        rows_in_group += rows;
+                    }
+                }
+            }
+            group_rows.push(rows_in_group);
+        }
+        let total: u64 = group_rows.iter().sum();
+        let share = total / groups.len() as u64;
+        let largest = group_rows.iter().copied().max().unwrap_or(0);
+        if units.len() < groups.len() || largest * 10 <= share * 11 {
+            return None;
+        }
+        // Runs of units as even as they allow, cut only where a run may begin: at a unit
+        // with a known start, or at the first unit of a segment.
+        let rows: Vec<(u64, u64)> = units.iter().map(|unit| (0, unit.rows)).collect();
+        let cuts = aligned_cuts(&rows, groups.len());
+        let cut_ok = |i: usize| units[i].start.is_some() || units[i - 1].segment != units[i].segment;
+        if !cuts.iter().all(|&i| cut_ok(i)) {
+            return None;
+        }
+        let mut bounds = vec![0];
+        bounds.extend(&cuts);
+        bounds.push(units.len());
+        let run_rows = bounds.windows(2).map(|run| units[run[0]..run[1]].iter().map(|u| u.rows).sum::<u64>());
+        if run_rows.max().unwrap_or(0) * 10 > largest * 9 {
+            return None; // not worth cutting segments for
+        }
+        // Each run's files: a segment wholly in one run as it is, a segment across runs
+        // as ranges that meet where the run changes.
+        let mut evened = Vec::with_capacity(groups.len());
+        for run in bounds.windows(2) {
+            let mut files: Vec<PartitionedFile> = Vec::new();
+            let mut i = run[0];
+            while i < run[1] {
+                let segment = units[i].segment;
+                let mut j = i;
+                while j + 1 < run[1] && units[j + 1].segment == segment {
+                    j += 1;
+                }
+                let (_, file) = segments[segment];
+                let whole_start = i == 0 || units[i - 1].segment != segment;
+                let whole_end = j + 1 == units.len() || units[j + 1].segment != segment;
+                if whole_start && whole_end {
+                    files.push(file.clone());
+                } else {
+                    let size = file.object_meta.size;
+                    let start = if whole_start { 0 } else { units[i].start.unwrap_or(0) };
+                    let end = if whole_end { size } else { units[j + 1].start.unwrap_or(size) };
+                    files.push(self.range_of(file, start, end));
+                }
+                i = j + 1;
+            }
+            evened.push(files);
+        }
+        Some(evened)
+    }
+
     fn range_of(&self, file: &PartitionedFile, start: u64, end: u64) -> PartitionedFile {
         let size = file.object_meta.size.max(1);
         let mut stats = file.statistics.as_deref().cloned().unwrap_or_else(|| Statistics::new_unknown(&self.schema));
@@ -212,6 +331,15 @@ fn wanted_share(segment: &SegmentMeta, times: &TimeSet) -> Option<(f64, f64, u64
         (segment.row_count as f64 * (to - from)) as u64
     };
     Some((from, to, rows))
+}
+
+/// A piece of a chain's asked-for rows: a row group of a segment (its first page's
+/// offset known) or a whole segment.
+struct Unit {
+    /// Index of the segment in the chain.
+    segment: usize,
+    start: Option<u64>,
+    rows: u64,
 }
 
 /// How a lone segment may be cut: the asked-for part's estimated rows, and where its row
@@ -477,5 +605,63 @@ mod tests {
         assert_eq!(aligned_cuts(&groups, 3), vec![3, 7]);
         assert_eq!(aligned_cuts(&groups, 4), vec![2, 5, 7]); // runs of 2, 3, 2, 3 (ties go to the earlier group)
         assert_eq!(aligned_cuts(&groups[..3], 3), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_chain_of_few_segments_is_evened_out_between_row_groups() {
+        let (_, files, location) = symbol_and_time();
+        // Five daily segments, split by ordered_groups into two days and three.
+        let day = |d: i64| {
+            let mut segment = Arc::unwrap_or_clone(segment(&format!("day-{d}"), d * 1_000, d * 1_000 + 999, 194_021));
+            segment.size_bytes = 3_000_000;
+            Arc::new(segment)
+        };
+        let groups = vec![vec![day(0), day(1)], vec![day(2), day(3), day(4)]];
+        let layout = |_: &PartitionedFile| Some(vec![(4, 94_963), (1_480_000, 94_962), (2_950_000, 4_096)]);
+        let evened = files.even_out_chain(&groups, files.entries(&location, 5, &groups), &TimeSet::all(), &layout);
+        // Each group's files, as (segment, byte range if a range).
+        type Shape = Vec<Vec<(String, Option<(i64, i64)>)>>;
+        let shape = |cut: &[Vec<PartitionedFile>]| -> Shape {
+            cut.iter()
+                .map(|group| {
+                    group
+                        .iter()
+                        .map(|f| {
+                            let name =
+                                f.object_meta.location.filename().unwrap().trim_end_matches(".parquet").to_string();
+                            (name, f.range.as_ref().map(|r| (r.start, r.end)))
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        // Two and a half days each: the middle day's second group starts the second run.
+        let whole = |d: &str| (d.to_string(), None);
+        assert_eq!(
+            shape(&evened),
+            vec![
+                vec![whole("day-0"), whole("day-1"), ("day-2".into(), Some((0, 1_480_000)))],
+                vec![("day-2".into(), Some((1_480_000, 3_000_000))), whole("day-3"), whole("day-4")],
+            ]
+        );
+        // Whole days keep their mark; each group still reads in time order.
+        assert!(evened[0][0].extension::<SegmentFile>().is_some() && evened[0][2].extension::<SegmentFile>().is_none());
+
+        // Unknown footers, even groups, or groups that overlap in time: left as they are.
+        let unchanged = |groups: &[Vec<Arc<SegmentMeta>>],
+                         layout: &dyn Fn(&PartitionedFile) -> Option<RowGroupStarts>| {
+            let entries = files.entries(&location, 5, groups);
+            let before = shape(&entries);
+            assert_eq!(shape(&files.even_out_chain(groups, entries, &TimeSet::all(), layout)), before);
+        };
+        unchanged(&groups, &|_| None);
+        unchanged(&[vec![day(0), day(1)], vec![day(2), day(3)]], &layout);
+        unchanged(&[vec![day(0), day(2)], vec![day(1), day(3), day(4)]], &layout);
+        // The asked-for part decides: of the last three days, a day and a half each (the
+        // first two days, not asked for, go with the first run, unread).
+        let late = TimeSet::closed(2_000, 4_999);
+        let evened = files.even_out_chain(&groups, files.entries(&location, 5, &groups), &late, &layout);
+        assert_eq!(shape(&evened)[0][3], ("day-3".into(), Some((0, 1_480_000))));
+        assert_eq!(shape(&evened)[1][0], ("day-3".into(), Some((1_480_000, 3_000_000))));
     }
 }

@@ -470,6 +470,55 @@ async fn a_segment_read_before_is_cut_between_its_row_groups() {
     assert_eq!(sql_ok(&ours, early).await, sql_ok(&one_partition, early).await);
 }
 
+/// Five segments on two partitions are two and a half each once the session knows their
+/// row groups, not two and three: the middle one is cut between its groups, and each
+/// partition still reads in time order.
+#[tokio::test]
+async fn a_few_segments_are_shared_evenly_between_partitions() {
+    let (_dir, location) = temp_location();
+    let mut table = new_table(location, "1m").await;
+    // 140,000 random rows a segment, one a second, two days apart: groups of 67,952,
+    // 67,952 and 4,096, about 2 MiB.
+    for day in 0..5 {
+        let shifted = random_bars("A", 140_000).into_iter().map(|batch| {
+            let ts = batch.column(0).as_any().downcast_ref::<arrow::array::TimestampNanosecondArray>().unwrap();
+            let ts =
+                arrow::array::TimestampNanosecondArray::from_iter_values(ts.values().iter().map(|t| t + 2 * day * DAY));
+            let mut columns = batch.columns().to_vec();
+            columns[0] = Arc::new(ts);
+            arrow::array::RecordBatch::try_new(batch.schema(), columns).unwrap()
+        });
+        table.append(shifted.collect()).await.unwrap();
+    }
+    assert_eq!(table.segments().len(), 5);
+    let (ours, _) = two_partition_sessions(&table);
+    let one_partition =
+        SessionContext::new_with_config(datafusion::prelude::SessionConfig::new().with_target_partitions(1));
+    register_opened(&one_partition, "t", table.clone()).unwrap();
+
+    let sql = "SELECT count(*), sum(volume), max(price) FROM t WHERE price >= 0";
+    let answer = sql_ok(&one_partition, sql).await;
+    // Before a read: two whole segments against three.
+    let scan = scan_line(&physical_plan(&ours, sql).await).to_string();
+    assert!(scan.contains("file_groups={2 groups") && !scan.contains(".parquet:"), "{scan}");
+    assert_eq!(sql_ok(&ours, sql).await, answer);
+    // After: the third segment in two ranges, one at the end of each group.
+    let plan = physical_plan(&ours, sql).await;
+    let scan = scan_line(&plan);
+    assert_eq!(scan.matches(".parquet:").count(), 2, "{plan}");
+    assert_eq!(sql_ok(&ours, sql).await, answer);
+    // Queries that need the time order keep it without a sort.
+    for sql in [
+        "SELECT ts, price FROM t WHERE price >= 0 ORDER BY ts",
+        "SELECT date_bin(INTERVAL '6 hours', ts) AS b, count(*), max(price) FROM t GROUP BY 1 ORDER BY 1",
+    ] {
+        let plan = physical_plan(&ours, sql).await;
+        assert!(scan_line(&plan).contains("output_ordering=[ts"), "{sql}:\n{plan}");
+        assert!(!plan.lines().any(|l| l.trim_start().starts_with("SortExec: expr=[ts")), "{sql}:\n{plan}");
+        assert_eq!(sql_ok(&ours, sql).await, sql_ok(&one_partition, sql).await, "{sql}");
+    }
+}
+
 #[tokio::test]
 async fn many_small_segments_are_read_whole_with_the_same_answers() {
     on_every_backend(|location| async move {
