@@ -8,8 +8,8 @@
 //! or an unordered limit. After the planner has decided who needs which order, this rule
 //! deals such a scan's segments out to the session's partitions and drops the ordering
 //! claim. The other way round, a segment cut into ranges for the cores under an operator
-//! that does need the order is read whole again, its batches shared out round-robin.
-//! No I/O.
+//! that does need the order is read whole again, its batches shared out round-robin,
+//! unless a filter below that operator keeps one value of a column (one entity). No I/O.
 
 use std::sync::Arc;
 
@@ -20,8 +20,12 @@ use datafusion::common::Statistics;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
+use datafusion::logical_expr::Operator;
+use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
+use datafusion::physical_expr::{split_conjunction, PhysicalExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
@@ -37,7 +41,7 @@ pub struct ScanGroups;
 impl PhysicalOptimizerRule for ScanGroups {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
         // The plan's own output order may be what the query asked for.
-        regroup(plan, true, config.execution.target_partitions.max(1))
+        regroup(plan, true, false, config.execution.target_partitions.max(1))
     }
 
     fn name(&self) -> &str {
@@ -50,14 +54,25 @@ impl PhysicalOptimizerRule for ScanGroups {
 }
 
 /// `plan` with its scans regrouped where nothing needs their order: an operator needs its
-/// input's order when it requires one, or keeps it for a parent that needs it.
-fn regroup(plan: Arc<dyn ExecutionPlan>, order_needed: bool, partitions: usize) -> Result<Arc<dyn ExecutionPlan>> {
+/// input's order when it requires one, or keeps it for a parent that needs it. `selective`:
+/// between the scan and the nearest operator that requires its order, a filter keeps only
+/// the rows of a column equal to a value (one entity of many).
+fn regroup(
+    plan: Arc<dyn ExecutionPlan>,
+    order_needed: bool,
+    selective: bool,
+    partitions: usize,
+) -> Result<Arc<dyn ExecutionPlan>> {
     if !order_needed {
         if let Some(scan) = unordered(&plan, partitions) {
             return Ok(scan);
         }
-    } else if let Some(scan) = rejoined(&plan) {
-        return Ok(scan);
+    } else if !selective {
+        // Under a selective filter the merge carries few rows, and the ranges' cores
+        // decode side by side without waiting for it.
+        if let Some(scan) = rejoined(&plan) {
+            return Ok(scan);
+        }
     }
     let children = plan.children();
     if children.is_empty() {
@@ -65,12 +80,14 @@ fn regroup(plan: Arc<dyn ExecutionPlan>, order_needed: bool, partitions: usize) 
     }
     let required = plan.required_input_ordering();
     let maintained = plan.maintains_input_order();
+    let filters_one_value = plan.downcast_ref::<FilterExec>().is_some_and(|filter| keeps_one_value(filter.predicate()));
     let mut changed = false;
     let mut new_children = Vec::with_capacity(children.len());
     for (i, child) in children.into_iter().enumerate() {
-        let needed = required.get(i).is_some_and(Option::is_some)
-            || (order_needed && maintained.get(i).copied().unwrap_or(true));
-        let new_child = regroup(Arc::clone(child), needed, partitions)?;
+        let requires = required.get(i).is_some_and(Option::is_some);
+        let needed = requires || (order_needed && maintained.get(i).copied().unwrap_or(true));
+        let selective = filters_one_value || (selective && !requires);
+        let new_child = regroup(Arc::clone(child), needed, selective, partitions)?;
         changed |= !Arc::ptr_eq(&new_child, child);
         new_children.push(new_child);
     }
@@ -79,6 +96,18 @@ fn regroup(plan: Arc<dyn ExecutionPlan>, order_needed: bool, partitions: usize) 
     } else {
         Ok(plan)
     }
+}
+
+/// Whether `predicate` keeps only rows whose column equals a value (`symbol = 'A' AND ...`).
+fn keeps_one_value(predicate: &Arc<dyn PhysicalExpr>) -> bool {
+    split_conjunction(predicate).into_iter().any(|conjunct| {
+        conjunct.downcast_ref::<BinaryExpr>().is_some_and(|eq| {
+            let (left, right) = (eq.left(), eq.right());
+            *eq.op() == Operator::Eq
+                && ((left.downcast_ref::<Column>().is_some() && right.downcast_ref::<Literal>().is_some())
+                    || (left.downcast_ref::<Literal>().is_some() && right.downcast_ref::<Column>().is_some()))
+        })
+    })
 }
 
 /// `plan` as an unordered scan over `partitions` groups, when it is a scan of our segments

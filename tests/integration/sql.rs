@@ -397,12 +397,14 @@ async fn a_lone_large_segment_is_read_by_every_partition_in_time_order() {
 
     // Cut into two byte ranges, one per partition, each row group read once (the counts
     // say so). Where the query needs the time order, read whole again and shared out
-    // round-robin in order (merged, not sorted).
+    // round-robin in order (merged, not sorted), unless a filter keeps one entity.
     for (sql, cut) in [
         ("SELECT count(price), sum(volume), min(ts), max(ts) FROM t WHERE price >= 0", true),
         ("SELECT count(*), sum(volume) FROM t WHERE ts >= '2024-01-01T12:00:00Z'", true),
         ("SELECT ts, price FROM t ORDER BY ts", false),
         ("SELECT date_bin(INTERVAL '1 hour', ts) AS h, count(*), max(price) FROM t GROUP BY 1 ORDER BY 1", false),
+        // One entity's rows: few go through the merge, so the ranges stay.
+        ("SELECT date_bin(INTERVAL '1 hour', ts) AS h, count(*) FROM t WHERE symbol = 'A' GROUP BY 1 ORDER BY 1", true),
     ] {
         let plan = physical_plan(&ours, sql).await;
         let scan = scan_line(&plan);
