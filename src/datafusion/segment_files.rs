@@ -317,6 +317,12 @@ impl SegmentFiles {
     }
 }
 
+/// The rows of `segments` that `times` asks for, estimated from each one's share of the
+/// time range (see [`wanted_share`]).
+pub(crate) fn asked_rows(segments: &[Arc<SegmentMeta>], times: &TimeSet) -> u64 {
+    segments.iter().filter_map(|segment| wanted_share(segment, times)).map(|(_, _, rows)| rows).sum()
+}
+
 /// The part of `segment` that `times` asks for: the start and end of the hull of the
 /// asked-for times inside its span, as fractions of the span, and its estimated rows.
 fn wanted_share(segment: &SegmentMeta, times: &TimeSet) -> Option<(f64, f64, u64)> {
