@@ -9,7 +9,9 @@
 //! deals such a scan's segments out to the session's partitions and drops the ordering
 //! claim. The other way round, a segment cut into ranges for the cores under an operator
 //! that does need the order is read whole again, its batches shared out round-robin,
-//! unless a filter below that operator keeps one value of a column (one entity). No I/O.
+//! unless a filter below that operator keeps one value of a column (one entity). An
+//! aggregate only prefers its input in order (groups that start with a time bucket): over
+//! few enough rows it hashes them instead, and the ranges stay cut. No I/O.
 
 use std::sync::Arc;
 
@@ -24,12 +26,19 @@ use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
 use datafusion::physical_expr::{split_conjunction, PhysicalExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_expr::OrderingRequirements;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateInputMode};
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
-use datafusion::physical_plan::{ExecutionPlan, Partitioning};
+use datafusion::physical_plan::{ExecutionPlan, Partitioning, StatisticsArgs, StatisticsContext};
 
 use super::segment_files::SegmentFile;
+
+/// The most input rows an aggregate hashes instead of reading them in time order: at
+/// worst as many groups, each a few hundred bytes. Beyond it the ordered aggregate emits
+/// its groups as their time buckets end and holds few.
+const MAX_HASHED_ROWS: usize = 1 << 21;
 
 /// New children, new plan properties.
 const RECOMPUTE: ReplaceChildrenOptions = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
@@ -41,7 +50,8 @@ pub struct ScanGroups;
 impl PhysicalOptimizerRule for ScanGroups {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
         // The plan's own output order may be what the query asked for.
-        regroup(plan, true, false, config.execution.target_partitions.max(1))
+        let above = Above { order_needed: true, selective: false, hashed: false };
+        regroup(plan, above, config.execution.target_partitions.max(1))
     }
 
     fn name(&self) -> &str {
@@ -53,21 +63,27 @@ impl PhysicalOptimizerRule for ScanGroups {
     }
 }
 
-/// `plan` with its scans regrouped where nothing needs their order: an operator needs its
-/// input's order when it requires one, or keeps it for a parent that needs it. `selective`:
-/// between the scan and the nearest operator that requires its order, a filter keeps only
-/// the rows of a column equal to a value (one entity of many).
-fn regroup(
-    plan: Arc<dyn ExecutionPlan>,
+/// What the operators above a plan ask of its order.
+#[derive(Debug, Clone, Copy)]
+struct Above {
+    /// Some operator needs the plan's time order: it requires one, or keeps it for a
+    /// parent that needs it.
     order_needed: bool,
+    /// Between the plan and the nearest operator that requires its order, a filter keeps
+    /// only the rows of a column equal to a value (one entity of many).
     selective: bool,
-    partitions: usize,
-) -> Result<Arc<dyn ExecutionPlan>> {
-    if !order_needed {
-        if let Some(scan) = unordered(&plan, partitions) {
+    /// An aggregate above hashes the rows instead of taking them in time order, so a
+    /// claim of order would only make it choose the ordered way again.
+    hashed: bool,
+}
+
+/// `plan` with its scans regrouped where nothing needs their order.
+fn regroup(plan: Arc<dyn ExecutionPlan>, above: Above, partitions: usize) -> Result<Arc<dyn ExecutionPlan>> {
+    if !above.order_needed {
+        if let Some(scan) = unordered(&plan, partitions, above.hashed) {
             return Ok(scan);
         }
-    } else if !selective {
+    } else if !above.selective {
         // Under a selective filter the merge carries few rows, and the ranges' cores
         // decode side by side without waiting for it.
         if let Some(scan) = rejoined(&plan) {
@@ -84,10 +100,21 @@ fn regroup(
     let mut changed = false;
     let mut new_children = Vec::with_capacity(children.len());
     for (i, child) in children.into_iter().enumerate() {
-        let requires = required.get(i).is_some_and(Option::is_some);
-        let needed = requires || (order_needed && maintained.get(i).copied().unwrap_or(true));
-        let selective = filters_one_value || (selective && !requires);
-        let new_child = regroup(Arc::clone(child), needed, selective, partitions)?;
+        let (requires, hashes) = match required.get(i) {
+            Some(Some(OrderingRequirements::Hard(_))) => (true, false),
+            Some(Some(OrderingRequirements::Soft(_))) => {
+                let hashes = hashes_instead(&plan);
+                (!hashes, hashes)
+            }
+            _ => (false, false),
+        };
+        let order_needed = requires || (above.order_needed && maintained.get(i).copied().unwrap_or(true));
+        let child_above = Above {
+            order_needed,
+            selective: filters_one_value || (above.selective && !requires),
+            hashed: !order_needed && (hashes || (above.hashed && !requires)),
+        };
+        let new_child = regroup(Arc::clone(child), child_above, partitions)?;
         changed |= !Arc::ptr_eq(&new_child, child);
         new_children.push(new_child);
     }
@@ -96,6 +123,36 @@ fn regroup(
     } else {
         Ok(plan)
     }
+}
+
+/// Whether `plan` is an aggregate that only prefers its input's time order and is better
+/// off hashing it: few enough rows, and no aggregate that asks for its own order
+/// (`array_agg(x ORDER BY ts)`). Hashing keeps a cut segment's ranges side by side on the
+/// cores, where the ordered aggregate waits for them one after the other.
+fn hashes_instead(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let Some(aggregate) = plan.downcast_ref::<AggregateExec>() else { return false };
+    if aggregate.aggr_expr().iter().any(|e| !e.order_bys().is_empty()) {
+        return false;
+    }
+    raw_rows(aggregate).is_some_and(|rows| rows <= MAX_HASHED_ROWS)
+}
+
+/// How many rows an aggregate stage stands for: its input's, or for a stage that merges
+/// partial results, the input of the partial stage below it, as far as known.
+fn raw_rows(aggregate: &AggregateExec) -> Option<usize> {
+    let mut input = Arc::clone(aggregate.input());
+    if aggregate.mode().input_mode() == AggregateInputMode::Partial {
+        // Through the repartition or coalesce between the two stages.
+        loop {
+            if let Some(partial) = input.downcast_ref::<AggregateExec>() {
+                return raw_rows(partial);
+            }
+            let [child] = input.children()[..] else { return None };
+            input = Arc::clone(child);
+        }
+    }
+    let statistics = StatisticsContext::new().compute(input.as_ref(), &StatisticsArgs::new()).ok()?;
+    statistics.num_rows.get_value().copied()
 }
 
 /// Whether `predicate` keeps only rows whose column equals a value (`symbol = 'A' AND ...`).
@@ -111,21 +168,25 @@ fn keeps_one_value(predicate: &Arc<dyn PhysicalExpr>) -> bool {
 }
 
 /// `plan` as an unordered scan over `partitions` groups, when it is a scan of our segments
-/// in time-ordered groups, more groups than that.
-fn unordered(plan: &Arc<dyn ExecutionPlan>, partitions: usize) -> Option<Arc<dyn ExecutionPlan>> {
+/// in time-ordered groups, more groups than that; with `hashed`, any file scan claiming an
+/// order, its groups as they are, the claim dropped (a claim is never needed, and never
+/// wrong to drop).
+fn unordered(plan: &Arc<dyn ExecutionPlan>, partitions: usize, hashed: bool) -> Option<Arc<dyn ExecutionPlan>> {
     let config = plan.downcast_ref::<DataSourceExec>()?.data_source().downcast_ref::<FileScanConfig>()?;
-    if config.output_ordering.is_empty() || config.file_groups.len() <= partitions {
+    if config.output_ordering.is_empty() {
         return None;
     }
+    let builder = FileScanConfigBuilder::from(config.clone()).with_output_ordering(Vec::new());
     let files: Vec<_> = config.file_groups.iter().flat_map(|group| group.files()).collect();
-    if !files.iter().all(|file| file.extension::<SegmentFile>().is_some()) {
+    let ours = files.iter().all(|file| file.extension::<SegmentFile>().is_some());
+    let config = if ours && config.file_groups.len() > partitions {
+        let groups = deal_out(files.into_iter().cloned(), partitions).into_iter().map(FileGroup::new).collect();
+        builder.with_file_groups(groups).with_output_partitioning(None).build()
+    } else if hashed {
+        builder.build()
+    } else {
         return None;
-    }
-    let config = FileScanConfigBuilder::from(config.clone())
-        .with_file_groups(deal_out(files.into_iter().cloned(), partitions).into_iter().map(FileGroup::new).collect())
-        .with_output_ordering(Vec::new())
-        .with_output_partitioning(None)
-        .build();
+    };
     Some(DataSourceExec::from_data_source(config))
 }
 

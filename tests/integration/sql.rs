@@ -397,26 +397,44 @@ async fn a_lone_large_segment_is_read_by_every_partition_in_time_order() {
 
     // Cut into two byte ranges, one per partition, each row group read once (the counts
     // say so). Where the query needs the time order, read whole again and shared out
-    // round-robin in order (merged, not sorted), unless a filter keeps one entity.
-    for (sql, cut) in [
-        ("SELECT count(price), sum(volume), min(ts), max(ts) FROM t WHERE price >= 0", true),
-        ("SELECT count(*), sum(volume) FROM t WHERE ts >= '2024-01-01T12:00:00Z'", true),
-        ("SELECT ts, price FROM t ORDER BY ts", false),
-        ("SELECT date_bin(INTERVAL '1 hour', ts) AS h, count(*), max(price) FROM t GROUP BY 1 ORDER BY 1", false),
+    // round-robin in order (merged, not sorted), unless a filter keeps one entity. Groups
+    // of time buckets over this many rows are hashed instead, and the ranges stay cut,
+    // unless the answer takes its order from the aggregate or an aggregate needs its own.
+    #[derive(PartialEq)]
+    enum Read {
+        Whole,
+        Cut,
+        CutAndHashed,
+    }
+    for (sql, read) in [
+        ("SELECT count(price), sum(volume), min(ts), max(ts) FROM t WHERE price >= 0", Read::Cut),
+        ("SELECT count(*), sum(volume) FROM t WHERE ts >= '2024-01-01T12:00:00Z'", Read::Cut),
+        ("SELECT ts, price FROM t ORDER BY ts", Read::Whole),
+        ("SELECT ts, price - lag(price) OVER (ORDER BY ts) FROM t ORDER BY ts", Read::Whole),
+        // The aggregate's output in time order is the answer's order: no sort above it.
+        ("SELECT date_bin(INTERVAL '1 hour', ts) AS h, count(*), max(price) FROM t GROUP BY 1 ORDER BY 1", Read::Whole),
+        ("SELECT symbol, date_bin(INTERVAL '1 hour', ts) AS h, count(*) FROM t GROUP BY 1, 2 ORDER BY 1, 2", Read::CutAndHashed),
+        (
+            "SELECT symbol, date_bin(INTERVAL '1 hour', ts) AS h, first_value(price ORDER BY ts) FROM t GROUP BY 1, 2 ORDER BY 1, 2",
+            Read::Whole,
+        ),
         // One entity's rows: few go through the merge, so the ranges stay.
-        ("SELECT date_bin(INTERVAL '1 hour', ts) AS h, count(*) FROM t WHERE symbol = 'A' GROUP BY 1 ORDER BY 1", true),
+        ("SELECT date_bin(INTERVAL '1 hour', ts) AS h, count(*) FROM t WHERE symbol = 'A' GROUP BY 1 ORDER BY 1", Read::Cut),
     ] {
         let plan = physical_plan(&ours, sql).await;
         let scan = scan_line(&plan);
-        if cut {
-            assert!(scan.contains("file_groups={2 groups") && scan.contains(".parquet:0.."), "{sql}:\n{plan}");
-        } else {
+        if read == Read::Whole {
             assert!(scan.contains("file_groups={1 group") && scan.contains("output_ordering=[ts"), "{sql}:\n{plan}");
             assert!(
                 plan.contains("RoundRobinBatch(2), input_partitions=1, maintains_sort_order=true"),
                 "{sql}:\n{plan}"
             );
+        } else {
+            assert!(scan.contains("file_groups={2 groups") && scan.contains(".parquet:0.."), "{sql}:\n{plan}");
         }
+        // Hashed: no aggregate waits for its input's order, and the scan claims none.
+        let hashed = !plan.contains("ordering_mode") && !scan.contains("output_ordering");
+        assert_eq!(hashed, read == Read::CutAndHashed, "{sql}:\n{plan}");
         assert!(!plan.lines().any(|l| l.trim_start().starts_with("SortExec: expr=[ts")), "{sql}:\n{plan}");
         assert!(scan_line(&physical_plan(&one_partition, sql).await).contains("file_groups={1 group"));
         assert_eq!(sql_ok(&ours, sql).await, sql_ok(&one_partition, sql).await, "{sql}");
