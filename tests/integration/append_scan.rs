@@ -9,7 +9,7 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use futures::TryStreamExt;
 use timeseries_table_core::metadata::{EntityKey, TableMeta, TimeIndexSpec};
 use timeseries_table_core::table::{TimeRange, TimeSeriesTable};
-use timeseries_table_core::{Error, Reencoded};
+use timeseries_table_core::{Error, Reencoded, WriterOptions};
 
 use crate::common::*;
 
@@ -208,6 +208,53 @@ async fn parquet_files_with_string_views_append_as_plain_strings() {
     assert_eq!(symbol, DataType::Utf8);
     let coverage = table.coverage(None, Some(&[EntityKey::from("B")])).await.unwrap();
     assert_eq!(coverage[0].covered_buckets, 2);
+}
+
+/// A file re-encoded for its column types is in time order and must stay so: read whole
+/// with its row groups decoded side by side when it is small, streamed row group by row
+/// group when it is not, the segment holds the same rows in the same order.
+#[tokio::test]
+async fn a_reencoded_file_keeps_its_order_read_whole_or_streamed() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3,000 rows a minute apart in row groups of 256, strings as views (stored as plain).
+    let rows: Vec<(String, i64)> = (0..3000).map(|i| (format!("S{}", i % 7), T0 + i * MINUTE)).collect();
+    let borrowed: Vec<(&str, i64)> = rows.iter().map(|(s, t)| (s.as_str(), *t)).collect();
+    let plain = bars(TimeUnit::Microsecond, Some("UTC"), &borrowed);
+    let fields: Vec<Field> = plain
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => Field::new(f.name(), DataType::Utf8View, f.is_nullable()),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    let columns: Vec<ArrayRef> =
+        plain.columns().iter().zip(&fields).map(|(column, field)| cast(column, field.data_type()).unwrap()).collect();
+    let viewed = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    let file = dir.path().join("viewed.parquet");
+    let properties =
+        parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(256)).build();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&file).unwrap(), viewed.schema(), Some(properties))
+            .unwrap();
+    writer.write(&viewed).unwrap();
+    writer.close().unwrap();
+
+    // The default limit holds the file; 16 KiB does not (a quarter of it is what input of
+    // unknown order may take).
+    for (name, limit) in [("whole", WriterOptions::default().memory_limit), ("streamed", 16 * 1024)] {
+        let location = timeseries_table_core::storage::TableLocation::local(dir.path().join(name)).unwrap();
+        let mut table =
+            new_table(location, "1m").await.with_writer_options(WriterOptions::default().with_memory_limit(limit));
+        let result = table.append_parquet_file(&file).await.unwrap();
+        assert_eq!((result.rows, result.reencoded), (3000, Some(Reencoded::ColumnTypes)), "{name}");
+        let all: Vec<RecordBatch> = table.scan(None).await.unwrap().try_collect().await.unwrap();
+        assert_eq!(scanned_times(&all), borrowed.iter().map(|r| r.1).collect::<Vec<_>>(), "{name}");
+        let symbols: Vec<String> =
+            all.iter().flat_map(|b| b.column(1).as_string::<i32>().iter().map(|s| s.unwrap().to_string())).collect();
+        assert_eq!(symbols, rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(), "{name}");
+    }
 }
 
 #[tokio::test]

@@ -2,17 +2,23 @@
 //! coverage of its rows (only the time and entity columns are decoded), and its rows.
 //!
 //! Reads through parquet's async file reader (a local file, bytes in memory or an object),
-//! streaming row group by row group, so memory does not grow with the file.
+//! streaming row group by row group, so memory does not grow with the file; a small file
+//! already in memory has its row groups decoded side by side instead.
+
+use std::sync::{Mutex, PoisonError};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::statistics::Statistics;
 
 use super::stats::{SegmentStats, StatsCollector};
+use crate::environment;
 use crate::error::{Error, Result};
 use crate::metadata::schema::storage_schema;
 use crate::metadata::TimeIndexSpec;
@@ -44,6 +50,33 @@ pub async fn parquet_rows<R: AsyncFileReader + Unpin + Send + 'static>(
         .build()
         .map_err(parquet_error.clone())?
         .map_err(parquet_error))
+}
+
+/// Every row of a Parquet file held in memory, in file order, its row groups decoded side
+/// by side on the machine's cores: blocking, for a thread that may block. `None` when the
+/// file decodes to more than `max_decoded_bytes` (by its footer's uncompressed sizes), for
+/// the caller to stream it instead. `name` is used in messages.
+pub fn parquet_rows_decoded(bytes: Bytes, name: &str, max_decoded_bytes: usize) -> Result<Option<Vec<RecordBatch>>> {
+    let metadata = ArrowReaderMetadata::load(&bytes, Default::default()).map_err(parquet_error(name))?;
+    let groups = metadata.metadata().row_groups();
+    let decoded_bytes: i64 = groups.iter().map(|group| group.total_byte_size()).sum();
+    if usize::try_from(decoded_bytes).map_or(true, |size| size > max_decoded_bytes) {
+        return Ok(None);
+    }
+    let rows = groups.iter().map(|group| usize::try_from(group.num_rows()).unwrap_or(0)).sum();
+    let decoded: Vec<Mutex<Vec<RecordBatch>>> = groups.iter().map(|_| Mutex::default()).collect();
+    environment::on_cores(0..groups.len(), rows, |group| {
+        let batches = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), metadata.clone())
+            .with_row_groups(vec![group])
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(parquet_error(name))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|source| Error::Parquet { path: name.to_string(), source: source.into() })?;
+        *decoded[group].lock().unwrap_or_else(PoisonError::into_inner) = batches;
+        Ok::<_, Error>(())
+    })?;
+    Ok(Some(decoded.into_iter().flat_map(|group| group.into_inner().unwrap_or_else(PoisonError::into_inner)).collect()))
 }
 
 /// Reads the footer of a Parquet file and checks its schema, in the types it would be

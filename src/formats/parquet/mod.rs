@@ -8,6 +8,6 @@ pub mod stats;
 pub mod writer;
 
 pub use encoder::SegmentEncoder;
-pub use inspect::{inspect_parquet, parquet_rows, parquet_stats, InspectedFile};
+pub use inspect::{inspect_parquet, parquet_rows, parquet_rows_decoded, parquet_stats, InspectedFile};
 pub use stats::{SegmentStats, StatsCollector};
 pub use writer::{parse_byte_size, row_group_plan, segment_properties, SegmentCompression, WriterOptions};

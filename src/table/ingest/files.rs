@@ -21,8 +21,9 @@ use tokio::sync::mpsc;
 
 use super::sink::stage_files;
 use super::Staged;
+use crate::environment;
 use crate::error::{Error, Result};
-use crate::formats::parquet::{inspect_parquet, parquet_rows, parquet_stats};
+use crate::formats::parquet::{inspect_parquet, parquet_rows, parquet_rows_decoded, parquet_stats};
 use crate::metadata::SegmentId;
 use crate::storage::{TableLocation, Upload};
 use crate::table::{AppendResult, EntityFilter, ReplaceReport, TimeRange, TimeSeriesTable};
@@ -223,9 +224,40 @@ impl TimeSeriesTable {
         } else {
             Reencoded::NotInTimeOrder
         };
-        let rows = parquet_rows(input.reader().await?, &name).await?;
+        let rows = self.reencoded_rows(&input, &name).await?;
         let staged = self.stage_stream(rows).await?;
         self.commit_staged(staged, "append", Some(reason)).await
+    }
+
+    /// The rows of a Parquet file to re-encode. A file small enough to hold decoded within
+    /// the share of the memory limit that input of unknown order may take is read whole and
+    /// its row groups decoded side by side; a larger one streams row group by row group.
+    async fn reencoded_rows(
+        &self,
+        input: &ParquetInput<'_>,
+        name: &str,
+    ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+        let held = self.writer_options().memory_limit / super::UNKNOWN_ORDER_SHARE;
+        let bytes = match input {
+            ParquetInput::Bytes { bytes, .. } => Some(bytes.clone()),
+            ParquetInput::File(path) => match tokio::fs::metadata(path).await {
+                Ok(metadata) if usize::try_from(metadata.len()).is_ok_and(|size| size <= held) => Some(
+                    tokio::fs::read(path)
+                        .await
+                        .map(Bytes::from)
+                        .map_err(|source| Error::Io { path: path.to_path_buf(), source })?,
+                ),
+                _ => None,
+            },
+        };
+        if let Some(bytes) = bytes.filter(|bytes| bytes.len() <= held) {
+            let owned_name = name.to_string();
+            let decoded = environment::compute(move || parquet_rows_decoded(bytes, &owned_name, held)).await??;
+            if let Some(batches) = decoded {
+                return Ok(stream::iter(batches.into_iter().map(Ok)).boxed());
+            }
+        }
+        Ok(parquet_rows(input.reader().await?, name).await?.boxed())
     }
 
     /// Appends a CSV file with a header row. Its columns are matched to the table's by
