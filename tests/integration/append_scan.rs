@@ -171,6 +171,22 @@ async fn parquet_files_in_time_order_are_adopted_and_others_reencoded() {
     assert_eq!(tree_snapshot(dir.path()), before);
 }
 
+/// `batch` with its plain strings as string views (what DataFusion's `COPY ... TO` writes).
+fn string_views(batch: &RecordBatch) -> RecordBatch {
+    let fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => Field::new(f.name(), DataType::Utf8View, f.is_nullable()),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    let columns: Vec<ArrayRef> =
+        batch.columns().iter().zip(&fields).map(|(column, field)| cast(column, field.data_type()).unwrap()).collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
 #[tokio::test]
 async fn parquet_files_with_string_views_append_as_plain_strings() {
     // DataFusion's `COPY ... TO` writes strings as views (the file's Arrow schema says
@@ -179,23 +195,7 @@ async fn parquet_files_with_string_views_append_as_plain_strings() {
     let (dir, location) = temp_location();
     let mut table = new_table(location, "1m").await;
     let write = |name: &str, rows: &[(&str, i64)]| {
-        let plain = bars(TimeUnit::Microsecond, Some("UTC"), rows);
-        let viewed: Vec<Field> = plain
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| match f.data_type() {
-                DataType::Utf8 => Field::new(f.name(), DataType::Utf8View, f.is_nullable()),
-                _ => f.as_ref().clone(),
-            })
-            .collect();
-        let columns: Vec<ArrayRef> = plain
-            .columns()
-            .iter()
-            .zip(&viewed)
-            .map(|(column, field)| cast(column, field.data_type()).unwrap())
-            .collect();
-        write_parquet(&dir.path().join(name), &RecordBatch::try_new(Arc::new(Schema::new(viewed)), columns).unwrap())
+        write_parquet(&dir.path().join(name), &string_views(&bars(TimeUnit::Microsecond, Some("UTC"), rows)))
     };
     for (name, rows) in [
         ("sorted.parquet", vec![("A", T0), ("B", T0), ("A", T0 + MINUTE)]),
@@ -219,19 +219,7 @@ async fn a_reencoded_file_keeps_its_order_read_whole_or_streamed() {
     // 3,000 rows a minute apart in row groups of 256, strings as views (stored as plain).
     let rows: Vec<(String, i64)> = (0..3000).map(|i| (format!("S{}", i % 7), T0 + i * MINUTE)).collect();
     let borrowed: Vec<(&str, i64)> = rows.iter().map(|(s, t)| (s.as_str(), *t)).collect();
-    let plain = bars(TimeUnit::Microsecond, Some("UTC"), &borrowed);
-    let fields: Vec<Field> = plain
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| match f.data_type() {
-            DataType::Utf8 => Field::new(f.name(), DataType::Utf8View, f.is_nullable()),
-            _ => f.as_ref().clone(),
-        })
-        .collect();
-    let columns: Vec<ArrayRef> =
-        plain.columns().iter().zip(&fields).map(|(column, field)| cast(column, field.data_type()).unwrap()).collect();
-    let viewed = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    let viewed = string_views(&bars(TimeUnit::Microsecond, Some("UTC"), &borrowed));
     let file = dir.path().join("viewed.parquet");
     let properties =
         parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(256)).build();
