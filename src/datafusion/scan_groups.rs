@@ -11,7 +11,8 @@
 //! that does need the order is read whole again, its batches shared out round-robin,
 //! unless a filter below that operator keeps one value of a column (one entity). An
 //! aggregate only prefers its input in order (groups that start with a time bucket): over
-//! few enough rows it hashes them instead, and the ranges stay cut. No I/O.
+//! few enough rows it hashes them instead, and the ranges stay cut; where a parent needs
+//! the aggregate's output in order, its output is sorted. No I/O.
 
 use std::sync::Arc;
 
@@ -31,7 +32,10 @@ use datafusion::physical_plan::aggregates::{AggregateExec, AggregateInputMode};
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
-use datafusion::physical_plan::{ExecutionPlan, Partitioning, StatisticsArgs, StatisticsContext};
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::{
+    ExecutionPlan, ExecutionPlanProperties, Partitioning, StatisticsArgs, StatisticsContext,
+};
 
 use super::segment_files::SegmentFile;
 
@@ -77,7 +81,8 @@ struct Above {
     hashed: bool,
 }
 
-/// `plan` with its scans regrouped where nothing needs their order.
+/// `plan` with its scans regrouped where nothing needs their order, and aggregates of few
+/// enough rows hashing instead of reading in order.
 fn regroup(plan: Arc<dyn ExecutionPlan>, above: Above, partitions: usize) -> Result<Arc<dyn ExecutionPlan>> {
     if !above.order_needed {
         if let Some(scan) = unordered(&plan, partitions, above.hashed) {
@@ -98,6 +103,8 @@ fn regroup(plan: Arc<dyn ExecutionPlan>, above: Above, partitions: usize) -> Res
     let maintained = plan.maintains_input_order();
     let filters_one_value = plan.downcast_ref::<FilterExec>().is_some_and(|filter| keeps_one_value(filter.predicate()));
     let mut changed = false;
+    // A hashing aggregate whose output order a parent needs: sorted again above it.
+    let mut sort_again = false;
     let mut new_children = Vec::with_capacity(children.len());
     for (i, child) in children.into_iter().enumerate() {
         let (requires, hashes) = match required.get(i) {
@@ -108,7 +115,9 @@ fn regroup(plan: Arc<dyn ExecutionPlan>, above: Above, partitions: usize) -> Res
             }
             _ => (false, false),
         };
-        let order_needed = requires || (above.order_needed && maintained.get(i).copied().unwrap_or(true));
+        let passes_order = above.order_needed && maintained.get(i).copied().unwrap_or(true);
+        sort_again |= hashes && passes_order;
+        let order_needed = requires || (passes_order && !hashes);
         let child_above = Above {
             order_needed,
             selective: filters_one_value || (above.selective && !requires),
@@ -118,10 +127,18 @@ fn regroup(plan: Arc<dyn ExecutionPlan>, above: Above, partitions: usize) -> Res
         changed |= !Arc::ptr_eq(&new_child, child);
         new_children.push(new_child);
     }
-    if changed {
-        plan.replace_children(new_children, RECOMPUTE)
-    } else {
-        Ok(plan)
+    if !changed {
+        return Ok(plan);
+    }
+    let ordering = plan.output_ordering().cloned();
+    let rebuilt = plan.replace_children(new_children, RECOMPUTE)?;
+    match ordering {
+        // The aggregated rows are few next to the rows read (at most as many): sorting them
+        // costs less than reading in order.
+        Some(ordering) if sort_again && rebuilt.output_ordering() != Some(&ordering) => {
+            Ok(Arc::new(SortExec::new(ordering, rebuilt).with_preserve_partitioning(true)))
+        }
+        _ => Ok(rebuilt),
     }
 }
 

@@ -399,7 +399,7 @@ async fn a_lone_large_segment_is_read_by_every_partition_in_time_order() {
     // say so). Where the query needs the time order, read whole again and shared out
     // round-robin in order (merged, not sorted), unless a filter keeps one entity. Groups
     // of time buckets over this many rows are hashed instead, and the ranges stay cut,
-    // unless the answer takes its order from the aggregate or an aggregate needs its own.
+    // unless an aggregate needs its own order.
     #[derive(PartialEq)]
     enum Read {
         Whole,
@@ -411,15 +411,23 @@ async fn a_lone_large_segment_is_read_by_every_partition_in_time_order() {
         ("SELECT count(*), sum(volume) FROM t WHERE ts >= '2024-01-01T12:00:00Z'", Read::Cut),
         ("SELECT ts, price FROM t ORDER BY ts", Read::Whole),
         ("SELECT ts, price - lag(price) OVER (ORDER BY ts) FROM t ORDER BY ts", Read::Whole),
-        // The aggregate's output in time order is the answer's order: no sort above it.
-        ("SELECT date_bin(INTERVAL '1 hour', ts) AS h, count(*), max(price) FROM t GROUP BY 1 ORDER BY 1", Read::Whole),
+        // The answer's order is the aggregate's: its few rows sorted after hashing.
+        (
+            "SELECT date_bin(INTERVAL '1 hour', ts) AS h, count(*), max(price) FROM t GROUP BY 1 ORDER BY 1",
+            Read::CutAndHashed,
+        ),
         ("SELECT symbol, date_bin(INTERVAL '1 hour', ts) AS h, count(*) FROM t GROUP BY 1, 2 ORDER BY 1, 2", Read::CutAndHashed),
         (
             "SELECT symbol, date_bin(INTERVAL '1 hour', ts) AS h, first_value(price ORDER BY ts) FROM t GROUP BY 1, 2 ORDER BY 1, 2",
             Read::Whole,
         ),
-        // One entity's rows: few go through the merge, so the ranges stay.
-        ("SELECT date_bin(INTERVAL '1 hour', ts) AS h, count(*) FROM t WHERE symbol = 'A' GROUP BY 1 ORDER BY 1", Read::Cut),
+        // One entity's rows: few go through the merge, so the ranges stay (and are hashed).
+        (
+            "SELECT date_bin(INTERVAL '1 hour', ts) AS h, count(*) FROM t WHERE symbol = 'A' GROUP BY 1 ORDER BY 1",
+            Read::CutAndHashed,
+        ),
+        // A filter that keeps one entity, under an operator that needs the time order.
+        ("SELECT ts, price FROM t WHERE symbol = 'A' ORDER BY ts", Read::Cut),
     ] {
         let plan = physical_plan(&ours, sql).await;
         let scan = scan_line(&plan);
@@ -527,16 +535,18 @@ async fn a_few_segments_are_shared_evenly_between_partitions() {
     let scan = scan_line(&plan);
     assert_eq!(scan.matches(".parquet:").count(), 2, "{plan}");
     assert_eq!(sql_ok(&ours, sql).await, answer);
-    // Queries that need the time order keep it without a sort.
-    for sql in [
-        "SELECT ts, price FROM t WHERE price >= 0 ORDER BY ts",
-        "SELECT date_bin(INTERVAL '6 hours', ts) AS b, count(*), max(price) FROM t GROUP BY 1 ORDER BY 1",
-    ] {
-        let plan = physical_plan(&ours, sql).await;
-        assert!(scan_line(&plan).contains("output_ordering=[ts"), "{sql}:\n{plan}");
-        assert!(!plan.lines().any(|l| l.trim_start().starts_with("SortExec: expr=[ts")), "{sql}:\n{plan}");
-        assert_eq!(sql_ok(&ours, sql).await, sql_ok(&one_partition, sql).await, "{sql}");
-    }
+    // A query that needs the time order keeps it without a sort.
+    let sql = "SELECT ts, price FROM t WHERE price >= 0 ORDER BY ts";
+    let plan = physical_plan(&ours, sql).await;
+    assert!(scan_line(&plan).contains("output_ordering=[ts"), "{sql}:\n{plan}");
+    assert!(!plan.lines().any(|l| l.trim_start().starts_with("SortExec: expr=[ts")), "{sql}:\n{plan}");
+    assert_eq!(sql_ok(&ours, sql).await, sql_ok(&one_partition, sql).await, "{sql}");
+    // Time buckets of these few rows are hashed, and the buckets sorted after.
+    let sql = "SELECT date_bin(INTERVAL '6 hours', ts) AS b, count(*), max(price) FROM t GROUP BY 1 ORDER BY 1";
+    let plan = physical_plan(&ours, sql).await;
+    assert!(!scan_line(&plan).contains("output_ordering") && !plan.contains("ordering_mode"), "{sql}:\n{plan}");
+    assert!(plan.lines().any(|l| l.trim_start().starts_with("SortExec: expr=[date_bin")), "{sql}:\n{plan}");
+    assert_eq!(sql_ok(&ours, sql).await, sql_ok(&one_partition, sql).await, "{sql}");
 }
 
 /// A filter that keeps one entity of a few rows runs inside the Parquet scan (the other
