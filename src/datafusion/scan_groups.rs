@@ -193,18 +193,18 @@ fn unordered(plan: &Arc<dyn ExecutionPlan>, partitions: usize, hashed: bool) -> 
     if config.output_ordering.is_empty() {
         return None;
     }
-    let builder = FileScanConfigBuilder::from(config.clone()).with_output_ordering(Vec::new());
     let files: Vec<_> = config.file_groups.iter().flat_map(|group| group.files()).collect();
     let ours = files.iter().all(|file| file.extension::<SegmentFile>().is_some());
-    let config = if ours && config.file_groups.len() > partitions {
-        let groups = deal_out(files.into_iter().cloned(), partitions).into_iter().map(FileGroup::new).collect();
-        builder.with_file_groups(groups).with_output_partitioning(None).build()
-    } else if hashed {
-        builder.build()
-    } else {
+    let regroup = ours && config.file_groups.len() > partitions;
+    if !(regroup || hashed) {
         return None;
-    };
-    Some(DataSourceExec::from_data_source(config))
+    }
+    let mut builder = FileScanConfigBuilder::from(config.clone()).with_output_ordering(Vec::new());
+    if regroup {
+        let groups = deal_out(files.into_iter().cloned(), partitions).into_iter().map(FileGroup::new).collect();
+        builder = builder.with_file_groups(groups).with_output_partitioning(None);
+    }
+    Some(DataSourceExec::from_data_source(builder.build()))
 }
 
 /// `plan` as one group reading its ranges in order, shared out round-robin to as many

@@ -186,10 +186,7 @@ impl SegmentFiles {
         times: &TimeSet,
         footer: &dyn Fn(&PartitionedFile) -> Option<RowGroupStarts>,
     ) -> Vec<Vec<PartitionedFile>> {
-        match self.evened_chain(groups, &entries, times, footer) {
-            Some(evened) => evened,
-            None => entries,
-        }
+        self.evened_chain(groups, &entries, times, footer).unwrap_or(entries)
     }
 
     fn evened_chain(
@@ -216,13 +213,13 @@ impl SegmentFiles {
         // known, else the segment whole.
         let mut units: Vec<Unit> = Vec::new();
         let mut group_rows = Vec::with_capacity(groups.len());
-        let mut segments: Vec<(&Arc<SegmentMeta>, &PartitionedFile)> = Vec::new();
+        let mut chain_files: Vec<&PartitionedFile> = Vec::new();
         for &g in &order {
             let mut rows_in_group = 0;
             for (segment, file) in groups[g].iter().zip(&entries[g]) {
                 let plan = CutPlan::of(segment, times, footer(file));
-                let index = segments.len();
-                segments.push((segment, file));
+                let index = chain_files.len();
+                chain_files.push(file);
                 match plan {
                     Some(CutPlan { row_groups: Some(row_groups), .. }) if !row_groups.is_empty() => {
                         for (start, rows) in row_groups {
@@ -272,7 +269,7 @@ impl SegmentFiles {
                 while j + 1 < run[1] && units[j + 1].segment == segment {
                     j += 1;
                 }
-                let (_, file) = segments[segment];
+                let file = chain_files[segment];
                 let whole_start = i == 0 || units[i - 1].segment != segment;
                 let whole_end = j + 1 == units.len() || units[j + 1].segment != segment;
                 if whole_start && whole_end {

@@ -25,7 +25,7 @@ use crate::environment;
 use crate::error::{Error, Result};
 use crate::formats::parquet::{inspect_parquet, parquet_rows, parquet_rows_decoded, parquet_stats};
 use crate::metadata::SegmentId;
-use crate::storage::{TableLocation, Upload};
+use crate::storage::{read_local_file, TableLocation, Upload};
 use crate::table::{AppendResult, EntityFilter, ReplaceReport, TimeRange, TimeSeriesTable};
 
 /// Rows per batch read from CSV and JSON files.
@@ -239,25 +239,24 @@ impl TimeSeriesTable {
     ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
         let held = self.writer_options().memory_limit / super::UNKNOWN_ORDER_SHARE;
         let bytes = match input {
-            ParquetInput::Bytes { bytes, .. } => Some(bytes.clone()),
+            ParquetInput::Bytes { bytes, .. } => bytes.clone(),
             ParquetInput::File(path) => match tokio::fs::metadata(path).await {
-                Ok(metadata) if usize::try_from(metadata.len()).is_ok_and(|size| size <= held) => Some(
-                    tokio::fs::read(path)
-                        .await
-                        .map(Bytes::from)
-                        .map_err(|source| Error::Io { path: path.to_path_buf(), source })?,
-                ),
-                _ => None,
+                Ok(metadata) if usize::try_from(metadata.len()).is_ok_and(|size| size <= held) => {
+                    read_local_file(path).await?
+                }
+                _ => return Ok(parquet_rows(input.reader().await?, name).await?.boxed()),
             },
         };
-        if let Some(bytes) = bytes.filter(|bytes| bytes.len() <= held) {
-            let owned_name = name.to_string();
-            let decoded = environment::compute(move || parquet_rows_decoded(bytes, &owned_name, held)).await??;
-            if let Some(batches) = decoded {
+        if bytes.len() <= held {
+            let (whole, owned_name) = (bytes.clone(), name.to_string());
+            if let Some(batches) =
+                environment::compute(move || parquet_rows_decoded(whole, &owned_name, held)).await??
+            {
                 return Ok(stream::iter(batches.into_iter().map(Ok)).boxed());
             }
         }
-        Ok(parquet_rows(input.reader().await?, name).await?.boxed())
+        // Too large to hold decoded: streamed from the bytes already read.
+        Ok(parquet_rows(std::io::Cursor::new(bytes), name).await?.boxed())
     }
 
     /// Appends a CSV file with a header row. Its columns are matched to the table's by
