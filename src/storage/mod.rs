@@ -26,6 +26,8 @@ mod upload;
 
 /// The smallest part S3 and GCS accept in a multipart upload (all but the last part).
 const MIN_CLOUD_PART_BYTES: usize = 5 * 1024 * 1024;
+/// The largest part of an upload to a local disk.
+const LOCAL_PART_BYTES: usize = 1024 * 1024;
 
 /// Where a table lives: a store and the root prefix of the table inside it.
 #[derive(Clone)]
@@ -262,12 +264,15 @@ impl TableLocation {
     }
 
     /// Starts writing a new file in parts of `part_bytes` (see [`Upload`]), raised to
-    /// 5 MiB on S3 and GCS, which refuse smaller parts when the upload completes.
+    /// 5 MiB on S3 and GCS, which refuse smaller parts when the upload completes, and
+    /// lowered to 1 MiB on a local disk, so that what is encoded goes to the file while
+    /// the rest is still being encoded.
     pub(crate) fn upload(&self, relative: &str, part_bytes: usize) -> Upload {
         let part_bytes = match self.kind() {
             Some(ObjectStoreScheme::AmazonS3 | ObjectStoreScheme::GoogleCloudStorage) => {
                 part_bytes.max(MIN_CLOUD_PART_BYTES)
             }
+            Some(ObjectStoreScheme::Local) => part_bytes.min(LOCAL_PART_BYTES),
             _ => part_bytes,
         };
         Upload::new(Arc::clone(&self.store), self.path(relative), part_bytes)
@@ -500,6 +505,23 @@ mod tests {
         let listed = location.list("a").await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].path, "a/b.json");
+    }
+
+    /// On a local disk a file goes out in parts of 1 MiB whatever part size is asked for,
+    /// each written at its own offset while the next is prepared: the file must come out
+    /// byte for byte, however the writes were cut.
+    #[tokio::test]
+    async fn a_local_file_larger_than_a_part_is_written_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = TableLocation::local(dir.path()).unwrap();
+        let bytes: Vec<u8> = (0..3_500_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        let mut upload = location.upload("data/x.parquet", 8 * 1024 * 1024);
+        for chunk in bytes.chunks(300_001) {
+            upload.write(chunk).await.unwrap();
+        }
+        upload.finish().await.unwrap();
+        assert_eq!(upload.written(), bytes.len() as u64);
+        assert_eq!(location.get("data/x.parquet").await.unwrap().unwrap(), Bytes::from(bytes));
     }
 
     #[test]

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter, ArrowRowGroupWriterFactory};
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
-use parquet::errors::Result;
+use parquet::errors::{ParquetError, Result};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 
@@ -28,6 +28,28 @@ pub struct SegmentEncoder {
     /// Sizes of the next row groups, when planned; `row_group_rows` after them.
     planned: VecDeque<usize>,
     open: Option<OpenRowGroup>,
+}
+
+/// One column of a row group after a write: still open, or closed because its group filled.
+enum Encoded {
+    Open(Box<ArrowColumnWriter>),
+    Closed(Box<ArrowColumnChunk>),
+}
+
+impl Encoded {
+    fn open(self) -> ArrowColumnWriter {
+        match self {
+            Encoded::Open(writer) => *writer,
+            Encoded::Closed(_) => unreachable!("the columns of a group that did not fill stay open"),
+        }
+    }
+
+    fn closed(self) -> ArrowColumnChunk {
+        match self {
+            Encoded::Closed(chunk) => *chunk,
+            Encoded::Open(_) => unreachable!("the columns of a group that filled are closed"),
+        }
+    }
 }
 
 struct OpenRowGroup {
@@ -53,30 +75,56 @@ impl SegmentEncoder {
         self.planned = sizes.into_iter().filter(|&rows| rows > 0).collect();
     }
 
-    /// Encodes `batch` (in the encoder's schema), closing row groups as they fill.
+    /// Encodes `batch` (in the encoder's schema), closing row groups as they fill. Every
+    /// column of every row group the batch reaches is a task of its own, and a column whose
+    /// row group fills is closed (its last page and dictionary compressed) in the same task:
+    /// more tasks than cores keep both cores busy to the end.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let mut offset = 0;
+        // The batch cut where row groups fill: (first row, rows, rows of its group after it).
+        let mut parts = Vec::new();
+        let (mut offset, mut group_rows) = (0, self.open.as_ref().map_or(0, |open| open.rows));
         while offset < batch.num_rows() {
-            let open = match &mut self.open {
-                Some(open) => open,
-                none => none.insert(OpenRowGroup {
-                    columns: self.row_groups.create_column_writers(self.file.flushed_row_groups().len())?,
-                    rows: 0,
-                }),
+            let limit = self.planned.get(parts.len()).copied().unwrap_or(self.row_group_rows);
+            let take = (limit - group_rows).min(batch.num_rows() - offset);
+            parts.push((offset, take, group_rows + take, limit));
+            offset += take;
+            group_rows = (group_rows + take) % limit;
+        }
+        let (mut tasks, mut leaf_columns) = (Vec::new(), 0);
+        for (index, &(offset, take, rows, limit)) in parts.iter().enumerate() {
+            let writers = match self.open.take() {
+                Some(open) => open.columns,
+                None => self.row_groups.create_column_writers(self.file.flushed_row_groups().len() + index)?,
             };
-            let group_rows = self.planned.front().copied().unwrap_or(self.row_group_rows);
-            let take = (group_rows - open.rows).min(batch.num_rows() - offset);
+            leaf_columns = writers.len();
             let part = batch.slice(offset, take);
-            let mut leaves = Vec::with_capacity(open.columns.len());
+            let mut leaves = Vec::with_capacity(writers.len());
             for (field, column) in self.schema.fields().iter().zip(part.columns()) {
                 leaves.extend(compute_leaves(field, column)?);
             }
-            let columns = open.columns.iter_mut().zip(&leaves);
-            environment::on_cores(columns, take, |(column, leaf)| column.write(leaf))?;
-            open.rows += take;
-            offset += take;
-            if open.rows == group_rows {
-                self.close_row_group()?;
+            tasks.extend(writers.into_iter().zip(leaves).map(|(writer, leaf)| (writer, leaf, rows == limit)));
+        }
+        let encoded: Vec<Mutex<Option<Encoded>>> = tasks.iter().map(|_| Mutex::default()).collect();
+        let tasks = tasks.into_iter().enumerate();
+        environment::on_cores(tasks, batch.num_rows(), |(slot, (mut writer, leaf, fills))| {
+            writer.write(&leaf)?;
+            let done = if fills { Encoded::Closed(Box::new(writer.close()?)) } else { Encoded::Open(Box::new(writer)) };
+            *encoded[slot].lock().unwrap_or_else(PoisonError::into_inner) = Some(done);
+            Ok::<_, ParquetError>(())
+        })?;
+        let mut encoded = encoded.into_iter().map(|slot| slot.into_inner().unwrap_or_else(PoisonError::into_inner));
+        for &(_, _, rows, limit) in &parts {
+            let group = encoded.by_ref().take(leaf_columns).map(|done| done.expect("every task ran"));
+            if rows == limit {
+                self.planned.pop_front();
+                let mut row_group = self.file.next_row_group()?;
+                for column in group {
+                    column.closed().append_to_row_group(&mut row_group)?;
+                }
+                row_group.close()?;
+                self.file.flush()?;
+            } else {
+                self.open = Some(OpenRowGroup { columns: group.map(Encoded::open).collect(), rows });
             }
         }
         Ok(())
@@ -108,9 +156,15 @@ impl SegmentEncoder {
     fn close_row_group(&mut self) -> Result<()> {
         let Some(open) = self.open.take() else { return Ok(()) };
         self.planned.pop_front();
+        let encoded: Vec<Mutex<Option<ArrowColumnChunk>>> = open.columns.iter().map(|_| Mutex::default()).collect();
+        environment::on_cores(open.columns.into_iter().enumerate(), open.rows, |(slot, column)| {
+            *encoded[slot].lock().unwrap_or_else(PoisonError::into_inner) = Some(column.close()?);
+            Ok::<_, ParquetError>(())
+        })?;
         let mut row_group = self.file.next_row_group()?;
-        for column in open.columns {
-            column.close()?.append_to_row_group(&mut row_group)?;
+        for chunk in encoded {
+            let chunk = chunk.into_inner().unwrap_or_else(PoisonError::into_inner).expect("every column closed");
+            chunk.append_to_row_group(&mut row_group)?;
         }
         row_group.close()?;
         self.file.flush()?;

@@ -7,7 +7,8 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use arrow::array::RecordBatch;
+use arrow::array::{new_empty_array, Array, ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow::compute::concat;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
@@ -52,10 +53,11 @@ pub async fn parquet_rows<R: AsyncFileReader + Unpin + Send + 'static>(
         .map_err(parquet_error))
 }
 
-/// Every row of a Parquet file held in memory, in file order, its row groups decoded side
-/// by side on the machine's cores: blocking, for a thread that may block. `None` when the
-/// file decodes to more than `max_decoded_bytes` (by its footer's uncompressed sizes), for
-/// the caller to stream it instead. `name` is used in messages.
+/// Every row of a Parquet file held in memory, in file order, a batch per row group, each
+/// column of each row group decoded as a task of its own on the machine's cores: blocking,
+/// for a thread that may block. `None` when the file decodes to more than
+/// `max_decoded_bytes` (by its footer's uncompressed sizes), for the caller to stream it
+/// instead. `name` is used in messages.
 pub fn parquet_rows_decoded(bytes: Bytes, name: &str, max_decoded_bytes: usize) -> Result<Option<Vec<RecordBatch>>> {
     let metadata = ArrowReaderMetadata::load(&bytes, Default::default()).map_err(parquet_error(name))?;
     let groups = metadata.metadata().row_groups();
@@ -63,20 +65,38 @@ pub fn parquet_rows_decoded(bytes: Bytes, name: &str, max_decoded_bytes: usize) 
     if usize::try_from(decoded_bytes).map_or(true, |size| size > max_decoded_bytes) {
         return Ok(None);
     }
-    let rows = groups.iter().map(|group| usize::try_from(group.num_rows()).unwrap_or(0)).sum();
-    let decoded: Vec<Mutex<Vec<RecordBatch>>> = groups.iter().map(|_| Mutex::default()).collect();
-    environment::on_cores(0..groups.len(), rows, |group| {
+    let group_rows: Vec<usize> = groups.iter().map(|group| usize::try_from(group.num_rows()).unwrap_or(0)).collect();
+    let schema = metadata.schema().clone();
+    let columns = schema.fields().len();
+    let tasks = (0..groups.len()).flat_map(|group| (0..columns).map(move |column| (group, column)));
+    let decoded: Vec<Mutex<Option<ArrayRef>>> = (0..groups.len() * columns).map(|_| Mutex::default()).collect();
+    environment::on_cores(tasks, group_rows.iter().sum(), |(group, column)| {
+        let projection = ProjectionMask::roots(metadata.parquet_schema(), [column]);
         let batches = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), metadata.clone())
             .with_row_groups(vec![group])
-            .with_batch_size(BATCH_ROWS)
+            .with_projection(projection)
+            .with_batch_size(group_rows[group].max(1))
             .build()
             .map_err(parquet_error(name))?
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|source| Error::Parquet { path: name.to_string(), source: source.into() })?;
-        *decoded[group].lock().unwrap_or_else(PoisonError::into_inner) = batches;
+        let arrays: Vec<&dyn Array> = batches.iter().map(|batch| batch.column(0).as_ref()).collect();
+        let array = match arrays.as_slice() {
+            [] => new_empty_array(schema.field(column).data_type()),
+            [_] => batches[0].column(0).clone(),
+            _ => concat(&arrays)?,
+        };
+        *decoded[group * columns + column].lock().unwrap_or_else(PoisonError::into_inner) = Some(array);
         Ok::<_, Error>(())
     })?;
-    Ok(Some(decoded.into_iter().flat_map(|group| group.into_inner().unwrap_or_else(PoisonError::into_inner)).collect()))
+    let mut decoded = decoded.into_iter().map(|array| array.into_inner().unwrap_or_else(PoisonError::into_inner));
+    let mut batches = Vec::with_capacity(groups.len());
+    for rows in group_rows {
+        let arrays = decoded.by_ref().take(columns).map(|array| array.expect("every column decoded")).collect();
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        batches.push(RecordBatch::try_new_with_options(schema.clone(), arrays, &options)?);
+    }
+    Ok(Some(batches))
 }
 
 /// Reads the footer of a Parquet file and checks its schema, in the types it would be

@@ -22,6 +22,10 @@ pub(crate) struct SortKey {
     pub(crate) columns: Vec<usize>,
 }
 
+/// Rows of equal-time runs that one thread orders at a time (whole runs, so a chunk may be
+/// longer).
+const TIE_CHUNK_ROWS: usize = 4096;
+
 /// Ascending, nulls last, for every key column.
 pub(crate) const ASCENDING: SortOptions = SortOptions { descending: false, nulls_first: false };
 
@@ -97,14 +101,29 @@ impl SortKey {
             let entities = self.sort_columns(keys[1..].iter().cloned());
             let ties = LexicographicalComparator::try_new(&entities)?;
             let compare = |a: &u32, b: &u32| ties.compare(*a as usize, *b as usize);
-            let mut start = 0;
-            for run in pairs.chunk_by(|a, b| a.0 == b.0) {
-                let rows = &mut order[start..start + run.len()];
-                start += run.len();
-                if rows.windows(2).any(|pair| compare(&pair[0], &pair[1]) == Ordering::Greater) {
-                    rows.sort_by(compare);
+            // Each run of equal times is ordered on its own; runs are taken in chunks of a
+            // few thousand rows, the chunks side by side.
+            let mut chunks = Vec::new();
+            let (mut rest, mut rest_pairs) = (order.as_mut_slice(), pairs.as_slice());
+            while !rest_pairs.is_empty() {
+                let mut end = TIE_CHUNK_ROWS.min(rest_pairs.len());
+                while end < rest_pairs.len() && rest_pairs[end].0 == rest_pairs[end - 1].0 {
+                    end += 1;
                 }
+                let (rows, after) = std::mem::take(&mut rest).split_at_mut(end);
+                chunks.push((rows, &rest_pairs[..end]));
+                (rest, rest_pairs) = (after, &rest_pairs[end..]);
             }
+            environment::on_cores(chunks.into_iter(), pairs.len(), |(mut rows, pairs)| {
+                for run in pairs.chunk_by(|a, b| a.0 == b.0) {
+                    let (run_rows, after) = std::mem::take(&mut rows).split_at_mut(run.len());
+                    if run_rows.windows(2).any(|pair| compare(&pair[0], &pair[1]) == Ordering::Greater) {
+                        run_rows.sort_by(compare);
+                    }
+                    rows = after;
+                }
+                Ok::<_, Error>(())
+            })?;
         }
         Ok(Some(order))
     }
@@ -118,19 +137,23 @@ impl SortKey {
 fn sort_by_time(times: &[i64]) -> Vec<(u64, u32)> {
     let mut pairs: Vec<(u64, u32)> = times.iter().zip(0u32..).map(|(&t, row)| ((t as u64) ^ (1 << 63), row)).collect();
     let differing = pairs.iter().fold(0, |bits, &(key, _)| bits | (key ^ pairs[0].0));
-    let mut scratch = vec![(0, 0); pairs.len()];
-    for shift in (0..64).step_by(8).filter(|shift| (differing >> shift) & 0xff != 0) {
-        let digit = |key: u64| ((key >> shift) & 0xff) as usize;
-        let mut next = [0usize; 256];
-        for &(key, _) in &pairs {
-            next[digit(key)] += 1;
+    let shifts: Vec<u32> = (0..64).step_by(8).filter(|shift| (differing >> shift) & 0xff != 0).collect();
+    let digit = |key: u64, shift: u32| ((key >> shift) & 0xff) as usize;
+    // Where each digit's values start, for every sorted-by digit, counted in one pass.
+    let mut starts = vec![[0usize; 256]; shifts.len()];
+    for &(key, _) in &pairs {
+        for (counts, &shift) in starts.iter_mut().zip(&shifts) {
+            counts[digit(key, shift)] += 1;
         }
+    }
+    let mut scratch = vec![(0, 0); pairs.len()];
+    for (next, &shift) in starts.iter_mut().zip(&shifts) {
         let mut start = 0;
-        for slot in &mut next {
+        for slot in next.iter_mut() {
             (start, *slot) = (start + *slot, start);
         }
         for &pair in &pairs {
-            let slot = &mut next[digit(pair.0)];
+            let slot = &mut next[digit(pair.0, shift)];
             scratch[*slot] = pair;
             *slot += 1;
         }

@@ -28,8 +28,9 @@ use crate::metadata::{SegmentId, SegmentMeta, TimeIndexSpec};
 use crate::storage::{TableLocation, Upload};
 
 /// Batches are written in slices of at most this many rows, so a segment can be closed
-/// close to its target however large the batches are.
-const SLICE_ROWS: usize = 64 * 1024;
+/// close to its target however large the batches are; a slice as long as a row group
+/// keeps the encoder's tasks (a column of a row group each) many.
+const SLICE_ROWS: usize = 128 * 1024;
 /// Batches queued for the statistics thread.
 const STATS_QUEUE: usize = 4;
 
