@@ -342,6 +342,7 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -352,6 +353,24 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// glibc hands large freed blocks straight back to the system, so the next allocation of
+/// that size faults its pages in afresh. An append allocates and frees tens of MiB per
+/// file (decoded, sorted and encoded columns): with the defaults a fifth of its CPU time
+/// went to page faults. A command is short-lived, so it keeps freed memory for reuse
+/// instead (peak memory is unchanged: the same blocks are reused).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    // SAFETY: mallopt only changes allocator thresholds; called before any other thread
+    // exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     commands::set_storage_options(cli.storage_options);
