@@ -354,11 +354,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// glibc hands large freed blocks straight back to the system, so the next allocation of
-/// that size faults its pages in afresh. An append allocates and frees tens of MiB per
-/// file (decoded, sorted and encoded columns): with the defaults a fifth of its CPU time
-/// went to page faults. A command is short-lived, so it keeps freed memory for reuse
-/// instead (peak memory is unchanged: the same blocks are reused).
+/// glibc hands large freed blocks back to the system, so the next allocation of that size
+/// faults its pages in afresh. An append allocates and frees tens of MiB per file
+/// (decoded, sorted and encoded columns): with the defaults a fifth of its CPU time went
+/// to page faults. A command is short-lived, so it keeps freed memory for reuse instead
+/// (BENCHMARKS.md, "Ingest without idle cores or page faults": peak memory about a tenth
+/// higher, the append a sixth faster).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
     // SAFETY: mallopt only changes allocator thresholds; called before any other thread
