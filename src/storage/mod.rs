@@ -516,6 +516,7 @@ mod tests {
         let location = TableLocation::local(dir.path()).unwrap();
         let bytes: Vec<u8> = (0..3_500_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
         let mut upload = location.upload("data/x.parquet", 8 * 1024 * 1024);
+        assert_eq!(upload.part_bytes(), 1024 * 1024);
         for chunk in bytes.chunks(300_001) {
             upload.write(chunk).await.unwrap();
         }

@@ -45,6 +45,12 @@ impl Upload {
         self.written
     }
 
+    /// The size of the parts the file goes out in (all but the last).
+    #[cfg(test)]
+    pub(crate) fn part_bytes(&self) -> usize {
+        self.part_bytes
+    }
+
     /// Appends `bytes`; whole parts go out as soon as they are full.
     pub async fn write(&mut self, bytes: &[u8]) -> object_store::Result<()> {
         self.written += bytes.len() as u64;

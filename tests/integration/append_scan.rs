@@ -211,18 +211,19 @@ async fn parquet_files_with_string_views_append_as_plain_strings() {
 }
 
 /// A file re-encoded for its column types is in time order and must stay so: read whole
-/// with its row groups decoded side by side when it is small, streamed row group by row
-/// group when it is not, the segment holds the same rows in the same order.
+/// and decoded a column of a row group per task (on several threads: over 8 Ki rows) when
+/// it is small, streamed row group by row group when it is not, the segment holds the
+/// same rows in the same order.
 #[tokio::test]
 async fn a_reencoded_file_keeps_its_order_read_whole_or_streamed() {
     let dir = tempfile::tempdir().unwrap();
-    // 3,000 rows a minute apart in row groups of 256, strings as views (stored as plain).
-    let rows: Vec<(String, i64)> = (0..3000).map(|i| (format!("S{}", i % 7), T0 + i * MINUTE)).collect();
+    // 20,000 rows a minute apart in row groups of 2,048, strings as views (stored as plain).
+    let rows: Vec<(String, i64)> = (0..20_000).map(|i| (format!("S{}", i % 7), T0 + i * MINUTE)).collect();
     let borrowed: Vec<(&str, i64)> = rows.iter().map(|(s, t)| (s.as_str(), *t)).collect();
     let viewed = string_views(&bars(TimeUnit::Microsecond, Some("UTC"), &borrowed));
     let file = dir.path().join("viewed.parquet");
     let properties =
-        parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(256)).build();
+        parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(2048)).build();
     let mut writer =
         parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&file).unwrap(), viewed.schema(), Some(properties))
             .unwrap();
@@ -236,7 +237,7 @@ async fn a_reencoded_file_keeps_its_order_read_whole_or_streamed() {
         let mut table =
             new_table(location, "1m").await.with_writer_options(WriterOptions::default().with_memory_limit(limit));
         let result = table.append_parquet_file(&file).await.unwrap();
-        assert_eq!((result.rows, result.reencoded), (3000, Some(Reencoded::ColumnTypes)), "{name}");
+        assert_eq!((result.rows, result.reencoded), (20_000, Some(Reencoded::ColumnTypes)), "{name}");
         let all: Vec<RecordBatch> = table.scan(None).await.unwrap().try_collect().await.unwrap();
         assert_eq!(scanned_times(&all), borrowed.iter().map(|r| r.1).collect::<Vec<_>>(), "{name}");
         let symbols: Vec<String> =

@@ -357,16 +357,19 @@ fn main() -> ExitCode {
 /// glibc hands large freed blocks back to the system, so the next allocation of that size
 /// faults its pages in afresh. An append allocates and frees tens of MiB per file
 /// (decoded, sorted and encoded columns): with the defaults a fifth of its CPU time went
-/// to page faults. A command is short-lived, so it keeps freed memory for reuse instead
-/// (BENCHMARKS.md, "Ingest without idle cores or page faults": peak memory about a tenth
-/// higher, the append a sixth faster).
+/// to page faults. `tsq` runs one command (or one shell session) and exits, so it keeps
+/// freed memory for reuse instead, and its resident memory stays near its peak until it
+/// exits (BENCHMARKS.md, "Ingest without idle cores or page faults": peak memory about a
+/// tenth higher, the append a sixth faster). Setting one threshold alone turns off glibc's
+/// own adjustment of both, which is slower than the defaults, hence both or neither.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
     // SAFETY: mallopt only changes allocator thresholds; called before any other thread
     // exists.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        if libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20) == 1 {
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        }
     }
 }
 

@@ -18,7 +18,8 @@ use parquet::file::writer::SerializedFileWriter;
 
 use crate::environment;
 
-/// Writes one Parquet file, row group by row group, into an in-memory buffer.
+/// Writes one Parquet file, row group by row group, into an in-memory buffer. After an
+/// error the file is incomplete, and every later call fails.
 pub struct SegmentEncoder {
     file: SerializedFileWriter<SharedBuffer>,
     row_groups: ArrowRowGroupWriterFactory,
@@ -28,6 +29,8 @@ pub struct SegmentEncoder {
     /// Sizes of the next row groups, when planned; `row_group_rows` after them.
     planned: VecDeque<usize>,
     open: Option<OpenRowGroup>,
+    /// A write failed part way: rows may be missing, so every later call fails too.
+    failed: bool,
 }
 
 /// One column of a row group after a write: still open, or closed because its group filled.
@@ -66,7 +69,16 @@ impl SegmentEncoder {
         // Through `ArrowWriter`, so the file carries the Arrow schema as `ArrowWriter`'s do.
         let writer = ArrowWriter::try_new(buffer.clone(), Arc::clone(&schema), Some(properties))?;
         let (file, row_groups) = writer.into_serialized_writer()?;
-        Ok(SegmentEncoder { file, row_groups, buffer, schema, row_group_rows, planned: VecDeque::new(), open: None })
+        Ok(SegmentEncoder {
+            file,
+            row_groups,
+            buffer,
+            schema,
+            row_group_rows,
+            planned: VecDeque::new(),
+            open: None,
+            failed: false,
+        })
     }
 
     /// Sets the sizes of the next row groups (before any row is written); rows beyond
@@ -80,6 +92,10 @@ impl SegmentEncoder {
     /// row group fills is closed (its last page and dictionary compressed) in the same task:
     /// more tasks than cores keep both cores busy to the end.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.guarded(|encoder| encoder.encode(batch))
+    }
+
+    fn encode(&mut self, batch: &RecordBatch) -> Result<()> {
         // The batch cut where row groups fill: (first row, rows, rows of its group after it).
         let mut parts = Vec::new();
         let (mut offset, mut group_rows) = (0, self.open.as_ref().map_or(0, |open| open.rows));
@@ -102,32 +118,36 @@ impl SegmentEncoder {
             for (field, column) in self.schema.fields().iter().zip(part.columns()) {
                 leaves.extend(compute_leaves(field, column)?);
             }
+            debug_assert_eq!(leaves.len(), writers.len(), "a leaf per column writer");
             tasks.extend(writers.into_iter().zip(leaves).map(|(writer, leaf)| (writer, leaf, rows == limit)));
         }
-        let encoded: Vec<Mutex<Option<Encoded>>> = tasks.iter().map(|_| Mutex::default()).collect();
-        let tasks = tasks.into_iter().enumerate();
+        let mut encoded: Vec<Option<Encoded>> = tasks.iter().map(|_| None).collect();
+        let tasks = encoded.iter_mut().zip(tasks);
         environment::on_cores(tasks, batch.num_rows(), |(slot, (mut writer, leaf, fills))| {
             writer.write(&leaf)?;
-            let done = if fills { Encoded::Closed(Box::new(writer.close()?)) } else { Encoded::Open(Box::new(writer)) };
-            *encoded[slot].lock().unwrap_or_else(PoisonError::into_inner) = Some(done);
+            *slot = Some(if fills { Encoded::Closed(Box::new(writer.close()?)) } else { Encoded::Open(Box::new(writer)) });
             Ok::<_, ParquetError>(())
         })?;
-        let mut encoded = encoded.into_iter().map(|slot| slot.into_inner().unwrap_or_else(PoisonError::into_inner));
+        let mut encoded = encoded.into_iter().map(|done| done.expect("every task ran"));
         for &(_, _, rows, limit) in &parts {
-            let group = encoded.by_ref().take(leaf_columns).map(|done| done.expect("every task ran"));
+            let group = encoded.by_ref().take(leaf_columns);
             if rows == limit {
-                self.planned.pop_front();
-                let mut row_group = self.file.next_row_group()?;
-                for column in group {
-                    column.closed().append_to_row_group(&mut row_group)?;
-                }
-                row_group.close()?;
-                self.file.flush()?;
+                self.append_row_group(group.map(Encoded::closed))?;
             } else {
                 self.open = Some(OpenRowGroup { columns: group.map(Encoded::open).collect(), rows });
             }
         }
         Ok(())
+    }
+
+    /// Runs `step`; once a step has failed, every later one fails without running.
+    fn guarded(&mut self, step: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
+        if self.failed {
+            return Err(ParquetError::General("an earlier write to this file failed".into()));
+        }
+        let result = step(self);
+        self.failed = result.is_err();
+        result
     }
 
     /// Bytes written to the buffer so far (taken or not).
@@ -148,22 +168,29 @@ impl SegmentEncoder {
     /// Closes the open row group and writes the footer; [`Self::take_bytes`] then returns
     /// the rest of the file.
     pub fn finish(&mut self) -> Result<()> {
-        self.close_row_group()?;
-        self.file.finish()?;
-        Ok(())
+        self.guarded(|encoder| {
+            encoder.close_row_group()?;
+            encoder.file.finish()?;
+            Ok(())
+        })
     }
 
+    /// Closes the open row group, its columns side by side.
     fn close_row_group(&mut self) -> Result<()> {
         let Some(open) = self.open.take() else { return Ok(()) };
-        self.planned.pop_front();
-        let encoded: Vec<Mutex<Option<ArrowColumnChunk>>> = open.columns.iter().map(|_| Mutex::default()).collect();
-        environment::on_cores(open.columns.into_iter().enumerate(), open.rows, |(slot, column)| {
-            *encoded[slot].lock().unwrap_or_else(PoisonError::into_inner) = Some(column.close()?);
+        let mut closed: Vec<Option<ArrowColumnChunk>> = open.columns.iter().map(|_| None).collect();
+        environment::on_cores(closed.iter_mut().zip(open.columns), open.rows, |(slot, column)| {
+            *slot = Some(column.close()?);
             Ok::<_, ParquetError>(())
         })?;
+        self.append_row_group(closed.into_iter().map(|chunk| chunk.expect("every column closed")))
+    }
+
+    /// Writes the closed columns of the next row group to the file.
+    fn append_row_group(&mut self, columns: impl Iterator<Item = ArrowColumnChunk>) -> Result<()> {
+        self.planned.pop_front();
         let mut row_group = self.file.next_row_group()?;
-        for chunk in encoded {
-            let chunk = chunk.into_inner().unwrap_or_else(PoisonError::into_inner).expect("every column closed");
+        for chunk in columns {
             chunk.append_to_row_group(&mut row_group)?;
         }
         row_group.close()?;
@@ -192,8 +219,8 @@ impl Write for SharedBuffer {
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
-    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::array::{AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
     use bytes::Bytes;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::file::properties::WriterProperties;
@@ -241,7 +268,7 @@ mod tests {
     fn planned_row_groups_come_first_then_the_usual_size() {
         let schema = Arc::new(Schema::new(vec![Field::new("ts", DataType::Int64, false)]));
         let properties = WriterProperties::builder().set_max_row_group_row_count(Some(12_000)).build();
-        let mut encoder = SegmentEncoder::try_new(Arc::clone(&schema), properties).unwrap();
+        let mut encoder = SegmentEncoder::try_new(Arc::clone(&schema), properties.clone()).unwrap();
         encoder.plan_row_groups(vec![5_000, 3_000]);
         let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from_iter_values(0..30_100))]);
         encoder.write(&batch.unwrap()).unwrap();
@@ -249,5 +276,20 @@ mod tests {
         let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(encoder.take_bytes())).unwrap();
         let sizes: Vec<i64> = reader.metadata().row_groups().iter().map(|g| g.num_rows()).collect();
         assert_eq!(sizes, [5_000, 3_000, 12_000, 10_100]);
+
+        // The same plan reached across two writes: the first group fills in the second.
+        let mut encoder = SegmentEncoder::try_new(Arc::clone(&schema), properties).unwrap();
+        encoder.plan_row_groups(vec![5_000, 3_000]);
+        for range in [0..4_000, 4_000..30_100] {
+            let values = Int64Array::from_iter_values(range);
+            encoder.write(&RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(values)]).unwrap()).unwrap();
+        }
+        encoder.finish().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(encoder.take_bytes())).unwrap();
+        let sizes: Vec<i64> = reader.metadata().row_groups().iter().map(|g| g.num_rows()).collect();
+        assert_eq!(sizes, [5_000, 3_000, 12_000, 10_100]);
+        let read: Vec<RecordBatch> = reader.build().unwrap().collect::<Result<_, _>>().unwrap();
+        let values: Vec<i64> = read.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect();
+        assert_eq!(values, (0..30_100).collect::<Vec<i64>>());
     }
 }

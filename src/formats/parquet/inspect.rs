@@ -3,9 +3,7 @@
 //!
 //! Reads through parquet's async file reader (a local file, bytes in memory or an object),
 //! streaming row group by row group, so memory does not grow with the file; a small file
-//! already in memory has its row groups decoded side by side instead.
-
-use std::sync::{Mutex, PoisonError};
+//! already in memory is decoded a column of a row group per task, on every core, instead.
 
 use arrow::array::{new_empty_array, Array, ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow::compute::concat;
@@ -68,9 +66,9 @@ pub fn parquet_rows_decoded(bytes: Bytes, name: &str, max_decoded_bytes: usize) 
     let group_rows: Vec<usize> = groups.iter().map(|group| usize::try_from(group.num_rows()).unwrap_or(0)).collect();
     let schema = metadata.schema().clone();
     let columns = schema.fields().len();
+    let mut decoded: Vec<Option<ArrayRef>> = (0..groups.len() * columns).map(|_| None).collect();
     let tasks = (0..groups.len()).flat_map(|group| (0..columns).map(move |column| (group, column)));
-    let decoded: Vec<Mutex<Option<ArrayRef>>> = (0..groups.len() * columns).map(|_| Mutex::default()).collect();
-    environment::on_cores(tasks, group_rows.iter().sum(), |(group, column)| {
+    environment::on_cores(decoded.iter_mut().zip(tasks), group_rows.iter().sum(), |(slot, (group, column))| {
         let projection = ProjectionMask::roots(metadata.parquet_schema(), [column]);
         let batches = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), metadata.clone())
             .with_row_groups(vec![group])
@@ -81,15 +79,14 @@ pub fn parquet_rows_decoded(bytes: Bytes, name: &str, max_decoded_bytes: usize) 
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|source| Error::Parquet { path: name.to_string(), source: source.into() })?;
         let arrays: Vec<&dyn Array> = batches.iter().map(|batch| batch.column(0).as_ref()).collect();
-        let array = match arrays.as_slice() {
+        *slot = Some(match arrays.as_slice() {
             [] => new_empty_array(schema.field(column).data_type()),
             [_] => batches[0].column(0).clone(),
             _ => concat(&arrays)?,
-        };
-        *decoded[group * columns + column].lock().unwrap_or_else(PoisonError::into_inner) = Some(array);
+        });
         Ok::<_, Error>(())
     })?;
-    let mut decoded = decoded.into_iter().map(|array| array.into_inner().unwrap_or_else(PoisonError::into_inner));
+    let mut decoded = decoded.into_iter();
     let mut batches = Vec::with_capacity(groups.len());
     for rows in group_rows {
         let arrays = decoded.by_ref().take(columns).map(|array| array.expect("every column decoded")).collect();

@@ -231,7 +231,8 @@ impl TimeSeriesTable {
 
     /// The rows of a Parquet file to re-encode. A file small enough to hold decoded within
     /// the share of the memory limit that input of unknown order may take is read whole and
-    /// its row groups decoded side by side; a larger one streams row group by row group.
+    /// decoded on every core ([`parquet_rows_decoded`]); a larger one streams row group by
+    /// row group.
     async fn reencoded_rows(
         &self,
         input: &ParquetInput<'_>,
