@@ -155,6 +155,15 @@ impl ParquetInput<'_> {
     }
 }
 
+/// The size of a local file; `None` when it cannot be read (opening it says why).
+async fn local_file_size(path: &Path) -> Option<usize> {
+    let metadata = tokio::fs::metadata(path).await.ok()?;
+    if !metadata.is_file() {
+        return None;
+    }
+    usize::try_from(metadata.len()).ok()
+}
+
 async fn open_file(path: &Path) -> Result<tokio::fs::File> {
     let io_error = |source| Error::Io { path: path.to_path_buf(), source };
     let metadata = tokio::fs::metadata(path).await.map_err(io_error)?;
@@ -181,7 +190,8 @@ impl TimeSeriesTable {
 
     /// Appends a Parquet file: stored as it is when its rows are in time order and its
     /// columns have the table's types, re-encoded otherwise ([`AppendResult::reencoded`]
-    /// says why). Either way the file is streamed row group by row group.
+    /// says why). A file within a quarter of the memory limit is read once, whole; a larger
+    /// one is streamed row group by row group, either way.
     pub async fn append_parquet_file(&mut self, path: impl AsRef<Path>) -> Result<AppendResult> {
         self.append_parquet(ParquetInput::File(path.as_ref())).await
     }
@@ -196,6 +206,16 @@ impl TimeSeriesTable {
     async fn append_parquet(&mut self, input: ParquetInput<'_>) -> Result<AppendResult> {
         self.writable()?;
         let name = input.name();
+        // A local file within the share of the memory limit that input of unknown order may
+        // take is read once, whole: its footer, statistics and copy or rows come from those
+        // bytes, not from four reads of the file.
+        let held = self.writer_options().memory_limit / super::UNKNOWN_ORDER_SHARE;
+        let input = match input {
+            ParquetInput::File(path) if local_file_size(path).await.is_some_and(|size| size <= held) => {
+                ParquetInput::Bytes { bytes: read_local_file(path).await?, name: &name }
+            }
+            other => other,
+        };
         let spec = self.spec().clone();
         let inspected = inspect_parquet(input.reader().await?, &spec, &name).await?;
         let schema = self.schema_for(&inspected.schema, |i| inspected.null_free.get(i).copied().unwrap_or(false))?;
@@ -229,10 +249,9 @@ impl TimeSeriesTable {
         self.commit_staged(staged, "append", Some(reason)).await
     }
 
-    /// The rows of a Parquet file to re-encode. A file small enough to hold decoded within
-    /// the share of the memory limit that input of unknown order may take is read whole and
-    /// decoded on every core ([`parquet_rows_decoded`]); a larger one streams row group by
-    /// row group.
+    /// The rows of a Parquet file to re-encode. A file in memory small enough to hold decoded
+    /// within the share of the memory limit that input of unknown order may take is decoded
+    /// on every core ([`parquet_rows_decoded`]); a larger one streams row group by row group.
     async fn reencoded_rows(
         &self,
         input: &ParquetInput<'_>,
@@ -241,12 +260,7 @@ impl TimeSeriesTable {
         let held = self.writer_options().memory_limit / super::UNKNOWN_ORDER_SHARE;
         let bytes = match input {
             ParquetInput::Bytes { bytes, .. } => bytes.clone(),
-            ParquetInput::File(path) => match tokio::fs::metadata(path).await {
-                Ok(metadata) if usize::try_from(metadata.len()).is_ok_and(|size| size <= held) => {
-                    read_local_file(path).await?
-                }
-                _ => return Ok(parquet_rows(input.reader().await?, name).await?.boxed()),
-            },
+            ParquetInput::File(_) => return Ok(parquet_rows(input.reader().await?, name).await?.boxed()),
         };
         if bytes.len() <= held {
             let (whole, owned_name) = (bytes.clone(), name.to_string());
