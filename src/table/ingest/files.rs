@@ -155,22 +155,19 @@ impl ParquetInput<'_> {
     }
 }
 
-/// The size of a local file; `None` when it cannot be read (opening it says why).
-async fn local_file_size(path: &Path) -> Option<usize> {
-    let metadata = tokio::fs::metadata(path).await.ok()?;
-    if !metadata.is_file() {
-        return None;
-    }
-    usize::try_from(metadata.len()).ok()
-}
-
-async fn open_file(path: &Path) -> Result<tokio::fs::File> {
+/// The metadata of a local input file; an error when it is missing or not a file.
+async fn input_file_metadata(path: &Path) -> Result<std::fs::Metadata> {
     let io_error = |source| Error::Io { path: path.to_path_buf(), source };
     let metadata = tokio::fs::metadata(path).await.map_err(io_error)?;
     if !metadata.is_file() {
         return Err(io_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file")));
     }
-    tokio::fs::File::open(path).await.map_err(io_error)
+    Ok(metadata)
+}
+
+async fn open_file(path: &Path) -> Result<tokio::fs::File> {
+    input_file_metadata(path).await?;
+    tokio::fs::File::open(path).await.map_err(|source| Error::Io { path: path.to_path_buf(), source })
 }
 
 impl TimeSeriesTable {
@@ -209,9 +206,9 @@ impl TimeSeriesTable {
         // A local file within the share of the memory limit that input of unknown order may
         // take is read once, whole: its footer, statistics and copy or rows come from those
         // bytes, not from four reads of the file.
-        let held = self.writer_options().memory_limit / super::UNKNOWN_ORDER_SHARE;
+        let held = self.held_while_unordered();
         let input = match input {
-            ParquetInput::File(path) if local_file_size(path).await.is_some_and(|size| size <= held) => {
+            ParquetInput::File(path) if input_file_metadata(path).await.is_ok_and(|m| m.len() <= held as u64) => {
                 ParquetInput::Bytes { bytes: read_local_file(path).await?, name: &name }
             }
             other => other,
@@ -249,6 +246,11 @@ impl TimeSeriesTable {
         self.commit_staged(staged, "append", Some(reason)).await
     }
 
+    /// What input of unknown order may hold: files within it are read whole.
+    fn held_while_unordered(&self) -> usize {
+        self.writer_options().memory_limit / super::UNKNOWN_ORDER_SHARE
+    }
+
     /// The rows of a Parquet file to re-encode. A file in memory small enough to hold decoded
     /// within the share of the memory limit that input of unknown order may take is decoded
     /// on every core ([`parquet_rows_decoded`]); a larger one streams row group by row group.
@@ -257,7 +259,7 @@ impl TimeSeriesTable {
         input: &ParquetInput<'_>,
         name: &str,
     ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
-        let held = self.writer_options().memory_limit / super::UNKNOWN_ORDER_SHARE;
+        let held = self.held_while_unordered();
         let bytes = match input {
             ParquetInput::Bytes { bytes, .. } => bytes.clone(),
             ParquetInput::File(_) => return Ok(parquet_rows(input.reader().await?, name).await?.boxed()),
